@@ -1,0 +1,253 @@
+"""A world: cars on a track under the race rules, advanced one control step at a time.
+
+:class:`World` is the one simulation both the Gymnasium environments and the race engine
+drive, so a racer's training runs on exactly the physics and rules the league races on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from evaluator import _sim, car, observation
+from evaluator._detmath import DEG_PER_RAD, RAD_PER_DEG
+from evaluator.errors import SimulationError
+from evaluator.track import SEARCH_RADIUS_M, Track
+
+GRID_GAP_M = 0.6  # distance between grid slots along the track
+GRID_OFFSET_M = 0.22  # grid slots alternate this far left and right of the centerline
+START_OFFSET_JITTER_M = 0.05  # race starts: seeded lateral jitter, either side
+START_HEADING_JITTER_DEG = 2.0  # race starts: seeded heading jitter, either side
+TRAIN_OFFSET_JITTER = 0.5  # training starts: lateral jitter as a share of the half width
+TRAIN_HEADING_JITTER_DEG = 10.0  # training starts: heading jitter, either side
+
+
+def physics_vector() -> np.ndarray:
+    """The constants of :mod:`evaluator.car` and :mod:`evaluator.observation`, packed."""
+    p = np.zeros(_sim.NUM_PHYS)
+    p[_sim.P_SUB_DT] = car.SUB_DT_S
+    p[_sim.P_SUBSTEPS] = car.SUBSTEPS
+    p[_sim.P_WB] = car.WHEELBASE_M
+    p[_sim.P_AHW] = car.AXLE_HALF_WIDTH_M
+    p[_sim.P_FRONT] = car.FRONT_POINT_M
+    p[_sim.P_MIN_V] = car.MIN_SPEED_MPS
+    p[_sim.P_MAX_V] = car.MAX_SPEED_MPS
+    p[_sim.P_MAX_STEER] = car.MAX_STEER_DEG * RAD_PER_DEG
+    p[_sim.P_STEER_RATE] = car.STEER_RATE_DEG_S * RAD_PER_DEG
+    p[_sim.P_ACCEL] = car.ACCEL_MPS2
+    p[_sim.P_BRAKE] = car.BRAKE_MPS2
+    p[_sim.P_GRIP] = car.GRIP_MPS2
+    p[_sim.P_SCRUB] = car.SCRUB_MPS2
+    p[_sim.P_COLL_R] = car.COLLISION_RADIUS_M
+    p[_sim.P_DISC_REAR] = car.COLLISION_DISC_REAR_M
+    p[_sim.P_DISC_FRONT] = car.COLLISION_DISC_FRONT_M
+    p[_sim.P_RAY_RANGE] = observation.RAY_RANGE_M
+    p[_sim.P_SEARCH_R] = SEARCH_RADIUS_M
+    p[_sim.P_CURV_SCALE] = observation.CURVATURE_SCALE_M
+    p[_sim.P_OFFSET_CLIP] = observation.OFFSET_CLIP
+    p.setflags(write=False)
+    return p
+
+
+PHYSICS = physics_vector()
+RAYS = observation.ray_directions()
+LOOKAHEAD = np.array(observation.LOOKAHEAD_M)
+
+
+@dataclass(frozen=True)
+class Obstacle:
+    """A static box on the track, modelled as a disc for contact and sensing."""
+
+    x: float
+    y: float
+    radius: float = 0.12
+
+
+def penalty_steps(seconds: float) -> int:
+    """Control steps a penalty of ``seconds`` freezes a car for."""
+    if not np.isfinite(seconds) or seconds < 0:
+        raise SimulationError(f"a penalty must be a finite number of seconds >= 0, got {seconds}")
+    return int(round(seconds * car.CONTROL_HZ))
+
+
+class World:
+    """Cars on one track, advanced together one control step (1/15 s) at a time.
+
+    ``race`` gives each car race semantics (off track: freeze for the penalty, then back on
+    the centerline) or training semantics (off track is only reported). ``laps`` > 0 parks a
+    car once it has completed that many laps. With ``interact`` off, cars neither see nor
+    touch each other: a batch of independent single-car runs.
+    """
+
+    def __init__(
+        self,
+        track: Track,
+        num_cars: int = 1,
+        *,
+        race: bool | Sequence[bool] = True,
+        off_track_penalty: float = 5.0,
+        collision_penalty: float = 5.0,
+        laps: int = 0,
+        interact: bool = True,
+        obstacles: Sequence[Obstacle] = (),
+    ) -> None:
+        if num_cars < 1:
+            raise SimulationError("a world needs at least one car")
+        self.track = track
+        self._k = track.kernel
+        self.num_cars = num_cars
+        self.cars = np.zeros((num_cars, _sim.NUM_STATE))
+        flags = [race] * num_cars if isinstance(race, bool) else list(race)
+        if len(flags) != num_cars:
+            raise SimulationError(f"race flags for {len(flags)} cars, world has {num_cars}")
+        self.cars[:, _sim.C_RACE] = np.array(flags, dtype=np.float64)
+        self.cfg = np.zeros(_sim.NUM_CFG)
+        self.cfg[_sim.K_OFF_PEN_STEPS] = penalty_steps(off_track_penalty)
+        self.cfg[_sim.K_COL_PEN_STEPS] = penalty_steps(collision_penalty)
+        self.cfg[_sim.K_INTERACT] = 1.0 if interact else 0.0
+        self.cfg[_sim.K_LAPS] = float(laps)
+        self.obstacles = tuple(obstacles)
+        self._obst = np.array([[o.x, o.y, o.radius] for o in self.obstacles],
+                              dtype=np.float64).reshape(-1, 3)
+        self.obs = np.zeros((num_cars, observation.OBS_DIM))
+        self.events = np.zeros((num_cars, _sim.NUM_EVENTS))
+        self.steps = 0
+        self.lap_times: list[list[float]] = [[] for _ in range(num_cars)]
+        self._last_cross = [0.0] * num_cars
+
+    # ------------------------------------------------------------------ placement
+    def place(self, i: int, s: float, *, offset: float = 0.0, heading_offset_deg: float = 0.0,
+              origin: float | None = None) -> None:
+        """Put car i at rest, front point at progress ``s`` metres (may be negative: behind
+        the line), ``offset`` metres left of the centerline; laps count from ``origin``."""
+        c = self.cars[i]
+        length = self._k.length
+        c[:] = np.where(np.arange(_sim.NUM_STATE) == _sim.C_RACE, c, 0.0)
+        c[_sim.C_S] = s % length
+        c[_sim.C_S_TOTAL] = s
+        c[_sim.C_S_ORIGIN] = s if origin is None else origin
+        k = self._k
+        _sim.place_car(k.tseg, length, self.cars, i, s, offset,
+                       heading_offset_deg * RAD_PER_DEG, PHYSICS)
+        c[_sim.C_S_PREV] = c[_sim.C_S_TOTAL]
+        self.lap_times[i] = []
+        self._last_cross[i] = 0.0
+
+    def start_grid(self, slots: Sequence[int], *, s0: float = 0.0,
+                   rng: np.random.Generator | None = None) -> None:
+        """Line cars up on the grid: car i in slot ``slots[i]`` behind progress ``s0``.
+
+        Slot 0 is on the line; each further slot is ``GRID_GAP_M`` behind, alternating sides.
+        A generator adds the small seeded start jitter every entrant shares.
+        """
+        for i, slot in enumerate(slots):
+            self.grid_place(i, slot, s0=s0, rng=rng)
+        self.steps = 0
+        self.observe()
+
+    def grid_place(self, i: int, slot: int, *, s0: float = 0.0,
+                   rng: np.random.Generator | None = None) -> None:
+        """Put car i in grid slot ``slot`` behind progress ``s0`` (see :meth:`start_grid`)."""
+        off = 0.0
+        if self.num_cars > 1 and self.cfg[_sim.K_INTERACT]:
+            off = GRID_OFFSET_M if slot % 2 == 0 else -GRID_OFFSET_M
+        head = 0.0
+        if rng is not None:
+            off += float(rng.uniform(-START_OFFSET_JITTER_M, START_OFFSET_JITTER_M))
+            head = float(rng.uniform(-START_HEADING_JITTER_DEG, START_HEADING_JITTER_DEG))
+        self.place(i, s0 - slot * GRID_GAP_M, offset=off, heading_offset_deg=head, origin=s0)
+
+    def random_start(self, i: int, rng: np.random.Generator) -> None:
+        """Training start: anywhere on the track, jittered across and in heading."""
+        s = float(rng.uniform(0.0, self._k.length))
+        half = float(min(self.track.width_left.min(), self.track.width_right.min()))
+        off = float(rng.uniform(-1.0, 1.0)) * TRAIN_OFFSET_JITTER * half
+        head = float(rng.uniform(-TRAIN_HEADING_JITTER_DEG, TRAIN_HEADING_JITTER_DEG))
+        self.place(i, s, offset=off, heading_offset_deg=head)
+
+    def observe(self) -> None:
+        """Recompute every car's observation without moving anything."""
+        k = self._k
+        _sim.observe(k.tseg, k.border, k.gmeta, k.gstart, k.gitems, k.length, self._obst,
+                     self.cars, self.cfg, PHYSICS, RAYS, LOOKAHEAD, self.obs)
+
+    # ------------------------------------------------------------------ stepping
+    def step(self, actions: np.ndarray) -> np.ndarray:
+        """Advance one control step; ``actions`` is (num_cars, 2) float64 of (steering degrees,
+        speed m/s).
+
+        Returns the per-car event array (see ``_sim.E_*``).
+        """
+        if actions.shape != (self.num_cars, 2):
+            raise SimulationError(f"actions must have shape ({self.num_cars}, 2), "
+                                  f"got {actions.shape}")
+        k = self._k
+        result = _sim.step_world(k.tseg, k.border, k.gmeta, k.gstart, k.gitems, k.length,
+                                 self._obst, self.cars, actions, self.cfg, PHYSICS, RAYS,
+                                 LOOKAHEAD, self.obs, self.events)
+        if result:
+            if result & _sim.STEP_BAD_ACTION:
+                raise SimulationError(f"actions must be finite numbers, got {actions.tolist()}")
+            self.steps += 1
+            for i in np.flatnonzero(self.events[:, _sim.E_LAP]):
+                self._record_lap(int(i))
+        else:
+            self.steps += 1
+        return self.events
+
+    def _record_lap(self, i: int) -> None:
+        """Time the line crossing within the step by interpolating the progress."""
+        c = self.cars[i]
+        target = c[_sim.C_S_ORIGIN] + c[_sim.C_LAPS] * self._k.length
+        before, after = c[_sim.C_S_PREV], c[_sim.C_S_TOTAL]
+        frac = 1.0 if after <= before else min(max((target - before) / (after - before), 0.0),
+                                                1.0)
+        t = (self.steps - 1 + frac) / car.CONTROL_HZ
+        self.lap_times[i].append(float(t - self._last_cross[i]))
+        self._last_cross[i] = float(t)
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def sim_time(self) -> float:
+        """Simulated seconds since the start."""
+        return self.steps / car.CONTROL_HZ
+
+    @property
+    def length(self) -> float:
+        """Track length, metres."""
+        return self._k.length
+
+    def laps(self, i: int) -> int:
+        """Completed laps of car i."""
+        return int(self.cars[i, _sim.C_LAPS])
+
+    def done(self, i: int) -> bool:
+        """Whether car i has completed the world's laps."""
+        return bool(self.cars[i, _sim.C_DONE])
+
+    def frozen(self, i: int) -> bool:
+        """Whether car i is serving a penalty."""
+        return bool(self.cars[i, _sim.C_FREEZE] > 0)
+
+    def lap_progress(self, i: int) -> float:
+        """Share of the current lap done by car i, 0 to 1 (1 once it has finished)."""
+        c = self.cars[i]
+        if c[_sim.C_DONE]:
+            return 1.0
+        length = self._k.length
+        frac = float(c[_sim.C_S_TOTAL] - c[_sim.C_S_ORIGIN] - c[_sim.C_LAPS] * length) / length
+        return min(max(frac, 0.0), 1.0)
+
+    def race_distance(self, i: int) -> float:
+        """Metres of track car i has covered from its origin (negative on a back grid slot)."""
+        return float(self.cars[i, _sim.C_S_TOTAL] - self.cars[i, _sim.C_S_ORIGIN])
+
+    def heading_deg(self, i: int) -> float:
+        """Car i's heading, degrees in (-180, 180]."""
+        return float(self.cars[i, _sim.C_TH] * DEG_PER_RAD)
+
+    def front_point(self, i: int) -> tuple[float, float]:
+        """DeepRacer's (x, y) of car i: the point 0.14 m ahead of the rear axle."""
+        return float(self.cars[i, _sim.C_FX]), float(self.cars[i, _sim.C_FY])

@@ -288,7 +288,7 @@ def cast_ray(
 def segments_cross(
     ax: float, ay: float, bx: float, by: float, cx: float, cy: float, dx: float, dy: float
 ) -> bool:
-    """Whether closed segments AB and CD intersect (touching counts)."""
+    """Whether segments AB and CD properly cross (each strictly separates the other's ends)."""
     d1 = (dx - cx) * (ay - cy) - (dy - cy) * (ax - cx)
     d2 = (dx - cx) * (by - cy) - (dy - cy) * (bx - cx)
     d3 = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)

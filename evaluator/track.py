@@ -384,7 +384,7 @@ class Track:
             "length_m": round(self.length, 3),
             "width_m": round(self.mean_width, 3),
             "points": self.num_points,
-            "min_radius_m": round(self.min_radius, 3),
+            "min_radius_m": None if math.isinf(self.min_radius) else round(self.min_radius, 3),
             "digest": self.digest,
         }
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 
 from evaluator import _geometry as geo
-from evaluator import _sim, car
+from evaluator import _sim, car, observation
 from evaluator._detmath import DEG_PER_RAD, atan2, sincos
 from evaluator.track import TrackKernel
 from evaluator.world import World
 
 SPEED_SAMPLES_M = (0.0, 0.4, 0.8, 1.2, 1.6, 2.0, 2.5, 3.0)  # where corner speeds are checked
+FORWARD_RAYS = (4, 5, 6)  # object rays at -18, 0 and +18 degrees: what is ahead
+STOP_GAP_M = 0.25  # a follower stops this far behind a car ahead (front point to its body)
+FOLLOW_GAIN_PER_S = 3.0  # m/s of allowed speed per metre of gap beyond the stop gap
 
 
 class Driver:
@@ -33,13 +36,16 @@ class PurePursuitDriver(Driver):
     """Follows a line parallel to the centerline with pure-pursuit steering.
 
     Speed is the lowest of ``max_speed``, the cornering speed the curvature ahead allows at
-    ``lateral_accel`` (math.inf: ignore corners), and the speed from which it can still brake
-    down to that in the distance left at ``braking``.
+    ``lateral_accel`` (math.inf: ignore corners), the speed from which it can still brake
+    down to that in the distance left at ``braking``, and, with ``follow`` on, a speed that
+    shrinks with the gap to a car or obstacle its forward object rays see (so it queues
+    behind a slower car instead of running into it).
     """
 
     def __init__(self, max_speed: float = 2.0, *, lookahead_m: float = 0.35,
                  lookahead_gain_s: float = 0.15, lateral_accel: float = 4.0,
-                 braking: float = 4.5, line_offset_m: float = 0.0) -> None:
+                 braking: float = 4.5, line_offset_m: float = 0.0,
+                 follow: bool = True) -> None:
         if not car.MIN_SPEED_MPS <= max_speed <= car.MAX_SPEED_MPS:
             raise ValueError(f"max_speed must be within {car.MIN_SPEED_MPS}.."
                              f"{car.MAX_SPEED_MPS} m/s")
@@ -49,6 +55,7 @@ class PurePursuitDriver(Driver):
         self.lateral_accel = lateral_accel
         self.braking = braking
         self.line_offset_m = line_offset_m
+        self.follow = follow
 
     def act(self, world: World, i: int) -> tuple[float, float]:
         """Steer toward the point a speed-dependent distance ahead on the line."""
@@ -67,7 +74,12 @@ class PurePursuitDriver(Driver):
         ly = -sin_h * dx + cos_h * dy
         steer = atan2(2.0 * car.WHEELBASE_M * ly, lx * lx + ly * ly) * DEG_PER_RAD
         steer = min(max(steer, -car.MAX_STEER_DEG), car.MAX_STEER_DEG)
-        return steer, self._speed(k, s, seg)
+        speed = self._speed(k, s, seg)
+        if self.follow:
+            gap = min(float(world.obs[i, observation.I_OBJECT_RAYS + r]) for r in FORWARD_RAYS)
+            gap *= observation.RAY_RANGE_M
+            speed = min(speed, max(car.MIN_SPEED_MPS, FOLLOW_GAIN_PER_S * (gap - STOP_GAP_M)))
+        return steer, speed
 
     def _speed(self, k: TrackKernel, s: float, seg: int) -> float:
         target = self.max_speed

@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 
 from evaluator import _sim, car, observation
+from evaluator._detmath import sincos
 from evaluator.actions import ActionSpec
 from evaluator.drivers import Driver, PurePursuitDriver
 from evaluator.errors import SimulationError
@@ -104,7 +105,8 @@ class _RacingEnv(gym.Env[np.ndarray, Any]):
             s += float(self.np_random.uniform(-0.1, 0.1)) * length / (self.num_obstacles + 1)
             side = OBSTACLE_OFFSET_M if self.np_random.random() < 0.5 else -OBSTACLE_OFFSET_M
             x, y, heading = self.track.point_at(s)
-            out.append(Obstacle(x - side * np.sin(heading), y + side * np.cos(heading),
+            sin_h, cos_h = sincos(heading)  # reproducible, unlike the C library's
+            out.append(Obstacle(x - side * sin_h, y + side * cos_h,
                                 OBSTACLE_RADIUS_M))
         return out
 

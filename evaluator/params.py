@@ -1,6 +1,7 @@
 """DeepRacer's reward-function ``params`` dictionary, computed from a world.
 
-The 26 keys and their semantics follow DeepRacer (see the project's DEEPRACER notes): ``x``
+The keys and their semantics follow DeepRacer's 26-row table (27 names: ``x`` and ``y`` share
+a row), see the project's DEEPRACER notes: ``x``
 and ``y`` are the car's front point, ``speed`` and ``steering_angle`` the commanded action,
 ``progress`` the share of the lap done since the episode's start, in percent. ``waypoints``
 is one list shared by every call: read it, do not modify it.
@@ -50,7 +51,7 @@ class ParamsBuilder:
         self._static = []
         for o in world.obstacles:
             p = track.project(o.x, o.y)
-            self._static.append((o.x, o.y, p.s, p.offset))
+            self._static.append((float(o.x), float(o.y), p.s, p.offset))
 
     def build(self, i: int, steps: int) -> dict[str, Any]:
         """The params of car i after ``steps`` steps of its episode."""
@@ -89,7 +90,7 @@ class ParamsBuilder:
             "is_crashed": bool(w.events[i, _sim.E_CRASH]),
             "is_reversed": abs(heading_err) > 0.5,
             "projection_distance": c[_sim.C_S],
-            "sim_time": w.steps / car.CONTROL_HZ,
+            "sim_time": steps / car.CONTROL_HZ,  # the episode's, not the world's
         }
         self._objects(i, c, params)
         return params
@@ -155,6 +156,8 @@ def call_reward_function(fn: RewardFunction, params: dict[str, Any]) -> float:
         ) from err
     if isinstance(value, bool) or not isinstance(value, int | float):
         try:
+            if isinstance(value, str | bytes | bytearray):
+                raise TypeError("text is not a number")  # float("1.0") would accept it
             value = float(value)  # numpy scalars
         except (TypeError, ValueError) as err:
             raise RewardFunctionError(

@@ -190,7 +190,7 @@ class Track:
             try:
                 values = [float(c) for c in cells]
             except ValueError:
-                if not rows and not header_seen and any(c[:1].isalpha() for c in cells):
+                if not rows and not header_seen and not any(_is_number(c) for c in cells):
                     header_seen = True  # one header line may precede the data
                     continue
                 raise TrackError(f"{label}: line {lineno}: not a number in {line!r}") from None
@@ -430,6 +430,14 @@ def _check_name(name: str) -> None:
         raise TrackError(
             f"invalid track name {name!r}: use 1-63 lowercase letters, digits, '-' or '_'"
         )
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def _stem(label: str) -> str:

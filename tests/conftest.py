@@ -11,6 +11,7 @@ from evaluator._detmath import PI, sincos
 from evaluator.track import Track, load_track
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
 DEEPRACER_TRACKS_DIR = (PROJECT_ROOT / "../shared/deepracer-tracks").resolve()
 DEEPRACER_FILES = (  # the route files of /work/shared/deepracer-tracks
     "2022_reinvent_champ_ccw.npy",

@@ -104,6 +104,7 @@ def test_deepracer_npy_import(deepracer_npy: Path) -> None:
         assert 0 < count < 0.5 * track.num_points  # only the corners, not the whole track
         # untouched elsewhere
         np.testing.assert_allclose(track.width_left[~changed], want_left[~changed], atol=1e-9)
+        np.testing.assert_allclose(track.width_right[~changed], want_right[~changed], atol=1e-9)
         assert np.all(track.width_left >= MIN_HALF_WIDTH_M)
     else:
         assert track.notes == ()
@@ -184,9 +185,8 @@ def test_csv_and_npy_files_by_path(tmp_path: Path) -> None:
     t = Track.from_file(tmp_path / "My Track.csv")
     assert t.name == "my-track"  # derived from the file name, made valid
     assert t.source == str(tmp_path / "My Track.csv")
-    normal = np.stack([pts[:, 1] / 3.0, -pts[:, 0] / 4.0], axis=1)  # roughly outward-ish
-    normal /= np.hypot(*normal.T)[:, None]
-    arr = np.hstack([pts, pts + 0.5 * normal, pts - 0.5 * normal])
+    radial = pts / np.hypot(*pts.T)[:, None]  # from the middle outward
+    arr = np.hstack([pts, pts - 0.5 * radial, pts + 0.5 * radial])  # center | inner | outer
     np.save(tmp_path / "e.npy", arr)
     t2 = Track.from_file(tmp_path / "e.npy")
     np.testing.assert_array_equal(t2.centerline, pts)
@@ -206,7 +206,6 @@ def _bad_inputs(tmp_path: Path) -> list[tuple[str, object, str]]:
     with_nan[7, 1] = np.nan
     with_inf = good6.copy()
     with_inf[3, 4] = np.inf
-    csv_nan = as_csv_rows(pts, w, w).astype(object)
     rows = as_csv_rows(pts, w, w)
     arc = ellipse(240)[:120]  # half an ellipse: an open arc
     return [
@@ -243,8 +242,8 @@ def _bad_inputs(tmp_path: Path) -> list[tuple[str, object, str]]:
          r"missing\.npy: cannot read"),
         ("directory", lambda: Track.from_csv(tmp_path), r"cannot read"),
         ("load missing file", lambda: load_track(str(tmp_path / "nope.csv")), r"no such track"),
-        ("csv object cell", lambda: Track.from_csv(
-            "\n".join(",".join(str(v) for v in r) for r in csv_nan).replace(
+        ("csv extra column", lambda: Track.from_csv(
+            "\n".join(",".join(str(v) for v in r) for r in rows).replace(
                 "0.5", "0,5", 1).encode()), r"line 1: expected 4 columns.*got 5"),
     ]
 

@@ -1,0 +1,24 @@
+"""The benchmarks run and print the JSON they promise (speed targets are not tested here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_sim_benchmark_quick_prints_json() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "sim.py"), "--quick"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert result["sim_version"]
+    for key in ("single_env_steps_per_s", "vector_car_steps_per_s", "raw_world_step_us"):
+        assert key in result
+    assert result["single_env_steps_per_s"] > 0
+    assert all(v > 0 for v in result["vector_car_steps_per_s"].values())

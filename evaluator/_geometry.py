@@ -207,6 +207,17 @@ def ray_circle(ox: float, oy: float, dx: float, dy: float, cx: float, cy: float,
 
 
 @jit
+def _dda_axis(o: float, d: float, c: int, g0: float, cell: float) -> tuple[int, float, float]:
+    """Grid walk set-up along one axis: (cell step, ray length to the first cell boundary,
+    ray length between boundaries) for origin coordinate o, direction component d, cell c."""
+    if d > 0.0:
+        return 1, ((c + 1) * cell + g0 - o) / d, cell / d
+    if d < 0.0:
+        return -1, (c * cell + g0 - o) / d, -cell / d
+    return 0, _INF, _INF
+
+
+@jit
 def cast_ray(
     border: np.ndarray,
     gmeta: np.ndarray,
@@ -234,30 +245,8 @@ def cast_ray(
         return max_dist
     cx = int(fx)
     cy = int(fy)
-    if dx > 0.0:
-        step_x = 1
-        t_max_x = ((cx + 1) * cell + gx0 - ox) / dx
-        t_dx = cell / dx
-    elif dx < 0.0:
-        step_x = -1
-        t_max_x = (cx * cell + gx0 - ox) / dx
-        t_dx = -cell / dx
-    else:
-        step_x = 0
-        t_max_x = _INF
-        t_dx = _INF
-    if dy > 0.0:
-        step_y = 1
-        t_max_y = ((cy + 1) * cell + gy0 - oy) / dy
-        t_dy = cell / dy
-    elif dy < 0.0:
-        step_y = -1
-        t_max_y = (cy * cell + gy0 - oy) / dy
-        t_dy = -cell / dy
-    else:
-        step_y = 0
-        t_max_y = _INF
-        t_dy = _INF
+    step_x, t_max_x, t_dx = _dda_axis(ox, dx, cx, gx0, cell)
+    step_y, t_max_y, t_dy = _dda_axis(oy, dy, cy, gy0, cell)
     best = max_dist
     while True:
         c = cy * nx + cx

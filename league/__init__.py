@@ -1,0 +1,1 @@
+"""The league: domain, persistence, jobs and the scheduler (built on the evaluator)."""

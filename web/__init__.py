@@ -1,0 +1,1 @@
+"""The website and the JSON API (built on the league)."""

@@ -6,77 +6,31 @@ DeepRacer console and into Paddock unchanged.
 
 
 def follow_center_line(params):
-    """Example 1: follow the center line."""
-    # Read input parameters
-    track_width = params["track_width"]
-    distance_from_center = params["distance_from_center"]
-
-    # Calculate 3 markers that are at varying distances away from the center line
-    marker_1 = 0.1 * track_width
-    marker_2 = 0.25 * track_width
-    marker_3 = 0.5 * track_width
-
-    # Give higher reward if the car is closer to center line and vice versa
-    if distance_from_center <= marker_1:
-        reward = 1.0
-    elif distance_from_center <= marker_2:
-        reward = 0.5
-    elif distance_from_center <= marker_3:
-        reward = 0.1
-    else:
-        reward = 1e-3  # likely crashed/ close to off track
-
-    return float(reward)
+    """Reward staying near the centerline: three bands, widest band earns least."""
+    width = params["track_width"]
+    off_center = params["distance_from_center"]
+    if off_center <= 0.1 * width:
+        return 1.0
+    if off_center <= 0.25 * width:
+        return 0.5
+    if off_center <= 0.5 * width:
+        return 0.1
+    return 1e-3  # at or past the border
 
 
 def stay_inside_borders(params):
-    """Example 2: stay inside the two borders."""
-    # Read input parameters
-    all_wheels_on_track = params["all_wheels_on_track"]
-    distance_from_center = params["distance_from_center"]
-    track_width = params["track_width"]
-
-    # Give a very low reward by default
-    reward = 1e-3
-
-    # Give a high reward if no wheels go off the track and
-    # the car is somewhere in between the track borders
-    if all_wheels_on_track and (0.5 * track_width - distance_from_center) >= 0.05:
-        reward = 1.0
-
-    # Always return a float value
-    return float(reward)
+    """Reward any line that keeps all wheels on and 5 cm inside the border."""
+    margin = 0.5 * params["track_width"] - params["distance_from_center"]
+    if params["all_wheels_on_track"] and margin >= 0.05:
+        return 1.0
+    return 1e-3
 
 
 def prevent_zig_zag(params):
-    """Example 3: penalize steering, which helps mitigate zig-zag behaviors."""
-    # Read input parameters
-    distance_from_center = params["distance_from_center"]
-    track_width = params["track_width"]
-    abs_steering = abs(params["steering_angle"])  # Only need the absolute steering angle
-
-    # Calculate 3 marks that are farther and father away from the center line
-    marker_1 = 0.1 * track_width
-    marker_2 = 0.25 * track_width
-    marker_3 = 0.5 * track_width
-
-    # Give higher reward if the car is closer to center line and vice versa
-    if distance_from_center <= marker_1:
-        reward = 1.0
-    elif distance_from_center <= marker_2:
-        reward = 0.5
-    elif distance_from_center <= marker_3:
-        reward = 0.1
-    else:
-        reward = 1e-3  # likely crashed/ close to off track
-
-    # Steering penality threshold, change the number based on your action space setting
-    ABS_STEERING_THRESHOLD = 15
-
-    # Penalize reward if the car is steering too much
-    if abs_steering > ABS_STEERING_THRESHOLD:
+    """The centerline bands, scaled down by 0.8 when steering harder than 15 degrees."""
+    reward = follow_center_line(params)
+    if abs(params["steering_angle"]) > 15:
         reward *= 0.8
-
     return float(reward)
 
 

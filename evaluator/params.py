@@ -1,10 +1,10 @@
 """DeepRacer's reward-function ``params`` dictionary, computed from a world.
 
 The keys and their semantics follow DeepRacer's 26-row table (27 names: ``x`` and ``y`` share
-a row), see the project's DEEPRACER notes: ``x``
-and ``y`` are the car's front point, ``speed`` and ``steering_angle`` the commanded action,
-``progress`` the share of the lap done since the episode's start, in percent. ``waypoints``
-is one list shared by every call: read it, do not modify it.
+a row; see the project's DEEPRACER notes): ``x`` and ``y`` are the car's front point,
+``speed`` and ``steering_angle`` the commanded action, ``progress`` the share of the lap done
+since the episode's start, in percent. ``waypoints`` is one list shared by every call: read
+it, do not modify it.
 """
 
 from __future__ import annotations
@@ -65,12 +65,6 @@ class ParamsBuilder:
         off = c[_sim.C_OFF]
         wheels = c[_sim.C_WHEELS]
         heading_err = float(w.obs[i, observation.I_HEADING])
-        if c[_sim.C_DONE]:
-            progress = 100.0
-        else:
-            lap_frac = (c[_sim.C_S_TOTAL] - c[_sim.C_S_ORIGIN]
-                        - c[_sim.C_LAPS] * self.length) / self.length
-            progress = 100.0 * min(max(lap_frac, 0.0), 1.0)
         params: dict[str, Any] = {
             "all_wheels_on_track": wheels == 4.0,
             "x": c[_sim.C_FX],
@@ -78,7 +72,7 @@ class ParamsBuilder:
             "heading": c[_sim.C_TH] * DEG_PER_RAD,
             "distance_from_center": abs(off),
             "is_left_of_center": off > 0.0,
-            "progress": progress,
+            "progress": 100.0 * w.lap_progress(i),
             "steps": steps,
             "speed": c[_sim.C_CMD_SPEED],
             "steering_angle": c[_sim.C_CMD_STEER] * DEG_PER_RAD,
@@ -154,16 +148,13 @@ def call_reward_function(fn: RewardFunction, params: dict[str, Any]) -> float:
         raise RewardFunctionError(
             f"reward function raised {type(err).__name__}: {err}"
         ) from err
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        try:
-            if isinstance(value, str | bytes | bytearray):
-                raise TypeError("text is not a number")  # float("1.0") would accept it
-            value = float(value)  # numpy scalars
-        except (TypeError, ValueError) as err:
-            raise RewardFunctionError(
-                f"reward function must return a number, got {type(value).__name__}"
-            ) from err
-    reward = float(value)
+    not_a_number = f"reward function must return a number, got {type(value).__name__}"
+    if isinstance(value, str | bytes | bytearray):  # float("1.0") would accept text
+        raise RewardFunctionError(not_a_number)
+    try:
+        reward = float(value)  # ints, floats, numpy scalars
+    except (TypeError, ValueError) as err:
+        raise RewardFunctionError(not_a_number) from err
     if not math.isfinite(reward):
         raise RewardFunctionError(f"reward function returned {reward}; it must be finite")
     if abs(reward) > REWARD_LIMIT:

@@ -626,9 +626,8 @@ def iter_tracks() -> Iterator[Track]:
     """Every known track: the shipped library first, then imported ones."""
     for name in library_names():
         yield load_track(name)
-    for name in sorted(_user_catalog()):
-        if name not in _cache or _cache[name].source != "library":
-            yield load_track(name)
+    for name in sorted(_user_catalog()):  # import_track refuses library names
+        yield load_track(name)
 
 
 def load_track(spec: str | os.PathLike[str] | Track) -> Track:

@@ -150,8 +150,6 @@ class TimeTrialVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
                          for i in range(self.num_envs)])
 
     def _info(self) -> dict[str, Any]:
-        c = self.world.cars
-        length = self.world.length
-        frac = (c[:, _sim.C_S_TOTAL] - c[:, _sim.C_S_ORIGIN] - c[:, _sim.C_LAPS] * length) / length
-        progress = np.where(c[:, _sim.C_DONE] > 0.0, 1.0, np.clip(frac, 0.0, 1.0))
-        return {"laps": c[:, _sim.C_LAPS].astype(np.int64), "progress": progress}
+        w = self.world
+        return {"laps": w.cars[:, _sim.C_LAPS].astype(np.int64),
+                "progress": w.lap_progress_all()}

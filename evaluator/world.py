@@ -124,7 +124,9 @@ class World:
         the line), ``offset`` metres left of the centerline; laps count from ``origin``."""
         c = self.cars[i]
         length = self._k.length
-        c[:] = np.where(np.arange(_sim.NUM_STATE) == _sim.C_RACE, c, 0.0)
+        race = c[_sim.C_RACE]
+        c[:] = 0.0
+        c[_sim.C_RACE] = race
         c[_sim.C_S] = s % length
         c[_sim.C_S_TOTAL] = s
         c[_sim.C_S_ORIGIN] = s if origin is None else origin
@@ -239,6 +241,14 @@ class World:
         length = self._k.length
         frac = float(c[_sim.C_S_TOTAL] - c[_sim.C_S_ORIGIN] - c[_sim.C_LAPS] * length) / length
         return min(max(frac, 0.0), 1.0)
+
+    def lap_progress_all(self) -> np.ndarray:
+        """:meth:`lap_progress` of every car at once (same arithmetic, as an array)."""
+        c = self.cars
+        length = self._k.length
+        frac = (c[:, _sim.C_S_TOTAL] - c[:, _sim.C_S_ORIGIN] - c[:, _sim.C_LAPS] * length) / length
+        progress: np.ndarray = np.where(c[:, _sim.C_DONE] > 0.0, 1.0, np.clip(frac, 0.0, 1.0))
+        return progress
 
     def race_distance(self, i: int) -> float:
         """Metres of track car i has covered from its origin (negative on a back grid slot)."""

@@ -1,4 +1,5 @@
-"""The ``paddock`` command line: racer commands (``tracks`` now; more as they land).
+"""The ``paddock`` command line: ``tracks`` here; ``validate``, ``evaluate`` and ``pack`` in
+:mod:`evaluator.cli_policy`.
 
 Every failure prints one line ``paddock: error: ...`` on stderr and exits non-zero; nothing
 prints a traceback for a bad input.
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from evaluator import cli_policy
 from evaluator.errors import PaddockError
 from evaluator.track import Track, import_track, iter_tracks, load_track, user_tracks_dir
 from evaluator.version import OBSERVATION_VERSION, PADDOCK_VERSION, SIM_VERSION
@@ -110,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--description", help="one line about the track")
     p.set_defaults(func=cmd_tracks_import)
     tracks.set_defaults(func=cmd_tracks_list, json=False)
+    cli_policy.add_parsers(sub)
     return parser
 
 

@@ -12,19 +12,16 @@ import gymnasium as gym
 import numpy as np
 
 from evaluator import _sim, car, observation
-from evaluator._detmath import sincos
 from evaluator.actions import ActionSpec
 from evaluator.drivers import Driver, PurePursuitDriver
 from evaluator.errors import SimulationError
 from evaluator.params import ParamsBuilder, RewardFunction, call_reward_function
 from evaluator.track import Track, load_track
-from evaluator.world import Obstacle, World
+from evaluator.world import Obstacle, World, spread_obstacles
 
 DEFAULT_TRACK = "oval"  # the first track of the library
 MAX_EPISODE_STEPS = 2700  # registered step limit: 3 minutes of simulated time
 OFF_TRACK_REWARD = -1.0  # default reward on the step a car leaves the track or crashes
-OBSTACLE_OFFSET_M = 0.25  # obstacles sit this far left or right of the centerline
-OBSTACLE_RADIUS_M = 0.12  # an obstacle box's contact radius
 DEFAULT_OPPONENT_SPEEDS = (1.6, 2.2)  # built-in opponents' top speeds, m/s
 DEFAULT_PENALTY_S = 5.0  # race-semantics penalty used for opponents when none is given
 
@@ -97,26 +94,14 @@ class _RacingEnv(gym.Env[np.ndarray, Any]):
         return World(self.track, self.num_cars, race=race, off_track_penalty=pen,
                      collision_penalty=col, laps=self.laps, obstacles=obstacles)
 
-    def _place_obstacles(self) -> list[Obstacle]:
-        out = []
-        length = self.track.length
-        for k in range(self.num_obstacles):
-            s = length * (k + 1) / (self.num_obstacles + 1)
-            s += float(self.np_random.uniform(-0.1, 0.1)) * length / (self.num_obstacles + 1)
-            side = OBSTACLE_OFFSET_M if self.np_random.random() < 0.5 else -OBSTACLE_OFFSET_M
-            x, y, heading = self.track.point_at(s)
-            sin_h, cos_h = sincos(heading)  # reproducible, unlike the C library's
-            out.append(Obstacle(x - side * sin_h, y + side * cos_h,
-                                OBSTACLE_RADIUS_M))
-        return out
-
     # -------------------------------------------------------------- gymnasium API
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         if self.num_obstacles:
-            self.world = self._make_world(self._place_obstacles())
+            self.world = self._make_world(spread_obstacles(self.track, self.num_obstacles,
+                                                            self.np_random))
             self._params = ParamsBuilder(self.world)
         self._start()
         self._steps = 0

@@ -21,3 +21,35 @@ class RewardFunctionError(PaddockError):
 
 class SimulationError(PaddockError):
     """Raised when the simulation is driven incorrectly (bad action shape, stepping when done)."""
+
+
+class PolicyRejected(PaddockError, ValueError):
+    """Raised when a policy file or its metadata breaks a validation rule.
+
+    ``rule`` names the rule (``size``, ``parse``, ``opset``, ``operator`` ...); the message
+    says what was found and what was expected, in one line.
+    """
+
+    def __init__(self, rule: str, message: str) -> None:
+        super().__init__(f"{rule}: {message}")
+        self.rule = rule
+        self.detail = message
+
+
+class PolicyFailed(PaddockError):
+    """Raised when a running policy crashes, overruns a deadline or returns a bad action.
+
+    ``reason`` is the one-line explanation recorded with the car's DNF.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SandboxUnavailable(PaddockError):
+    """Raised when a required sandbox layer is missing and the operator made that an error."""
+
+
+class ReplayError(PaddockError, ValueError):
+    """Raised when bytes are not a readable replay (magic, version, truncation) or won't encode."""

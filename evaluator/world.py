@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from evaluator import _sim, car, observation
-from evaluator._detmath import DEG_PER_RAD, RAD_PER_DEG
+from evaluator._detmath import DEG_PER_RAD, RAD_PER_DEG, sincos
 from evaluator.errors import SimulationError
 from evaluator.track import SEARCH_RADIUS_M, Track
 
@@ -22,6 +22,8 @@ START_OFFSET_JITTER_M = 0.05  # race starts: seeded lateral jitter, either side
 START_HEADING_JITTER_DEG = 2.0  # race starts: seeded heading jitter, either side
 TRAIN_OFFSET_JITTER = 0.5  # training starts: lateral jitter as a share of the half width
 TRAIN_HEADING_JITTER_DEG = 10.0  # training starts: heading jitter, either side
+OBSTACLE_OFFSET_M = 0.25  # obstacles sit this far left or right of the centerline
+OBSTACLE_RADIUS_M = 0.12  # an obstacle box's contact radius
 
 
 def physics_vector() -> np.ndarray:
@@ -63,6 +65,21 @@ class Obstacle:
     x: float
     y: float
     radius: float = 0.12
+
+
+def spread_obstacles(track: Track, count: int, rng: np.random.Generator) -> list[Obstacle]:
+    """Place ``count`` boxes evenly round the track, each nudged along it and put on a seeded
+    side of the centerline (object-avoidance races)."""
+    out = []
+    length = track.length
+    for k in range(count):
+        s = length * (k + 1) / (count + 1)
+        s += float(rng.uniform(-0.1, 0.1)) * length / (count + 1)
+        side = OBSTACLE_OFFSET_M if rng.random() < 0.5 else -OBSTACLE_OFFSET_M
+        x, y, heading = track.point_at(s)
+        sin_h, cos_h = sincos(heading)  # reproducible, unlike the C library's
+        out.append(Obstacle(x - side * sin_h, y + side * cos_h, OBSTACLE_RADIUS_M))
+    return out
 
 
 def penalty_steps(seconds: float) -> int:
@@ -168,6 +185,14 @@ class World:
         off = float(rng.uniform(-1.0, 1.0)) * TRAIN_OFFSET_JITTER * half
         head = float(rng.uniform(-TRAIN_HEADING_JITTER_DEG, TRAIN_HEADING_JITTER_DEG))
         self.place(i, s, offset=off, heading_offset_deg=head)
+
+    def retire(self, i: int) -> None:
+        """Take car i out of the race where it stands: parked, a ghost the others pass
+        through (a car whose policy failed)."""
+        self.cars[i, _sim.C_DONE] = 1.0
+        self.cars[i, _sim.C_GHOST] = 1.0
+        self.cars[i, _sim.C_V] = 0.0
+        self.cars[i, _sim.C_FREEZE] = 0.0
 
     def observe(self) -> None:
         """Recompute every car's observation without moving anything."""

@@ -1,0 +1,379 @@
+"""The race engine: time trials and head-to-head heats of sandboxed policies.
+
+The simulator, the clock and the rules run here, in the trusted process; each policy runs in
+its own :class:`~evaluator.sandbox.PolicyProcess`, started once per evaluation and kept alive
+across its trials. ``run_race(config, policies)`` returns a :class:`RaceResult` whose JSON is
+the same on every machine for the same policies, settings and seed.
+
+Rules (PRODUCT.md, DEEPRACER.md): N continuous laps from a standing start; off track (all four
+wheels out) freezes the car for the off-track penalty while the clock runs, then it is put back
+at the progress it had, facing the track; the car that hits another from behind (or an
+obstacle) is frozen for the collision penalty; the run ends when every car has completed its
+laps or at the time cap. Trial seeds derive from the race seed, so every entrant meets the same
+start jitter and obstacle layout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from evaluator import _sim, car
+from evaluator.errors import PolicyFailed
+from evaluator.results import (
+    DNF,
+    FINISHED,
+    POLICY_ERROR,
+    CarResult,
+    RaceConfig,
+    RaceConfigError,
+    TrialResult,
+    rank_trials,
+)
+from evaluator.sandbox import PolicyProcess, SandboxOptions
+from evaluator.telemetry import CarLabel, Telemetry
+from evaluator.track import Track, load_track
+from evaluator.validate import ValidatedPolicy
+from evaluator.version import PADDOCK_VERSION, SIM_VERSION
+from evaluator.world import World, spread_obstacles
+
+Progress = Callable[[int, int], None]  # (steps done, steps at most) over the whole evaluation
+
+
+def trial_seed(race_seed: int, trial: int) -> int:
+    """The seed of trial (or head-to-head round) ``trial`` (1-based) of a race."""
+    seq = np.random.SeedSequence(race_seed, spawn_key=(trial,))
+    return int(seq.generate_state(1, dtype=np.uint32)[0])
+
+
+@dataclass
+class RaceResult:
+    """The outcome of one evaluation: a car block per entrant and the recorded runs."""
+
+    config: RaceConfig
+    track: Track
+    cars: list[CarResult]
+    positions: list[int] = field(default_factory=list)  #: head-to-head: car indices, best first
+    telemetry: list[Telemetry] = field(default_factory=list)  #: one per trial / heat
+    sandbox: dict[str, Any] = field(default_factory=dict)  #: layers, runtime version, timings
+
+    @property
+    def status(self) -> str:
+        """The first car's status: the entrant being evaluated."""
+        return self.cars[0].status
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object printed by ``paddock evaluate --json`` and stored by the league."""
+        first = self.cars[0]
+        h2h = self.config.format == "head-to-head"
+        out: dict[str, Any] = {
+            "paddock_version": PADDOCK_VERSION, "sim_version": SIM_VERSION,
+            "track": self.track.name, "track_digest": self.track.digest,
+            "format": self.config.format, "seed": self.config.seed, "status": first.status,
+            "ranking": self.config.ranking, "ranking_time_s": first.ranking_time_s,
+            "ranking_laps": first.ranking_laps, "ranked_trial": first.ranked_trial,
+            "settings": self.config.to_dict(),
+            "trials": [t.to_dict() for t in first.trials], "error": first.error or None}
+        if h2h:
+            out["cars"] = [c.to_dict(head_to_head=True) for c in self.cars]
+            out["positions"] = list(self.positions)
+        return out
+
+
+def run_race(config: RaceConfig, policies: Sequence[ValidatedPolicy], *,
+             options: SandboxOptions | None = None, track: Track | None = None,
+             progress: Progress | None = None, record: bool = True) -> RaceResult:
+    """Evaluate ``policies`` under ``config``: one policy for a time trial, two or more
+    (the first is the entrant, the rest its opponents) for head-to-head."""
+    if config.format == "time-trial" and len(policies) != 1:
+        raise RaceConfigError(f"a time trial races one policy, got {len(policies)}")
+    if config.format == "head-to-head" and not 2 <= len(policies) <= 8:
+        raise RaceConfigError(f"head-to-head races 2 to 8 policies, got {len(policies)}")
+    trk = track if track is not None else load_track(config.track)
+    opts = options or SandboxOptions()
+    procs: list[PolicyProcess] = []
+    failures: list[str] = [""] * len(policies)
+    with contextlib.ExitStack() as stack:
+        for p in policies:  # start every child before waiting: they load in parallel
+            try:
+                procs.append(stack.enter_context(PolicyProcess(p, opts, wait=False)))
+            except PolicyFailed as err:
+                raise PolicyFailed(f"could not start the policy process: {err.reason}") from err
+        for i, proc in enumerate(procs):
+            try:
+                proc.wait_ready()
+            except PolicyFailed as err:
+                failures[i] = err.reason
+        runner = _Runner(config, trk, procs, failures, progress, record)
+        result = runner.run()
+        result.sandbox = {"layers": procs[0].layers, "missing": procs[0].missing_layers(),
+                          "onnxruntime": procs[0].onnxruntime_version,
+                          "load_time_s": [round(p.load_time_s, 4) for p in procs],
+                          "actions": [p.actions for p in procs]}
+    return result
+
+
+class _Runner:
+    """Runs the trials or heats of one evaluation with already started policy processes."""
+
+    def __init__(self, config: RaceConfig, track: Track, procs: list[PolicyProcess],
+                 failures: list[str], progress: Progress | None, record: bool) -> None:
+        self.config = config
+        self.track = track
+        self.procs = procs
+        self.failures = failures
+        self.progress = progress
+        self.record = record
+        self.cap_steps = int(round(config.time_cap * car.CONTROL_HZ))
+        self.telemetry: list[Telemetry] = []
+        self.done_steps = 0
+        self.labels = [CarLabel(p.policy.metadata.name or f"car {i + 1}", p.policy.sha256,
+                                p.policy.metadata.action_spec.kind == "discrete")
+                       for i, p in enumerate(procs)]
+
+    # ------------------------------------------------------------------ helpers
+    def _world(self, num_cars: int, seed: int) -> tuple[World, np.random.Generator]:
+        rng = np.random.default_rng(seed)
+        obstacles = spread_obstacles(self.track, self.config.obstacles, rng)
+        world = World(self.track, num_cars, race=True,
+                      off_track_penalty=self.config.off_track_penalty,
+                      collision_penalty=self.config.collision_penalty, laps=self.config.laps,
+                      interact=True, obstacles=obstacles)
+        return world, rng
+
+    def _actions(self, proc: PolicyProcess, outputs: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Map raw outputs to (steering, speed) rows and the discrete indices (-1 if none)."""
+        spec = proc.policy.metadata.action_spec
+        if spec.kind == "continuous":
+            u = np.clip(outputs.astype(np.float64), -1.0, 1.0)
+            lo, hi = spec.steering_range
+            slo, shi = spec.speed_range
+            steer = lo + (u[:, 0] + 1.0) * 0.5 * (hi - lo)
+            speed = slo + (u[:, 1] + 1.0) * 0.5 * (shi - slo)
+            return np.stack([steer, speed], axis=1), np.full(len(u), -1, dtype=np.int16)
+        idx = np.argmax(outputs, axis=1)
+        return spec.physical_table()[idx], idx.astype(np.int16)
+
+    def _tick(self, steps: int) -> None:
+        self.done_steps += steps
+        if self.progress is not None:
+            self.progress(self.done_steps, self._total_steps())
+
+    def _total_steps(self) -> int:
+        heats = self.config.trials * (len(self.procs) if self.config.format == "head-to-head"
+                                      else 1)
+        return heats * self.cap_steps
+
+    def run(self) -> RaceResult:
+        """Run every trial or heat and rank the cars."""
+        if self.config.format == "time-trial":
+            trials = self._time_trial()
+            cars = [self._car(0, trials)]
+            return RaceResult(self.config, self.track, cars, [0], self.telemetry)
+        return self._head_to_head()
+
+    def _car(self, i: int, trials: list[TrialResult]) -> CarResult:
+        p = self.procs[i].policy
+        res = CarResult(self.labels[i].name, p.sha256, trials)
+        if self.failures[i]:
+            res.status, res.error = POLICY_ERROR, self.failures[i]
+            return res
+        best, value = rank_trials(trials, self.config.ranking, self.config.required_laps)
+        if best is None:
+            res.status = DNF
+        else:
+            res.ranking_time_s = round(value, 6) if value is not None else None
+            res.ranking_laps = best.laps_completed
+            res.ranked_trial = best.trial
+        return res
+
+    # ------------------------------------------------------------------ time trial
+    def _time_trial(self) -> list[TrialResult]:
+        """All trials at once, in lockstep, one world each: one message to the policy per
+        step carries every running trial's observation."""
+        cfg = self.config
+        runs = []
+        for t in range(1, cfg.trials + 1):
+            seed = trial_seed(cfg.seed, t)
+            world, rng = self._world(1, seed)
+            world.start_grid([0], rng=rng)
+            res = TrialResult(t, seed)
+            tel = Telemetry(self.track, seed, self.labels[:1], self.cap_steps)
+            if self.record:
+                tel.capture(world)
+            runs.append((world, res, tel))
+            if self.record:
+                self.telemetry.append(tel)
+        proc = self.procs[0]
+        if self.failures[0]:
+            for _, res, _ in runs:
+                res.status, res.reason = POLICY_ERROR, self.failures[0]
+            return [r for _, r, _ in runs]
+        active = list(range(len(runs)))
+        act = np.zeros((1, 2))
+        while active:
+            asking = [k for k in active if not runs[k][0].frozen(0)]
+            if asking:
+                obs = np.stack([runs[k][0].obs[0] for k in asking])
+                try:
+                    out = proc.act(obs)
+                except PolicyFailed as err:
+                    self.failures[0] = err.reason
+                    for k in active:
+                        _close(runs[k][0], runs[k][1], 0, POLICY_ERROR,
+                               f"{err.reason} (at {runs[k][0].sim_time:.2f} s)")
+                    break
+                phys, idx = self._actions(proc, out)
+            for k in list(active):
+                world, res, tel = runs[k]
+                ai = None
+                if k in asking:
+                    j = asking.index(k)
+                    act[0] = phys[j]
+                    ai = idx[j:j + 1]
+                events = world.step(act)
+                _count(world, events, 0, res, cfg.off_track_penalty, cfg.collision_penalty)
+                if self.record:
+                    tel.capture(world, ai)
+                if world.done(0):
+                    _close(world, res, 0, FINISHED, "")
+                    active.remove(k)
+                elif world.steps >= self.cap_steps:
+                    _close(world, res, 0, DNF, _time_up(world, 0, cfg))
+                    active.remove(k)
+            self._tick(1)
+        return [r for _, r, _ in runs]
+
+    # ------------------------------------------------------------------ head-to-head
+    def _head_to_head(self) -> RaceResult:
+        """Rounds of heats: in round r every car starts once from every grid slot (cars
+        rotate through the slots), all heats of a round share its seed, so the start is fair."""
+        cfg = self.config
+        n = len(self.procs)
+        per_car: list[list[TrialResult]] = [[] for _ in range(n)]
+        heat = 0
+        for r in range(1, cfg.trials + 1):
+            seed = trial_seed(cfg.seed, r)
+            for rot in range(n):
+                heat += 1
+                slots = [(i + rot) % n for i in range(n)]
+                for i, res in enumerate(self._heat(heat, seed, slots)):
+                    per_car[i].append(res)
+        cars = [self._car(i, per_car[i]) for i in range(n)]
+        for i, c in enumerate(cars):
+            c.points = sum(t.position or n for t in per_car[i])
+            c.wins = sum(1 for t in per_car[i] if t.position == 1)
+
+        def order(i: int) -> tuple[int, int, float, int]:
+            c = cars[i]
+            failed = 1 if c.status == POLICY_ERROR else 0
+            time = c.ranking_time_s if c.ranking_time_s is not None else float("inf")
+            return (failed, c.points, time, i)
+
+        positions = sorted(range(n), key=order)
+        return RaceResult(cfg, self.track, cars, positions, self.telemetry)
+
+    def _heat(self, heat: int, seed: int, slots: list[int]) -> list[TrialResult]:
+        cfg = self.config
+        n = len(self.procs)
+        world, rng = self._world(n, seed)
+        # Place in slot order so the seeded jitter belongs to the slot, not the car.
+        for slot in range(n):
+            world.grid_place(slots.index(slot), slot, rng=rng)
+        world.steps = 0
+        world.observe()
+        results = [TrialResult(heat, seed, grid_slot=slots[i]) for i in range(n)]
+        tel = Telemetry(self.track, seed, self.labels, self.cap_steps)
+        if self.record:
+            tel.capture(world)
+            self.telemetry.append(tel)
+        racing = set(range(n))
+        for i in range(n):
+            if self.failures[i]:
+                world.retire(i)
+                _close(world, results[i], i, POLICY_ERROR, self.failures[i])
+                racing.discard(i)
+        acts = np.zeros((n, 2))
+        indices = np.full(n, -1, dtype=np.int16)
+        finish_order: list[int] = []
+        while racing and world.steps < self.cap_steps:
+            asking = [i for i in sorted(racing) if not world.frozen(i)]
+            sent = []
+            for i in asking:  # send to everyone first: the children think in parallel
+                try:
+                    self.procs[i].send(world.obs[i:i + 1])
+                    sent.append(i)
+                except PolicyFailed as err:
+                    self._fail(world, results, racing, i, err)
+            for i in sent:
+                try:
+                    out = self.procs[i].receive()
+                except PolicyFailed as err:
+                    self._fail(world, results, racing, i, err)
+                    continue
+                phys, idx = self._actions(self.procs[i], out)
+                acts[i] = phys[0]
+                indices[i] = idx[0]
+            events = world.step(acts)
+            for i in range(n):
+                _count(world, events, i, results[i], cfg.off_track_penalty,
+                       cfg.collision_penalty)
+            if self.record:
+                tel.capture(world, indices)
+            for i in sorted(racing):
+                if world.done(i):
+                    finish_order.append(i)
+                    _close(world, results[i], i, FINISHED, "")
+                    racing.discard(i)
+            self._tick(1)
+        for i in sorted(racing):
+            _close(world, results[i], i, DNF, _time_up(world, i, cfg))
+        # Finishers in order of finishing time, then the rest by distance covered.
+        rest = sorted((i for i in range(n) if i not in finish_order),
+                      key=lambda i: (results[i].status == POLICY_ERROR,
+                                     -world.race_distance(i), i))
+        finishers = sorted(finish_order, key=lambda i: (results[i].total_time_s or 0.0, i))
+        for pos, i in enumerate(finishers + rest, start=1):
+            results[i].position = pos
+        return results
+
+    def _fail(self, world: World, results: list[TrialResult], racing: set[int], i: int,
+              err: PolicyFailed) -> None:
+        self.failures[i] = err.reason
+        world.retire(i)
+        _close(world, results[i], i, POLICY_ERROR, f"{err.reason} (at {world.sim_time:.2f} s)")
+        racing.discard(i)
+
+
+def _count(world: World, events: np.ndarray, i: int, res: TrialResult, off_pen: float,
+           col_pen: float) -> None:
+    """Add car i's incidents of the last step to its result (one per incident)."""
+    if events[i, _sim.E_OFFTRACK]:
+        res.off_track_count += 1
+        res.penalty_s += off_pen
+    if events[i, _sim.E_BLAME]:
+        res.collision_count += 1
+        res.penalty_s += col_pen
+
+
+def _close(world: World, res: TrialResult, i: int, status: str, reason: str) -> None:
+    """Fill in the end of car i's run."""
+    res.status = status
+    res.reason = reason
+    res.lap_times_s = list(world.lap_times[i])
+    res.laps_completed = world.laps(i)
+    res.elapsed_s = world.sim_time
+    laps = world.cfg[_sim.K_LAPS]
+    res.completion_pct = min(100.0, (world.laps(i) + (0.0 if world.done(i)
+                                                        else world.lap_progress(i)))
+                             / laps * 100.0)
+
+
+def _time_up(world: World, i: int, cfg: RaceConfig) -> str:
+    return (f"time cap of {cfg.time_cap:g} s reached after {world.laps(i)} of {cfg.laps} "
+            "laps")

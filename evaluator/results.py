@@ -1,0 +1,204 @@
+"""Race settings and results: typed, and convertible to the JSON of ``paddock evaluate``.
+
+The JSON shape is a contract (DESIGN.md): the league stores it and its API returns it, so a
+racer can compare the league's result with the one computed at home field by field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from evaluator.errors import PaddockError
+
+FORMATS = ("time-trial", "head-to-head")
+RANKINGS = ("total", "best-lap", "average-lap")
+PENALTIES_S = (0.0, 60.0)  # allowed range of a penalty, seconds
+MAX_LAPS = 50
+MAX_TRIALS = 20
+MAX_TIME_CAP_S = 3600.0
+MAX_CARS = 8
+MAX_OBSTACLES = 12
+
+# Statuses of a trial, a car and a whole evaluation.
+FINISHED = "finished"  # completed its laps (a trial) / was ranked (an evaluation)
+DNF = "dnf"  # ran, but did not complete enough laps before the time cap
+POLICY_ERROR = "policy_error"  # the policy crashed, overran a deadline or returned garbage
+INVALID_POLICY = "invalid_policy"  # the file was refused before racing
+
+
+class RaceConfigError(PaddockError, ValueError):
+    """Raised when race settings are out of range or inconsistent."""
+
+
+@dataclass(frozen=True)
+class RaceConfig:
+    """The rules of one evaluation; every entrant of a race is evaluated with the same."""
+
+    track: str = "oval"  #: library track name, or a .npy/.csv path
+    format: str = "time-trial"  #: "time-trial" or "head-to-head"
+    laps: int = 3  #: continuous laps per trial (heat)
+    trials: int = 3  #: time trial: trials; head-to-head: rounds of seat-swapped heats
+    ranking: str = "total"  #: "total", "best-lap" or "average-lap"
+    off_track_penalty: float = 5.0  #: seconds frozen after leaving the track
+    collision_penalty: float = 5.0  #: seconds frozen after hitting a car from behind
+    time_cap: float = 180.0  #: simulated seconds after which a trial is over ("time up")
+    min_laps: int | None = None  #: laps a trial needs to be ranked (default: all of them)
+    seed: int = 0  #: race seed; trial seeds derive from it
+    obstacles: int = 0  #: static boxes on the track (object avoidance)
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise RaceConfigError(f"format must be one of {', '.join(FORMATS)}, "
+                                  f"got {self.format!r}")
+        if self.ranking not in RANKINGS:
+            raise RaceConfigError(f"ranking must be one of {', '.join(RANKINGS)}, "
+                                  f"got {self.ranking!r}")
+        _int_in(self.laps, 1, MAX_LAPS, "laps")
+        _int_in(self.trials, 1, MAX_TRIALS, "trials")
+        _int_in(self.seed, 0, 2**63 - 1, "seed")
+        _int_in(self.obstacles, 0, MAX_OBSTACLES, "obstacles")
+        if self.min_laps is not None:
+            _int_in(self.min_laps, 1, self.laps, "min_laps")
+        for name in ("off_track_penalty", "collision_penalty"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v)
+                    and PENALTIES_S[0] <= v <= PENALTIES_S[1]):
+                raise RaceConfigError(f"{name} must be {PENALTIES_S[0]:g} to "
+                                      f"{PENALTIES_S[1]:g} seconds, got {v!r}")
+        if not (isinstance(self.time_cap, int | float) and math.isfinite(self.time_cap)
+                and 1.0 <= self.time_cap <= MAX_TIME_CAP_S):
+            raise RaceConfigError(f"time_cap must be 1 to {MAX_TIME_CAP_S:g} seconds, "
+                                  f"got {self.time_cap!r}")
+
+    @property
+    def required_laps(self) -> int:
+        """Laps a trial needs to be ranked."""
+        return self.laps if self.min_laps is None else self.min_laps
+
+    def with_(self, **changes: Any) -> RaceConfig:
+        """A copy with some settings changed (validated again)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings under their API/CLI names."""
+        return {"track": self.track, "format": self.format, "laps": self.laps,
+                "trials": self.trials, "ranking": self.ranking,
+                "off_track_penalty": self.off_track_penalty,
+                "collision_penalty": self.collision_penalty, "time_cap": self.time_cap,
+                "min_laps": self.required_laps, "seed": self.seed,
+                "obstacles": self.obstacles}
+
+
+def _int_in(v: Any, lo: int, hi: int, name: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise RaceConfigError(f"{name} must be a whole number from {lo} to {hi}, got {v!r}")
+
+
+@dataclass
+class TrialResult:
+    """One car's run in one trial (time trial) or heat (head-to-head)."""
+
+    trial: int  #: 1-based trial (heat) number
+    seed: int  #: the trial's seed, derived from the race seed
+    status: str = FINISHED  #: FINISHED, DNF or POLICY_ERROR
+    reason: str = ""  #: why it is not FINISHED, in one line
+    laps_completed: int = 0
+    lap_times_s: list[float] = field(default_factory=list)  #: penalties included
+    off_track_count: int = 0
+    collision_count: int = 0  #: collisions this car was penalised for
+    penalty_s: float = 0.0  #: seconds of penalties imposed
+    completion_pct: float = 0.0  #: share of the race distance covered, 0-100
+    elapsed_s: float = 0.0  #: simulated seconds the car was racing
+    grid_slot: int | None = None  #: head-to-head: 0 is pole
+    position: int | None = None  #: head-to-head: finishing position in the heat, 1 first
+
+    @property
+    def total_time_s(self) -> float | None:
+        """Sum of the completed laps, or None before the first lap."""
+        return round(sum(self.lap_times_s), 6) if self.lap_times_s else None
+
+    @property
+    def best_lap_s(self) -> float | None:
+        """Fastest completed lap."""
+        return round(min(self.lap_times_s), 6) if self.lap_times_s else None
+
+    @property
+    def average_lap_s(self) -> float | None:
+        """Mean of the completed laps."""
+        return round(sum(self.lap_times_s) / len(self.lap_times_s), 6) if self.lap_times_s \
+            else None
+
+    def ranking_value(self, ranking: str) -> float | None:
+        """The time this trial is ranked by under ``ranking``."""
+        return {"total": self.total_time_s, "best-lap": self.best_lap_s,
+                "average-lap": self.average_lap_s}[ranking]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (the ``trials`` items of ``paddock evaluate --json``)."""
+        out: dict[str, Any] = {
+            "trial": self.trial, "seed": self.seed, "status": self.status,
+            "laps_completed": self.laps_completed,
+            "lap_times_s": [round(t, 6) for t in self.lap_times_s],
+            "total_time_s": self.total_time_s, "best_lap_s": self.best_lap_s,
+            "average_lap_s": self.average_lap_s, "off_track_count": self.off_track_count,
+            "collision_count": self.collision_count, "penalty_s": round(self.penalty_s, 6),
+            "completion_pct": round(self.completion_pct, 3),
+            "elapsed_s": round(self.elapsed_s, 6), "reason": self.reason}
+        if self.grid_slot is not None:
+            out["grid_slot"] = self.grid_slot
+            out["position"] = self.position
+        return out
+
+
+def rank_trials(trials: list[TrialResult], ranking: str, required_laps: int
+                ) -> tuple[TrialResult | None, float | None]:
+    """Pick the trial an entry is ranked by, and its time.
+
+    A trial counts when it was not a policy error and completed at least ``required_laps``.
+    More completed laps beat fewer; among equal laps the smaller time under ``ranking`` wins
+    (total: sum of the laps, best-lap: the fastest lap, average-lap: their mean); a tie keeps
+    the earlier trial.
+    """
+    best: TrialResult | None = None
+    best_key: tuple[int, float] | None = None
+    for t in trials:
+        if t.status == POLICY_ERROR or t.laps_completed < required_laps:
+            continue
+        value = t.ranking_value(ranking)
+        if value is None:
+            continue
+        key = (-t.laps_completed, value)
+        if best_key is None or key < best_key:
+            best, best_key = t, key
+    return best, (None if best_key is None else best_key[1])
+
+
+@dataclass
+class CarResult:
+    """Everything one entrant did in an evaluation."""
+
+    name: str
+    sha256: str
+    trials: list[TrialResult]
+    status: str = FINISHED  #: FINISHED (ranked), DNF (not ranked) or POLICY_ERROR
+    error: str = ""  #: the policy failure, when status is POLICY_ERROR
+    ranking_time_s: float | None = None
+    ranking_laps: int = 0
+    ranked_trial: int | None = None
+    points: int = 0  #: head-to-head: sum of heat positions (lower is better)
+    wins: int = 0  #: head-to-head: heats won
+
+    def to_dict(self, head_to_head: bool = False) -> dict[str, Any]:
+        """JSON form of this car's block."""
+        out: dict[str, Any] = {"name": self.name, "sha256": self.sha256, "status": self.status,
+                               "ranking_time_s": self.ranking_time_s,
+                               "ranking_laps": self.ranking_laps,
+                               "ranked_trial": self.ranked_trial,
+                               "trials": [t.to_dict() for t in self.trials],
+                               "error": self.error or None}
+        if head_to_head:
+            out["points"] = self.points
+            out["wins"] = self.wins
+        return out

@@ -162,7 +162,10 @@ def _number(obj: Mapping[str, Any], key: str, where: str) -> float:
     v = obj.get(key)
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise ActionSpaceError(f'{where}: "{key}" must be a number, got {v!r}')
-    return float(v)
+    try:
+        return float(v)
+    except OverflowError:
+        raise ActionSpaceError(f'{where}: "{key}" is too large a number') from None
 
 
 def _range(space: Mapping[str, Any], key: str) -> tuple[float, float]:

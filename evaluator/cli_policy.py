@@ -20,12 +20,11 @@ import numpy as np
 from evaluator.errors import PolicyFailed, PolicyRejected
 from evaluator.metadata import parse_metadata
 from evaluator.onnx_io import pack
-from evaluator.race import RaceResult, run_race
-from evaluator.results import FORMATS, INVALID_POLICY, RANKINGS, RaceConfig
+from evaluator.race import RaceResult, invalid_result, run_race
+from evaluator.results import FORMATS, RANKINGS, RaceConfig
 from evaluator.sandbox import PolicyProcess, SandboxOptions
 from evaluator.track import load_track
 from evaluator.validate import ValidatedPolicy, load_policy_file, validate_policy
-from evaluator.version import PADDOCK_VERSION, SIM_VERSION
 from evaluator.world import World
 
 EXIT_INVALID = 2  # the model, track or flags were refused
@@ -137,11 +136,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         policies += [_load(o, None) for o in args.opponent]
     except PolicyRejected as err:
         if args.json:
-            print(json.dumps({"paddock_version": PADDOCK_VERSION, "sim_version": SIM_VERSION,
-                              "track": track.name, "format": config.format,
-                              "seed": config.seed, "status": INVALID_POLICY,
-                              "ranking": config.ranking, "ranking_time_s": None,
-                              "trials": [], "error": str(err)}))
+            print(json.dumps(invalid_result(config, track, str(err))))
         raise
     bar = _Bar() if sys.stderr.isatty() and not args.quiet else None
     try:

@@ -56,7 +56,7 @@ def parse_metadata(source: str | bytes | Mapping[str, Any]) -> ModelMetadata:
                                              f"{MAX_METADATA_BYTES}")
         try:
             obj = json.loads(source)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        except (ValueError, RecursionError) as err:  # bad JSON, bad UTF-8, 5000 digits, deep
             raise PolicyRejected("metadata", f"metadata is not valid JSON: {err}") from err
     else:
         obj = source

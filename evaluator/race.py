@@ -27,6 +27,7 @@ from evaluator.errors import PolicyFailed
 from evaluator.results import (
     DNF,
     FINISHED,
+    INVALID_POLICY,
     POLICY_ERROR,
     CarResult,
     RaceConfig,
@@ -39,7 +40,7 @@ from evaluator.telemetry import CarLabel, Telemetry
 from evaluator.track import Track, load_track
 from evaluator.validate import ValidatedPolicy
 from evaluator.version import PADDOCK_VERSION, SIM_VERSION
-from evaluator.world import World, spread_obstacles
+from evaluator.world import World, penalty_steps, spread_obstacles
 
 Progress = Callable[[int, int], None]  # (steps done, steps at most) over the whole evaluation
 
@@ -82,6 +83,16 @@ class RaceResult:
             out["cars"] = [c.to_dict(head_to_head=True) for c in self.cars]
             out["positions"] = list(self.positions)
         return out
+
+
+def invalid_result(config: RaceConfig, track: Track, error: str) -> dict[str, Any]:
+    """The result JSON of an evaluation that could not run because a policy was refused:
+    the same keys as :meth:`RaceResult.to_dict`, status ``invalid_policy``."""
+    return {"paddock_version": PADDOCK_VERSION, "sim_version": SIM_VERSION,
+            "track": track.name, "track_digest": track.digest, "format": config.format,
+            "seed": config.seed, "status": INVALID_POLICY, "ranking": config.ranking,
+            "ranking_time_s": None, "ranking_laps": 0, "ranked_trial": None,
+            "settings": config.to_dict(), "trials": [], "error": error}
 
 
 def run_race(config: RaceConfig, policies: Sequence[ValidatedPolicy], *,
@@ -146,18 +157,18 @@ class _Runner:
         return world, rng
 
     def _actions(self, proc: PolicyProcess, outputs: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
-        """Map raw outputs to (steering, speed) rows and the discrete indices (-1 if none)."""
+                 ) -> tuple[list[tuple[float, float]], list[int]]:
+        """Map raw outputs to (steering, speed) pairs and the discrete indices (-1 if none).
+
+        Continuous outputs are clipped to [-1, 1] and mapped linearly onto the ranges; a
+        discrete policy's largest logit wins (the first one on a tie).
+        """
         spec = proc.policy.metadata.action_spec
         if spec.kind == "continuous":
-            u = np.clip(outputs.astype(np.float64), -1.0, 1.0)
-            lo, hi = spec.steering_range
-            slo, shi = spec.speed_range
-            steer = lo + (u[:, 0] + 1.0) * 0.5 * (hi - lo)
-            speed = slo + (u[:, 1] + 1.0) * 0.5 * (shi - slo)
-            return np.stack([steer, speed], axis=1), np.full(len(u), -1, dtype=np.int16)
-        idx = np.argmax(outputs, axis=1)
-        return spec.physical_table()[idx], idx.astype(np.int16)
+            rows = outputs.astype(np.float64).tolist()
+            return [spec.map_unit(u0, u1) for u0, u1 in rows], [-1] * len(rows)
+        idx = [int(i) for i in np.argmax(outputs, axis=1)]
+        return [spec.choices[i] for i in idx], idx
 
     def _tick(self, steps: int) -> None:
         self.done_steps += steps
@@ -235,7 +246,7 @@ class _Runner:
                 if k in asking:
                     j = asking.index(k)
                     act[0] = phys[j]
-                    ai = idx[j:j + 1]
+                    ai = np.array(idx[j:j + 1], dtype=np.int16)
                 events = world.step(act)
                 _count(world, events, 0, res, cfg.off_track_penalty, cfg.collision_penalty)
                 if self.record:
@@ -352,13 +363,16 @@ class _Runner:
 
 def _count(world: World, events: np.ndarray, i: int, res: TrialResult, off_pen: float,
            col_pen: float) -> None:
-    """Add car i's incidents of the last step to its result (one per incident)."""
+    """Add car i's incidents of the last step to its result (one per incident).
+
+    A penalty is charged as the freeze the world imposes, a whole number of control steps,
+    so ``penalty_s`` is the time actually lost even for a penalty like 2.5 s (38 steps)."""
     if events[i, _sim.E_OFFTRACK]:
         res.off_track_count += 1
-        res.penalty_s += off_pen
+        res.penalty_s += penalty_steps(off_pen) / car.CONTROL_HZ
     if events[i, _sim.E_BLAME]:
         res.collision_count += 1
-        res.penalty_s += col_pen
+        res.penalty_s += penalty_steps(col_pen) / car.CONTROL_HZ
 
 
 def _close(world: World, res: TrialResult, i: int, status: str, reason: str) -> None:
@@ -369,9 +383,8 @@ def _close(world: World, res: TrialResult, i: int, status: str, reason: str) -> 
     res.laps_completed = world.laps(i)
     res.elapsed_s = world.sim_time
     laps = world.cfg[_sim.K_LAPS]
-    res.completion_pct = min(100.0, (world.laps(i) + (0.0 if world.done(i)
-                                                        else world.lap_progress(i)))
-                             / laps * 100.0)
+    covered = world.laps(i) + (0.0 if world.done(i) else world.lap_progress(i))
+    res.completion_pct = float(min(100.0, covered / laps * 100.0))
 
 
 def _time_up(world: World, i: int, cfg: RaceConfig) -> str:

@@ -63,11 +63,11 @@ class RaceConfig:
             _int_in(self.min_laps, 1, self.laps, "min_laps")
         for name in ("off_track_penalty", "collision_penalty"):
             v = getattr(self, name)
-            if not (isinstance(v, int | float) and math.isfinite(v)
+            if not (_is_number(v) and math.isfinite(v)
                     and PENALTIES_S[0] <= v <= PENALTIES_S[1]):
                 raise RaceConfigError(f"{name} must be {PENALTIES_S[0]:g} to "
                                       f"{PENALTIES_S[1]:g} seconds, got {v!r}")
-        if not (isinstance(self.time_cap, int | float) and math.isfinite(self.time_cap)
+        if not (_is_number(self.time_cap) and math.isfinite(self.time_cap)
                 and 1.0 <= self.time_cap <= MAX_TIME_CAP_S):
             raise RaceConfigError(f"time_cap must be 1 to {MAX_TIME_CAP_S:g} seconds, "
                                   f"got {self.time_cap!r}")
@@ -89,6 +89,10 @@ class RaceConfig:
                 "collision_penalty": self.collision_penalty, "time_cap": self.time_cap,
                 "min_laps": self.required_laps, "seed": self.seed,
                 "obstacles": self.obstacles}
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def _int_in(v: Any, lo: int, hi: int, name: str) -> None:

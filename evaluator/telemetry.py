@@ -13,6 +13,7 @@ import numpy as np
 
 from evaluator import _sim, car
 from evaluator._detmath import DEG_PER_RAD
+from evaluator.errors import SimulationError
 from evaluator.track import Track
 from evaluator.world import World
 
@@ -36,7 +37,7 @@ class CarLabel:
     discrete: bool = False  #: whether ``action_index`` is meaningful
 
 
-@dataclass
+@dataclass(eq=False)
 class Telemetry:
     """Recorded states of ``len(cars)`` cars over up to ``max_steps`` steps."""
 
@@ -58,6 +59,8 @@ class Telemetry:
     def capture(self, world: World, action_index: np.ndarray | None = None) -> None:
         """Record the world as it is now (call once at the start, then after every step)."""
         t = self.frames
+        if t > self.max_steps:
+            raise SimulationError(f"telemetry holds {self.max_steps} steps; the run went on")
         self.state[t] = world.cars
         if t:
             self.events[t] = world.events

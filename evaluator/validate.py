@@ -287,7 +287,8 @@ def _fixed_shape(dims: list[int | str], width: int, what: str, expected: str
         return (width,)
     if len(dims) == 2 and dims[1] == width and (dims[0] == 1 or isinstance(dims[0], str)):
         return (1, width)
-    shown = "[" + ", ".join(str(d) for d in dims) + "]"
+    shown = "[" + ", ".join(str(d) if isinstance(d, int) or d.isprintable() else repr(d)
+                            for d in dims) + "]"
     raise PolicyRejected("signature", f"{what} has shape {shown}; the {expected} needs "
                                       f"[{width}] or [batch, {width}]")
 

@@ -22,3 +22,18 @@ def test_sim_benchmark_quick_prints_json() -> None:
         assert key in result
     assert result["single_env_steps_per_s"] > 0
     assert all(v > 0 for v in result["vector_car_steps_per_s"].values())
+
+
+def test_evaluate_benchmark_quick_prints_json() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "evaluate.py"), "--quick"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    summary = result["summary"]
+    for key in ("time_trial_steps_per_s", "time_trial_3x3_wall_s",
+                "head_to_head_race_steps_per_s"):
+        assert summary[key] > 0
+    assert result["time_trial_3x3"]["status"] == "finished"
+    assert result["time_trial_3x3"]["car_steps"] > 0

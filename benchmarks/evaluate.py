@@ -1,0 +1,180 @@
+"""Benchmark of sandboxed evaluation: prints one JSON object on stdout, progress on stderr.
+
+Run from the repository root with the project's venv::
+
+    .venv/bin/python benchmarks/evaluate.py            # full run, about a minute
+    .venv/bin/python benchmarks/evaluate.py --quick    # smoke run, a few seconds
+
+Everything goes through the real path a league evaluation takes: the shipped demo bots are
+validated, started in sandboxed policy processes (:mod:`evaluator.sandbox`) and raced by
+:func:`evaluator.race.run_race`. Wall times include starting the policy processes unless a
+figure's name says otherwise. See ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from evaluator import version
+from evaluator.race import RaceResult, run_race
+from evaluator.results import RaceConfig
+from evaluator.sandbox import PolicyProcess, SandboxOptions, bwrap_works
+from evaluator.track import load_track
+from evaluator.validate import ValidatedPolicy, load_policy_file
+from evaluator.world import World
+
+BOTS = Path(__file__).resolve().parents[1] / "evaluator" / "bots"
+TRACK = "royal-park"  # 61 m, the library track closest to 60 m
+TARGETS = {"time_trial_steps_per_s": 30000, "time_trial_3x3_wall_s": 0.5,
+           "head_to_head_race_steps_per_s": 10000}
+REFERENCE = {"deepracer_realtime_steps_per_s": 15}
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _median(fn: Callable[[], float], reps: int) -> dict[str, float]:
+    vals = [fn() for _ in range(reps)]
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+
+
+def _car_steps(result: RaceResult) -> int:
+    """Simulated car-steps: every recorded frame after the start, per car."""
+    return sum((tel.frames - 1) * len(tel.cars) for tel in result.telemetry)
+
+
+def _race_steps(result: RaceResult) -> int:
+    """World steps (one advances every car of a heat)."""
+    return sum(tel.frames - 1 for tel in result.telemetry)
+
+
+def bench_start(policy: ValidatedPolicy, reps: int, use_bwrap: bool) -> dict[str, float]:
+    """Seconds from spawning a policy process to its model being loaded."""
+    def once() -> float:
+        t = time.perf_counter()
+        with PolicyProcess(policy, SandboxOptions(use_bwrap=use_bwrap)):
+            return time.perf_counter() - t
+    return _median(once, reps)
+
+
+def bench_round_trip(policy: ValidatedPolicy, calls: int, batch: int) -> float:
+    """Median microseconds of one ``act`` call (observations out, actions back)."""
+    world = World(load_track(TRACK))
+    world.start_grid([0])
+    obs = np.repeat(world.obs[:1].astype(np.float32), batch, axis=0)
+    with PolicyProcess(policy) as proc:
+        for _ in range(200):
+            proc.act(obs)
+        times = []
+        for _ in range(calls):
+            t = time.perf_counter()
+            proc.act(obs)
+            times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e6
+
+
+def bench_inference(policy: ValidatedPolicy, calls: int) -> float:
+    """Median microseconds of one in-process onnxruntime call on bound buffers (the floor)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(policy.data, opts, providers=["CPUExecutionProvider"])
+    x = np.zeros(policy.input_shape, dtype=np.float32)
+    y = np.zeros(policy.output_shape, dtype=np.float32)
+    io = sess.io_binding()
+    io.bind_cpu_input(policy.input_name, x)
+    io.bind_output(policy.output_name, "cpu", 0, np.float32, list(y.shape), y.ctypes.data)
+    times = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        sess.run_with_iobinding(io)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e6
+
+
+def bench_race(config: RaceConfig, policies: list[ValidatedPolicy], reps: int
+               ) -> dict[str, Any]:
+    """Wall time of whole evaluations, and simulated steps per second with and without the
+    policy processes' start-up."""
+    walls, loads, last = [], [], None
+    for _ in range(reps):
+        t = time.perf_counter()
+        last = run_race(config, policies)
+        walls.append(time.perf_counter() - t)
+        loads.append(max(last.sandbox["load_time_s"]))
+    assert last is not None
+    wall = statistics.median(walls)
+    load = statistics.median(loads)
+    car_steps, race_steps = _car_steps(last), _race_steps(last)
+    first = last.cars[0]
+    return {
+        "wall_s": {"median": wall, "min": min(walls), "max": max(walls)},
+        "process_start_s": load,
+        "car_steps": car_steps, "race_steps": race_steps,
+        "car_steps_per_s": car_steps / wall,
+        "car_steps_per_s_after_start": car_steps / max(wall - load, 1e-9),
+        "race_steps_per_s": race_steps / wall,
+        "race_steps_per_s_after_start": race_steps / max(wall - load, 1e-9),
+        "status": first.status, "ranking_time_s": first.ranking_time_s,
+        "simulated_s": sum(t.elapsed_s for t in first.trials),
+    }
+
+
+def main() -> int:
+    """Run the benchmark and print its JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few repetitions (smoke run)")
+    args = parser.parse_args()
+    reps = 2 if args.quick else 7
+    calls = 300 if args.quick else 5000
+    ace = load_policy_file(BOTS / "ace.onnx")
+    pro = load_policy_file(BOTS / "pro.onnx")
+    run_race(RaceConfig(track=TRACK, laps=1, trials=1), [ace])  # warm caches and imports
+    out: dict[str, Any] = {
+        "paddock_version": version.PADDOCK_VERSION, "sim_version": version.SIM_VERSION,
+        "onnxruntime": ort.__version__, "python": platform.python_version(),
+        "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()[0],
+        "bubblewrap": bwrap_works(), "track": TRACK, "policy": "ace (shipped demo bot)",
+        "quick": args.quick, "targets": TARGETS, "reference": REFERENCE,
+    }
+    _log("process start ...")
+    out["process_start_s"] = {"with_bubblewrap": bench_start(ace, reps, True),
+                              "without_bubblewrap": bench_start(ace, reps, False)}
+    _log("round trips ...")
+    out["act_round_trip_us"] = {"batch_1": bench_round_trip(ace, calls, 1),
+                                "batch_3": bench_round_trip(ace, calls, 3)}
+    out["inference_in_process_us"] = bench_inference(ace, calls)
+    _log("time trial 3 laps x 3 trials ...")
+    out["time_trial_3x3"] = bench_race(RaceConfig(track=TRACK, laps=3, trials=3), [ace], reps)
+    _log("long time trial (steady state) ...")
+    laps = 3 if args.quick else 10
+    out["time_trial_long"] = bench_race(RaceConfig(track=TRACK, laps=laps, trials=3,
+                                                   time_cap=600.0), [ace], max(reps // 2, 1))
+    _log("head-to-head ...")
+    out["head_to_head"] = bench_race(RaceConfig(track=TRACK, format="head-to-head", laps=3,
+                                                trials=1), [ace, pro], max(reps // 2, 1))
+    out["load_average_at_end"] = os.getloadavg()[0]
+    out["summary"] = {
+        "time_trial_steps_per_s": out["time_trial_long"]["car_steps_per_s"],
+        "time_trial_3x3_wall_s": out["time_trial_3x3"]["wall_s"]["median"],
+        "head_to_head_race_steps_per_s": out["head_to_head"]["race_steps_per_s"],
+    }
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,471 @@
+"""Replays: a compact, versioned recording of one race run that a browser can load quickly.
+
+A replay holds the track's geometry and, for every car at every control step, its pose,
+speed, steering, lap progress, completed laps and flag bits. The byte format (gzip of a small
+little-endian layout: preamble, JSON header, columnar integer blocks) is specified in
+``docs/REPLAY.md``; this module is its reference encoder and decoder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple, TypeVar
+
+import numpy as np
+
+from evaluator import _sim, version
+from evaluator.errors import ReplayError
+from evaluator.telemetry import (
+    FLAG_COLLISION,
+    FLAG_LAP,
+    FLAG_OFF_TRACK,
+    FLAG_RESET,
+    Telemetry,
+)
+
+FORMAT_VERSION = 1  #: bump whenever the byte layout or a quantum changes
+MAGIC = b"PDKREPLY"  #: first 8 bytes of the decompressed data
+PREAMBLE = struct.Struct("<8sII")  #: magic, format version, header length in bytes
+HEADER_ALIGN_BYTES = 4  #: the JSON header is space-padded so the blocks start 4-byte aligned
+GZIP_MAGIC = b"\x1f\x8b"  #: first two bytes of any gzip stream
+GZIP_LEVEL = 9  #: compression level (output is deterministic: mtime 0)
+GZIP_WBITS = 16 + zlib.MAX_WBITS  #: zlib window bits selecting the gzip container
+MAX_DECODED_BYTES = 64 * 1024 * 1024  #: refuse to inflate more than this (a corrupt length)
+
+POSITION_QUANTUM_M = 1e-3  #: x, y and track geometry are stored in millimetres
+ANGLE_QUANTUM_RAD = 1e-4  #: yaw and steering are stored in units of 0.1 mrad
+SPEED_QUANTUM_MPS = 1e-3  #: speed is stored in mm/s
+PROGRESS_QUANTUM_PCT = 1e-2  #: lap progress is stored in hundredths of a percent
+COUNT_QUANTUM = 1.0  #: laps and flags are stored as they are
+
+
+class _Column(NamedTuple):
+    """One stored column: its name, little-endian integer type, quantum and coding."""
+
+    name: str
+    dtype: str
+    quantum: float
+    delta: bool
+
+
+#: The per-car columns, in block order (4-byte types first, so every block stays aligned).
+CAR_COLUMNS: tuple[_Column, ...] = (
+    _Column("x", "<i4", POSITION_QUANTUM_M, True),
+    _Column("y", "<i4", POSITION_QUANTUM_M, True),
+    _Column("yaw", "<i2", ANGLE_QUANTUM_RAD, True),
+    _Column("steering", "<i2", ANGLE_QUANTUM_RAD, True),
+    _Column("speed", "<i2", SPEED_QUANTUM_MPS, True),
+    _Column("progress", "<i2", PROGRESS_QUANTUM_PCT, True),
+    _Column("laps", "<i2", COUNT_QUANTUM, True),
+    _Column("flags", "<u1", COUNT_QUANTUM, False),
+)
+#: The track geometry blocks, in order: centerline, left border, right border (x then y).
+TRACK_BLOCKS: tuple[str, ...] = ("centerline", "left_border", "right_border")
+_TRACK_COLUMN = _Column("geometry", "<i4", POSITION_QUANTUM_M, True)
+
+#: Incident kinds and the flag bit that marks each (see :func:`incidents`).
+INCIDENT_FLAGS: tuple[tuple[str, int], ...] = (
+    ("off_track", FLAG_OFF_TRACK),
+    ("collision", FLAG_COLLISION),
+    ("reset", FLAG_RESET),
+    ("lap", FLAG_LAP),
+)
+
+_T = TypeVar("_T")
+
+
+@dataclass(eq=False)
+class ReplayTrack:
+    """What a viewer needs of the track: identity and the geometry to draw, in metres."""
+
+    name: str
+    digest: str  #: :attr:`evaluator.track.Track.digest`
+    length: float  #: centerline length, metres
+    centerline: np.ndarray  #: (N, 2) float64
+    left_border: np.ndarray  #: (N, 2) float64
+    right_border: np.ndarray  #: (N, 2) float64
+    title: str = ""
+
+
+@dataclass(eq=False)
+class ReplayCar:
+    """One car of a replay: who drove it and its per-frame columns (length ``frames``)."""
+
+    name: str
+    policy_sha256: str
+    color: int  #: index into the viewer's palette
+    x: np.ndarray  #: rear axle x, metres
+    y: np.ndarray  #: rear axle y, metres
+    yaw: np.ndarray  #: heading, radians in (-pi, pi]
+    steering: np.ndarray  #: actual front-wheel angle, radians, positive left
+    speed: np.ndarray  #: m/s
+    progress: np.ndarray  #: percent of the current lap, 0-100 (100 once finished)
+    laps: np.ndarray  #: completed laps, int32
+    flags: np.ndarray  #: ``FLAG_*`` bits of :mod:`evaluator.telemetry`, uint8
+
+
+@dataclass(eq=False)
+class Replay:
+    """One race run: track, cars and their states at every frame (frame 0 is the grid)."""
+
+    track: ReplayTrack
+    seed: int
+    dt: float  #: seconds between frames
+    cars: list[ReplayCar]
+    meta: dict[str, Any] = field(default_factory=dict)  #: free-form, JSON-serialisable
+    paddock_version: str = version.PADDOCK_VERSION
+    sim_version: str = version.SIM_VERSION
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def frames(self) -> int:
+        """Number of frames (control steps + 1)."""
+        return int(self.cars[0].x.shape[0]) if self.cars else 0
+
+    @property
+    def duration(self) -> float:
+        """Simulated seconds from the first frame to the last."""
+        return max(self.frames - 1, 0) * self.dt
+
+    def __eq__(self, other: object) -> bool:
+        """Exact equality of every field and array (compare with :func:`quantise` output)."""
+        if not isinstance(other, Replay):
+            return NotImplemented
+        scalars = ("seed", "dt", "meta", "paddock_version", "sim_version", "format_version")
+        if any(getattr(self, k) != getattr(other, k) for k in scalars):
+            return False
+        a, b = self.track, other.track
+        if (a.name, a.title, a.digest, a.length) != (b.name, b.title, b.digest, b.length):
+            return False
+        if not all(np.array_equal(getattr(a, k), getattr(b, k)) for k in TRACK_BLOCKS):
+            return False
+        if len(self.cars) != len(other.cars):
+            return False
+        for c, d in zip(self.cars, other.cars, strict=True):
+            if (c.name, c.policy_sha256, c.color) != (d.name, d.policy_sha256, d.color):
+                return False
+            if not all(np.array_equal(getattr(c, k.name), getattr(d, k.name))
+                       for k in CAR_COLUMNS):
+                return False
+        return True
+
+
+class Incident(NamedTuple):
+    """Something a viewer can jump to: ``kind`` happened to car ``car`` at frame ``frame``."""
+
+    frame: int
+    car: int
+    kind: str  #: one of the names in :data:`INCIDENT_FLAGS`
+
+
+# ---------------------------------------------------------------------------------- building
+def from_telemetry(tel: Telemetry, meta: Mapping[str, Any] | None = None,
+                   colors: Sequence[int] | None = None) -> Replay:
+    """Build the replay of a recorded run; car i gets palette colour ``colors[i]`` (default i)."""
+    if tel.frames < 1:
+        raise ReplayError("the telemetry holds no frames: capture the start before encoding")
+    if colors is not None and len(colors) != len(tel.cars):
+        raise ReplayError(f"{len(colors)} colours for {len(tel.cars)} cars")
+    track = tel.track
+    rtrack = ReplayTrack(
+        name=track.name, title=track.title, digest=track.digest, length=track.length,
+        centerline=np.array(track.centerline, dtype=np.float64),
+        left_border=np.array(track.left_border, dtype=np.float64),
+        right_border=np.array(track.right_border, dtype=np.float64),
+    )
+    progress = tel.lap_progress_pct()
+    flags = tel.flags()
+    cars = []
+    for i, label in enumerate(tel.cars):
+        cars.append(ReplayCar(
+            name=label.name, policy_sha256=label.policy_sha256,
+            color=i if colors is None else int(colors[i]),
+            x=tel.column(_sim.C_X)[:, i].copy(),
+            y=tel.column(_sim.C_Y)[:, i].copy(),
+            yaw=tel.column(_sim.C_TH)[:, i].copy(),
+            steering=tel.column(_sim.C_DELTA)[:, i].copy(),
+            speed=tel.column(_sim.C_V)[:, i].copy(),
+            progress=progress[:, i].copy(),
+            laps=tel.column(_sim.C_LAPS)[:, i].astype(np.int32),
+            flags=flags[:, i].copy(),
+        ))
+    return Replay(track=rtrack, seed=int(tel.seed), dt=float(tel.dt), cars=cars,
+                  meta=dict(meta or {}))
+
+
+# ---------------------------------------------------------------------------------- quantising
+def _to_ints(values: np.ndarray, col: _Column, label: str) -> np.ndarray:
+    """Quantise one column to int64 on its grid, checking it fits the stored type."""
+    arr = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ReplayError(f"{label}: not every value is finite")
+    ints = np.rint(arr / col.quantum).astype(np.int64)
+    info = np.iinfo(np.dtype(col.dtype))
+    if ints.size and (ints.min() < info.min or ints.max() > info.max):
+        raise ReplayError(f"{label}: values {arr.min()}..{arr.max()} do not fit the stored "
+                          f"{col.dtype} at a quantum of {col.quantum}")
+    return ints
+
+
+def _from_ints(ints: np.ndarray, col: _Column) -> np.ndarray:
+    """The values a column's integers stand for (float64, or the integer type)."""
+    if col.name == "laps":
+        return ints.astype(np.int32)
+    if col.name == "flags":
+        return ints.astype(np.uint8)
+    out: np.ndarray = ints.astype(np.float64) * col.quantum
+    return out
+
+
+def _wrap(values: np.ndarray, dtype: str) -> np.ndarray:
+    """Reduce int64 values modulo 2**bits into the signed or unsigned range of ``dtype``."""
+    info = np.iinfo(np.dtype(dtype))
+    span = int(info.max) - int(info.min) + 1
+    wrapped: np.ndarray = (values - int(info.min)) % span + int(info.min)
+    return wrapped
+
+
+def _pack(ints: np.ndarray, col: _Column) -> bytes:
+    """Delta-code (first value absolute, differences modulo 2**bits) and serialise."""
+    if col.delta:
+        ints = _wrap(np.diff(ints, prepend=np.int64(0)), col.dtype)
+    return ints.astype(col.dtype).tobytes()
+
+
+def _unpack(buf: bytes, offset: int, count: int, col: _Column) -> np.ndarray:
+    """Read ``count`` values at ``offset`` and undo the delta coding (as int64)."""
+    raw = np.frombuffer(buf, dtype=np.dtype(col.dtype), count=count, offset=offset)
+    ints = raw.astype(np.int64)
+    if col.delta:
+        ints = _wrap(np.cumsum(ints), col.dtype)
+    return ints
+
+
+def quantise(replay: Replay) -> Replay:
+    """The replay snapped to the stored grid: exactly what ``decode(encode(replay))`` returns."""
+    _check_shapes(replay)
+    geometry: dict[str, Any] = {
+        k: _from_ints(_to_ints(getattr(replay.track, k), _TRACK_COLUMN, k), _TRACK_COLUMN)
+        for k in TRACK_BLOCKS}
+    track = replace(replay.track, **geometry)
+    cars = []
+    for c in replay.cars:
+        columns: dict[str, Any] = {
+            col.name: _from_ints(_to_ints(getattr(c, col.name), col, col.name), col)
+            for col in CAR_COLUMNS}
+        cars.append(replace(c, **columns))
+    meta = json.loads(_meta_json(replay.meta))
+    return replace(replay, track=track, cars=cars, meta=meta)
+
+
+# ---------------------------------------------------------------------------------- encoding
+def _meta_json(meta: Mapping[str, Any]) -> str:
+    try:
+        return json.dumps(dict(meta), allow_nan=False, ensure_ascii=False,
+                          separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ReplayError(f"meta is not JSON-serialisable: {exc}") from None
+
+
+def _check_shapes(replay: Replay) -> None:
+    """Raise :class:`ReplayError` unless the arrays have consistent shapes."""
+    if not replay.cars:
+        raise ReplayError("a replay needs at least one car")
+    frames = replay.frames
+    if frames < 1:
+        raise ReplayError("a replay needs at least one frame")
+    n = int(np.shape(replay.track.centerline)[0])
+    if n < 1:
+        raise ReplayError("the track needs at least one point")
+    for k in TRACK_BLOCKS:
+        if np.shape(getattr(replay.track, k)) != (n, 2):
+            raise ReplayError(f"track {k} must have shape ({n}, 2)")
+    for i, c in enumerate(replay.cars):
+        for col in CAR_COLUMNS:
+            if np.shape(getattr(c, col.name)) != (frames,):
+                raise ReplayError(f"car {i} {col.name} must have shape ({frames},)")
+
+
+def _header(replay: Replay) -> dict[str, Any]:
+    t = replay.track
+    return {
+        "format": replay.format_version,
+        "paddock_version": replay.paddock_version,
+        "sim_version": replay.sim_version,
+        "seed": replay.seed,
+        "dt": replay.dt,
+        "frames": replay.frames,
+        "track": {"name": t.name, "title": t.title, "digest": t.digest, "length_m": t.length,
+                  "points": int(t.centerline.shape[0])},
+        "cars": [{"name": c.name, "policy_sha256": c.policy_sha256, "color": c.color}
+                 for c in replay.cars],
+        "meta": json.loads(_meta_json(replay.meta)),
+    }
+
+
+def encode(replay: Replay) -> bytes:
+    """Serialise a replay to the gzip-compressed format of ``docs/REPLAY.md``."""
+    _check_shapes(replay)
+    if replay.format_version != FORMAT_VERSION:
+        raise ReplayError(f"this writer writes format {FORMAT_VERSION}, "
+                          f"not {replay.format_version}")
+    try:
+        head = json.dumps(_header(replay), allow_nan=False, ensure_ascii=False,
+                          separators=(",", ":")).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise ReplayError(f"replay header is not JSON-serialisable: {exc}") from None
+    head += b" " * (-len(head) % HEADER_ALIGN_BYTES)
+    parts = [PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(head)), head]
+    for k in TRACK_BLOCKS:
+        pts = getattr(replay.track, k)
+        for axis in (0, 1):
+            ints = _to_ints(pts[:, axis], _TRACK_COLUMN, f"track {k}")
+            parts.append(_pack(ints, _TRACK_COLUMN))
+    for col in CAR_COLUMNS:
+        for i, c in enumerate(replay.cars):
+            parts.append(_pack(_to_ints(getattr(c, col.name), col, f"car {i} {col.name}"), col))
+    raw = b"".join(parts)
+    return _gzip(raw)
+
+
+def _gzip(raw: bytes) -> bytes:
+    """Gzip ``raw`` deterministically (no file name, mtime 0)."""
+    comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, GZIP_WBITS)
+    return comp.compress(raw) + comp.flush()
+
+
+# ---------------------------------------------------------------------------------- decoding
+def _gunzip(data: bytes) -> bytes:
+    """Inflate one gzip member, refusing truncated, corrupt, oversized or padded input."""
+    if bytes(data[:2]) != GZIP_MAGIC:
+        raise ReplayError("not a replay: the data is not gzip-compressed")
+    inflater = zlib.decompressobj(GZIP_WBITS)
+    try:
+        raw = inflater.decompress(data, MAX_DECODED_BYTES + 1)
+    except zlib.error as exc:
+        raise ReplayError(f"corrupt replay: {exc}") from None
+    if len(raw) > MAX_DECODED_BYTES:
+        raise ReplayError(f"replay inflates to more than {MAX_DECODED_BYTES} bytes")
+    if not inflater.eof:
+        raise ReplayError("truncated replay: the gzip stream ends before its end marker")
+    if inflater.unused_data:
+        raise ReplayError(f"corrupt replay: {len(inflater.unused_data)} bytes after the "
+                          "gzip stream")
+    return raw
+
+
+def _get(obj: Mapping[str, Any], key: str, kind: type[_T], where: str) -> _T:
+    """``obj[key]`` checked to be a ``kind`` (ints are accepted for floats, bools never)."""
+    if key not in obj:
+        raise ReplayError(f"replay header: {where} has no {key!r}")
+    value = obj[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ReplayError(f"replay header: {where}.{key} must be {kind.__name__}, "
+                          f"got {type(value).__name__}")
+    return value
+
+
+def _parse_header(text: bytes) -> dict[str, Any]:
+    try:
+        head = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReplayError(f"replay header is not JSON: {exc}") from None
+    if not isinstance(head, dict):
+        raise ReplayError("replay header must be a JSON object")
+    return head
+
+
+def decode(data: bytes) -> Replay:
+    """Read a replay written by :func:`encode`, or raise :class:`ReplayError` saying why not."""
+    raw = _gunzip(data)
+    if len(raw) < PREAMBLE.size:
+        raise ReplayError(f"truncated replay: {len(raw)} bytes, shorter than the "
+                          f"{PREAMBLE.size}-byte preamble")
+    magic, fmt, head_len = PREAMBLE.unpack_from(raw)
+    if magic != MAGIC:
+        raise ReplayError(f"not a Paddock replay: magic {magic!r}, expected {MAGIC!r}")
+    if fmt != FORMAT_VERSION:
+        raise ReplayError(f"replay format version {fmt} is not supported "
+                          f"(this reader reads version {FORMAT_VERSION})")
+    start = PREAMBLE.size + head_len
+    if start > len(raw):
+        raise ReplayError(f"truncated replay: the header needs {head_len} bytes, "
+                          f"{len(raw) - PREAMBLE.size} remain")
+    head = _parse_header(raw[PREAMBLE.size:start])
+    if _get(head, "format", int, "header") != fmt:
+        raise ReplayError(f"corrupt replay: the header says format {head['format']}, "
+                          f"the preamble {fmt}")
+    frames = _get(head, "frames", int, "header")
+    tdict = _get(head, "track", dict, "header")
+    points = _get(tdict, "points", int, "track")
+    car_dicts = _get(head, "cars", list, "header")
+    if frames < 1 or points < 1 or not car_dicts:
+        raise ReplayError(f"replay header: {frames} frames, {points} track points and "
+                          f"{len(car_dicts)} cars; each must be at least 1")
+    track_bytes = len(TRACK_BLOCKS) * 2 * points * np.dtype(_TRACK_COLUMN.dtype).itemsize
+    car_bytes = sum(np.dtype(c.dtype).itemsize for c in CAR_COLUMNS) * frames * len(car_dicts)
+    body = len(raw) - start
+    if body != track_bytes + car_bytes:
+        what = "truncated replay" if body < track_bytes + car_bytes else "corrupt replay"
+        raise ReplayError(f"{what}: {body} bytes of data after the header, the header "
+                          f"announces {track_bytes + car_bytes}")
+    offset = start
+    geometry: dict[str, np.ndarray] = {}
+    for k in TRACK_BLOCKS:
+        axes = []
+        for _ in (0, 1):
+            axes.append(_from_ints(_unpack(raw, offset, points, _TRACK_COLUMN), _TRACK_COLUMN))
+            offset += points * np.dtype(_TRACK_COLUMN.dtype).itemsize
+        geometry[k] = np.stack(axes, axis=1)
+    columns: list[dict[str, np.ndarray]] = [{} for _ in car_dicts]
+    for col in CAR_COLUMNS:
+        for i in range(len(car_dicts)):
+            columns[i][col.name] = _from_ints(_unpack(raw, offset, frames, col), col)
+            offset += frames * np.dtype(col.dtype).itemsize
+    cars = []
+    for i, cd in enumerate(car_dicts):
+        if not isinstance(cd, dict):
+            raise ReplayError(f"replay header: car {i} must be a JSON object")
+        where = f"cars[{i}]"
+        cars.append(ReplayCar(name=_get(cd, "name", str, where),
+                              policy_sha256=_get(cd, "policy_sha256", str, where),
+                              color=_get(cd, "color", int, where), **columns[i]))
+    track = ReplayTrack(name=_get(tdict, "name", str, "track"),
+                        title=_get(tdict, "title", str, "track"),
+                        digest=_get(tdict, "digest", str, "track"),
+                        length=_get(tdict, "length_m", float, "track"), **geometry)
+    dt = _get(head, "dt", float, "header")
+    if not (math.isfinite(dt) and dt > 0.0):
+        raise ReplayError(f"replay header: dt must be a positive number of seconds, got {dt}")
+    return Replay(track=track, seed=_get(head, "seed", int, "header"), dt=dt, cars=cars,
+                  meta=_get(head, "meta", dict, "header"),
+                  paddock_version=_get(head, "paddock_version", str, "header"),
+                  sim_version=_get(head, "sim_version", str, "header"),
+                  format_version=fmt)
+
+
+# ---------------------------------------------------------------------------------- queries
+def incidents(replay: Replay) -> list[Incident]:
+    """Frames where a car goes off track, touches something, is reset or completes a lap.
+
+    An incident is the first frame of a run of frames carrying its flag, so a car that stays
+    off the track under training semantics is listed once. Sorted by frame, then car, then
+    the order of :data:`INCIDENT_FLAGS`.
+    """
+    found: list[Incident] = []
+    for i, c in enumerate(replay.cars):
+        flags = np.asarray(c.flags, dtype=np.uint8)
+        for kind, bit in INCIDENT_FLAGS:
+            on = (flags & bit) != 0
+            rising = on & ~np.concatenate(([False], on[:-1]))
+            found.extend(Incident(int(t), i, kind) for t in np.flatnonzero(rising))
+    order = {kind: k for k, (kind, _) in enumerate(INCIDENT_FLAGS)}
+    found.sort(key=lambda inc: (inc.frame, inc.car, order[inc.kind]))
+    return found

@@ -21,9 +21,13 @@ install: $(VENV)/.installed
 run: install
 	@$(BIN)/paddock tracks list
 	@echo
+	@echo "A demo evaluation: the 'pro' bot against the 'amateur' bot on royal-park"
+	@$(BIN)/paddock evaluate evaluator/bots/pro.onnx --opponent evaluator/bots/amateur.onnx \
+		--track royal-park --trials 1 --quiet
+	@echo
 	@echo "The league server (web, scheduler, workers) is not built yet; what runs today is the"
-	@echo "simulator: 'import evaluator; gymnasium.make(\"paddock/TimeTrial-v0\")', and the"
-	@echo "'$(BIN)/paddock tracks' commands. See README.md."
+	@echo "simulator ('import evaluator; gymnasium.make(\"paddock/TimeTrial-v0\")') and the"
+	@echo "'$(BIN)/paddock tracks|validate|evaluate|pack' commands. See README.md."
 
 lint: install
 	$(BIN)/ruff check .

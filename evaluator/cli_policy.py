@@ -201,6 +201,7 @@ def _print_result(result: RaceResult) -> None:
             print(f"  {t.trial:>5} {t.status:<13} {t.laps_completed:>4} "
                   f"{_fmt(t.total_time_s):>9} {_fmt(t.best_lap_s):>8} {t.off_track_count:>4} "
                   f"{t.collision_count:>4} {t.penalty_s:>6.1f} {t.completion_pct:>6.1f}"
+                  + (f"  P{t.position} from slot {t.grid_slot}" if t.position else "")
                   + (f"  {t.reason}" if t.reason else ""))
     if len(result.cars) > 1:
         print("positions: " + ", ".join(f"{n + 1}. car {i + 1}"

@@ -7,8 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from evaluator import car
 from evaluator._detmath import PI, sincos
+from evaluator.drivers import Driver, PurePursuitDriver
+from evaluator.telemetry import CarLabel, Telemetry
 from evaluator.track import Track, load_track
+from evaluator.world import World
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,3 +93,57 @@ def deepracer_npy(request: pytest.FixtureRequest, deepracer_tracks_dir: Path) ->
     if not path.exists():
         pytest.skip(f"{path} not available")
     return path
+
+
+RECORD_SEED = 3  # grid jitter of recorded races
+RECORD_PENALTY_S = 2.0  # off-track and collision penalty of recorded races
+SWERVE_STEPS = 45  # the swerver drives the line for two such periods, then turns in for one
+
+
+class Swerver(Driver):
+    """Follows the line, but every third period holds full left lock until it leaves."""
+
+    def __init__(self) -> None:
+        self.line = PurePursuitDriver(2.0)
+
+    def act(self, world: World, i: int) -> tuple[float, float]:
+        if (world.steps // SWERVE_STEPS) % 3 == 2:
+            return car.MAX_STEER_DEG, 2.5
+        return self.line.act(world, i)
+
+
+class RaceRecorder:
+    """Races built-in drivers from a grid under race rules, recording every step."""
+
+    seed = RECORD_SEED
+    penalty_s = RECORD_PENALTY_S
+    Swerver = Swerver
+
+    def __call__(self, track: Track, drivers: list[Driver], steps: int, laps: int, *,
+                 labels: list[CarLabel] | None = None, discrete: bool = False) -> Telemetry:
+        """With ``discrete``, step t records action index t % 5 for every car."""
+        n = len(drivers)
+        w = World(track, n, race=True, off_track_penalty=RECORD_PENALTY_S,
+                  collision_penalty=RECORD_PENALTY_S, laps=laps)
+        w.start_grid(list(range(n)), rng=np.random.default_rng(RECORD_SEED))
+        if labels is None:
+            labels = [CarLabel(f"car-{i}", discrete=discrete) for i in range(n)]
+        tel = Telemetry(track, RECORD_SEED, labels, steps)
+        tel.capture(w)
+        for d in drivers:
+            d.reset(w)
+        actions = np.zeros((n, 2))
+        for _ in range(steps):
+            for i, d in enumerate(drivers):
+                actions[i] = d.act(w, i)
+            w.step(actions)
+            tel.capture(w, np.full(n, w.steps % 5) if discrete else None)
+            if all(w.done(i) for i in range(n)):
+                break
+        return tel
+
+
+@pytest.fixture(scope="session")
+def record_race() -> RaceRecorder:
+    """A callable recording a race of built-in drivers (``record_race.Swerver`` swerves off)."""
+    return RaceRecorder()

@@ -7,6 +7,7 @@ import struct
 import zlib
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -16,7 +17,9 @@ from evaluator.drivers import Driver, PurePursuitDriver
 from evaluator.errors import PaddockError, ReplayError
 from evaluator.telemetry import FLAG_BLAME, FLAG_LAP, CarLabel, Telemetry
 from evaluator.track import Track, load_track
-from evaluator.world import World
+
+if TYPE_CHECKING:
+    from conftest import RaceRecorder
 
 SEED = 3
 PENALTY_S = 2.0
@@ -27,46 +30,13 @@ REPLAY_DOC = Path(__file__).resolve().parents[2] / "docs" / "REPLAY.md"
 SHA = "ab" * 32
 
 
-class Swerver(Driver):
-    """Follows the line, but every third period holds full left lock until it leaves."""
-
-    def __init__(self) -> None:
-        self.line = PurePursuitDriver(2.0)
-
-    def act(self, world: World, i: int) -> tuple[float, float]:
-        if (world.steps // SWERVE_STEPS) % 3 == 2:
-            return car.MAX_STEER_DEG, 2.5
-        return self.line.act(world, i)
-
-
-def race(track: Track, drivers: list[Driver], steps: int, laps: int) -> Telemetry:
-    """Race the drivers from a grid under race rules, recording every step."""
-    n = len(drivers)
-    w = World(track, n, race=True, off_track_penalty=PENALTY_S, collision_penalty=PENALTY_S,
-              laps=laps)
-    w.start_grid(list(range(n)), rng=np.random.default_rng(SEED))
-    labels = [CarLabel(f"car-{i}", policy_sha256=SHA if i else "") for i in range(n)]
-    tel = Telemetry(track, SEED, labels, steps)
-    tel.capture(w)
-    for d in drivers:
-        d.reset(w)
-    actions = np.zeros((n, 2))
-    for _ in range(steps):
-        for i, d in enumerate(drivers):
-            actions[i] = d.act(w, i)
-        w.step(actions)
-        tel.capture(w)
-        if all(w.done(i) for i in range(n)):
-            break
-    return tel
-
-
 @pytest.fixture(scope="module")
-def incident_run() -> Telemetry:
+def incident_run(record_race: RaceRecorder) -> Telemetry:
     """Oval, 2 laps: a slow car, a fast car that rear-ends it, and a car that swerves off."""
     drivers: list[Driver] = [PurePursuitDriver(1.5), PurePursuitDriver(3.5, follow=False),
-                             Swerver()]
-    return race(load_track("oval"), drivers, 1800, laps=2)
+                             record_race.Swerver()]
+    labels = [CarLabel(f"car-{i}", policy_sha256=SHA if i else "") for i in range(3)]
+    return record_race(load_track("oval"), drivers, 1800, laps=2, labels=labels)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +60,7 @@ def test_round_trip_within_quantisation(incident_run: Telemetry,
     back = replay.decode(replay.encode(r))
     assert back == replay.quantise(r)
     assert back.frames == r.frames == incident_run.frames
-    assert back.seed == SEED and back.dt == pytest.approx(1.0 / car.CONTROL_HZ)
+    assert back.seed == incident_run.seed and back.dt == pytest.approx(1.0 / car.CONTROL_HZ)
     assert back.meta == {"trial": 2, "laps": 2, "mode": "heat"}
     for orig, got in zip(r.cars, back.cars, strict=True):
         assert (got.name, got.policy_sha256, got.color) == (orig.name, orig.policy_sha256,
@@ -166,13 +136,14 @@ def test_yaw_wraps_across_pi(incident_replay: replay.Replay) -> None:
 
 
 # ---------------------------------------------------------------------------------- size
-def test_size_budget_one_minute() -> None:
+def test_size_budget_one_minute(record_race: RaceRecorder) -> None:
     """Two cars lapping for 60 s on the longest library track fit the budget, geometry too."""
     track = max((load_track(n) for n in ("royal-park", "forest-ridge")),
                 key=lambda t: t.num_points)
     drivers: list[Driver] = [PurePursuitDriver(2.5),
                              PurePursuitDriver(2.0, line_offset_m=0.2)]
-    tel = race(track, drivers, MINUTE_STEPS, laps=0)
+    labels = [CarLabel(f"car-{i}", policy_sha256=SHA if i else "") for i in range(len(drivers))]
+    tel = record_race(track, drivers, MINUTE_STEPS, laps=0, labels=labels)
     assert tel.frames == MINUTE_STEPS + 1
     r = replay.from_telemetry(tel, meta={"trial": 1})
     data = replay.encode(r)

@@ -5,66 +5,30 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
 from evaluator import _sim, car, trace
 from evaluator.drivers import Driver, PurePursuitDriver
-from evaluator.telemetry import CarLabel, Telemetry
-from evaluator.track import Track, load_track
-from evaluator.world import World
+from evaluator.telemetry import Telemetry
+from evaluator.track import load_track
 
-SEED = 3
-PENALTY_S = 2.0
-SWERVE_STEPS = 45  # the swerver drives the line for two such periods, then turns in for one
+if TYPE_CHECKING:
+    from conftest import RaceRecorder
+
 LAPS = 2
 HEADER = ("episode,steps,X,Y,yaw,steer,throttle,action,reward,done,all_wheels_on_track,"
           "progress,closest_waypoint,track_len,tstamp,episode_status,pause_duration")
 
 
-class Swerver(Driver):
-    """Follows the line, but every third period holds full left lock until it leaves."""
-
-    def __init__(self) -> None:
-        self.line = PurePursuitDriver(2.0)
-
-    def act(self, world: World, i: int) -> tuple[float, float]:
-        if (world.steps // SWERVE_STEPS) % 3 == 2:
-            return car.MAX_STEER_DEG, 2.5
-        return self.line.act(world, i)
-
-
-def race(track: Track, drivers: list[Driver], steps: int, laps: int,
-         discrete: bool = False) -> Telemetry:
-    """Race the drivers from a grid under race rules, recording every step.
-
-    With ``discrete``, the cars are labelled discrete and step t records action index t % 5.
-    """
-    n = len(drivers)
-    w = World(track, n, race=True, off_track_penalty=PENALTY_S, collision_penalty=PENALTY_S,
-              laps=laps)
-    w.start_grid(list(range(n)), rng=np.random.default_rng(SEED))
-    tel = Telemetry(track, SEED, [CarLabel(f"car-{i}", discrete=discrete) for i in range(n)],
-                    steps)
-    tel.capture(w)
-    actions = np.zeros((n, 2))
-    for _ in range(steps):
-        for i, d in enumerate(drivers):
-            actions[i] = d.act(w, i)
-        w.step(actions)
-        tel.capture(w, np.full(n, w.steps % 5) if discrete else None)
-        if all(w.done(i) for i in range(n)):
-            break
-    return tel
-
-
 @pytest.fixture(scope="module")
-def heat() -> Telemetry:
+def heat(record_race: RaceRecorder) -> Telemetry:
     """Oval, 2 laps: a slow car, a fast car that rear-ends it, and a car that swerves off."""
     drivers: list[Driver] = [PurePursuitDriver(1.5), PurePursuitDriver(3.5, follow=False),
-                             Swerver()]
-    return race(load_track("oval"), drivers, 1800, LAPS)
+                             record_race.Swerver()]
+    return record_race(load_track("oval"), drivers, 1800, LAPS)
 
 
 def rows(tel: Telemetry, i: int, time_up: bool = False) -> list[trace.TraceRow]:
@@ -155,8 +119,9 @@ def test_statuses(heat: Telemetry) -> None:
     assert all_statuses <= set(trace.EPISODE_STATUSES)
 
 
-def test_time_up_on_the_final_row_only() -> None:
-    tel = race(load_track("oval"), [PurePursuitDriver(2.0), Swerver()], 150, LAPS)
+def test_time_up_on_the_final_row_only(record_race: RaceRecorder) -> None:
+    tel = record_race(load_track("oval"), [PurePursuitDriver(2.0), record_race.Swerver()], 150,
+                      LAPS)
     assert tel.frames == 151  # nobody finished: stopped by the cap
     for i in range(2):
         capped = rows(tel, i, time_up=True)
@@ -171,8 +136,8 @@ def test_finished_car_is_not_time_up(heat: Telemetry) -> None:
     assert got[-1].episode_status == "park"
 
 
-def test_discrete_action_index() -> None:
-    tel = race(load_track("oval"), [PurePursuitDriver(2.0)], 20, 0, discrete=True)
+def test_discrete_action_index(record_race: RaceRecorder) -> None:
+    tel = record_race(load_track("oval"), [PurePursuitDriver(2.0)], 20, 0, discrete=True)
     got = rows(tel, 0)
     assert [r.action for r in got] == [t % 5 for t in range(1, 21)]
 

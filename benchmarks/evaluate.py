@@ -51,6 +51,16 @@ def _median(fn: Callable[[], float], reps: int) -> dict[str, float]:
     return {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
 
 
+def _median_call_us(fn: Callable[[], object], calls: int) -> float:
+    """Median microseconds of one call of ``fn``."""
+    times = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e6
+
+
 def _car_steps(result: RaceResult) -> int:
     """Simulated car-steps: every recorded frame after the start, per car."""
     return sum((tel.frames - 1) * len(tel.cars) for tel in result.telemetry)
@@ -78,12 +88,7 @@ def bench_round_trip(policy: ValidatedPolicy, calls: int, batch: int) -> float:
     with PolicyProcess(policy) as proc:
         for _ in range(200):
             proc.act(obs)
-        times = []
-        for _ in range(calls):
-            t = time.perf_counter()
-            proc.act(obs)
-            times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e6
+        return _median_call_us(lambda: proc.act(obs), calls)
 
 
 def bench_inference(policy: ValidatedPolicy, calls: int) -> float:
@@ -97,12 +102,7 @@ def bench_inference(policy: ValidatedPolicy, calls: int) -> float:
     io = sess.io_binding()
     io.bind_cpu_input(policy.input_name, x)
     io.bind_output(policy.output_name, "cpu", 0, np.float32, list(y.shape), y.ctypes.data)
-    times = []
-    for _ in range(calls):
-        t = time.perf_counter()
-        sess.run_with_iobinding(io)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e6
+    return _median_call_us(lambda: sess.run_with_iobinding(io), calls)
 
 
 def bench_race(config: RaceConfig, policies: list[ValidatedPolicy], reps: int

@@ -55,14 +55,20 @@ class _ArgCmp(ctypes.Structure):
                 ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
 
 
+_pending = bytearray()  # bytes read from stdin but not consumed yet
+READ_CHUNK = 1 << 16  # a request is read whole in one call when the pipe holds it
+
+
 def _read_exact(n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = os.read(0, n - len(buf))
+    """The next ``n`` bytes of stdin (one read usually brings a whole request)."""
+    while len(_pending) < n:
+        chunk = os.read(0, max(READ_CHUNK, n - len(_pending)))
         if not chunk:
             raise EOFError
-        buf += chunk
-    return bytes(buf)
+        _pending.extend(chunk)
+    out = bytes(_pending[:n])
+    del _pending[:n]
+    return out
 
 
 def _write(data: bytes) -> None:

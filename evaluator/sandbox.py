@@ -48,6 +48,7 @@ MAX_HELLO_BYTES = 64 * 1024
 LOADING = "loading the model"
 ACTING = "choosing an action"
 STDERR_TAIL_BYTES = 4096  # how much of a dead child's stderr is read for the reason
+MAX_ERROR_BYTES = 1000  # longest inference error message read from the child
 LAYERS = ("clean_env", "namespaces", "rlimits", "user", "no_new_privs", "landlock", "seccomp")
 STRICT_ENV = "PADDOCK_SANDBOX_STRICT"  # "1": a missing layer is an error (read by from_env)
 BWRAP_ENV = "PADDOCK_SANDBOX_BWRAP"  # "0": do not use bubblewrap even when installed
@@ -266,16 +267,26 @@ class PolicyProcess:
         """Receive the outputs for the last :meth:`send`, checked for count and finiteness."""
         k, deadline = self._pending, self._deadline
         self._pending = 0
-        (n,) = struct.unpack("<I", self._recv(4, deadline, ACTING))
+        expected = 4 + 4 * k * self.out_size
+        # One read normally brings the whole answer: the child writes it in one call.
+        buf = self._recv(expected, deadline, ACTING, at_least=4)
+        (n,) = struct.unpack("<I", buf[:4])
         if n == ERROR_FRAME:
-            (size,) = struct.unpack("<I", self._recv(4, deadline, ACTING))
-            msg = self._recv(min(size, 1000), deadline, ACTING)
+            if len(buf) < 8:
+                buf += self._recv(8 - len(buf), deadline, ACTING)
+            (size,) = struct.unpack("<I", buf[4:8])
+            size = min(size, MAX_ERROR_BYTES)
+            if len(buf) < 8 + size:
+                buf += self._recv(8 + size - len(buf), deadline, ACTING)
             self._kill()
-            raise PolicyFailed("inference failed: " + _one_line(msg.decode("utf-8", "replace")))
+            raise PolicyFailed("inference failed: "
+                               + _one_line(buf[8:8 + size].decode("utf-8", "replace")))
         if n != k:
             self._kill()
             raise PolicyFailed(f"the policy process answered {n} actions for {k} observations")
-        raw = self._recv(4 * k * self.out_size, deadline, ACTING)
+        if len(buf) < expected:
+            buf += self._recv(expected - len(buf), deadline, ACTING)
+        raw = buf[4:]
         out = np.frombuffer(raw, dtype=np.float32).reshape(k, self.out_size)
         if not np.isfinite(out).all():
             self._kill()
@@ -291,9 +302,11 @@ class PolicyProcess:
         except BrokenPipeError as err:
             raise PolicyFailed(self._death("receiving data")) from err
 
-    def _recv(self, n: int, deadline: float, doing: str) -> bytes:
+    def _recv(self, n: int, deadline: float, doing: str, at_least: int | None = None) -> bytes:
+        """Read up to ``n`` bytes, returning once ``at_least`` (default all ``n``) arrived."""
         buf = b""
-        while len(buf) < n:
+        want = n if at_least is None else at_least
+        while len(buf) < want:
             left = deadline - time.monotonic()
             if left <= 0 or not self._poll.poll(max(left * 1000.0, 0.0)):
                 self._kill()

@@ -16,6 +16,8 @@ start jitter and obstacle layout.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,7 +107,7 @@ def run_race(config: RaceConfig, policies: Sequence[ValidatedPolicy], *,
     if config.format == "head-to-head" and not 2 <= len(policies) <= 8:
         raise RaceConfigError(f"head-to-head races 2 to 8 policies, got {len(policies)}")
     trk = track if track is not None else load_track(config.track)
-    opts = options or SandboxOptions()
+    opts = _spin_policy(options or SandboxOptions(), len(policies))
     procs: list[PolicyProcess] = []
     failures: list[str] = [""] * len(policies)
     with contextlib.ExitStack() as stack:
@@ -126,6 +128,19 @@ def run_race(config: RaceConfig, policies: Sequence[ValidatedPolicy], *,
                           "load_time_s": [round(p.load_time_s, 4) for p in procs],
                           "actions": [p.actions for p in procs]}
     return result
+
+
+def _spin_policy(opts: SandboxOptions, children: int) -> SandboxOptions:
+    """Busy-wait only where there is a core to spare.
+
+    Both sides of a pipe busy-wait briefly before sleeping, because waking a sleeping process
+    costs more than the inference. With more processes than cores (a head-to-head on two
+    cores) a spinning parent would steal the children's CPU, so only the children spin.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if children + 1 > (cores or 1):
+        return dataclasses.replace(opts, spin_s=0.0)
+    return opts
 
 
 class _Runner:

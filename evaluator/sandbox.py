@@ -65,6 +65,8 @@ class SandboxOptions:
     open_files: int = 32  #: open file descriptors the child may hold
     use_bwrap: bool = True  #: use bubblewrap namespaces when it is installed and works
     strict: bool = False  #: refuse to run when any layer is missing
+    spin_s: float = 0.0002  #: how long the parent busy-waits for an answer before sleeping
+    child_spin_s: float = 0.0005  #: how long the child busy-waits for a request (0: sleep)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> SandboxOptions:
@@ -166,13 +168,14 @@ class PolicyProcess:
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._wfd = self._proc.stdin.fileno()
         self._rfd = self._proc.stdout.fileno()
+        os.set_blocking(self._rfd, False)
         self._poll.register(self._rfd, select.POLLIN)
         p = self.policy
         cfg = {"memory_bytes": opts.memory_bytes, "cpu_seconds": opts.cpu_seconds,
                "open_files": opts.open_files, "input_name": p.input_name,
                "input_shape": list(p.input_shape), "output_name": p.output_name,
                "output_size": p.output_size, "output_shape": list(p.output_shape),
-               "obs_dim": OBS_DIM}
+               "obs_dim": OBS_DIM, "spin_s": opts.child_spin_s}
         blob = json.dumps(cfg).encode()
         self._send(struct.pack("<I", len(blob)) + blob + struct.pack("<I", len(p.data)) + p.data)
 
@@ -306,14 +309,22 @@ class PolicyProcess:
         """Read up to ``n`` bytes, returning once ``at_least`` (default all ``n``) arrived."""
         buf = b""
         want = n if at_least is None else at_least
+        spin_until = time.monotonic() + self.options.spin_s
         while len(buf) < want:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self._poll.poll(max(left * 1000.0, 0.0)):
-                self._kill()
-                budget = (self.options.load_timeout_s if doing == LOADING
-                          else self.options.action_timeout_s)
-                raise PolicyFailed(f"timed out {doing} (budget {budget * 1000:.0f} ms)")
-            chunk = os.read(self._rfd, n - len(buf))
+            try:  # a short busy wait first: the answer is usually microseconds away
+                chunk = os.read(self._rfd, n - len(buf))
+            except BlockingIOError:
+                now = time.monotonic()
+                if now < spin_until and now < deadline:
+                    continue
+                left = deadline - now
+                if left <= 0 or not self._poll.poll(left * 1000.0):
+                    self._kill()
+                    budget = (self.options.load_timeout_s if doing == LOADING
+                              else self.options.action_timeout_s)
+                    raise PolicyFailed(f"timed out {doing} "
+                                       f"(budget {budget * 1000:.0f} ms)") from None
+                continue
             if not chunk:
                 raise PolicyFailed(self._death(doing))
             buf += chunk

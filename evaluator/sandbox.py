@@ -80,22 +80,35 @@ class SandboxOptions:
 
 @lru_cache(maxsize=1)
 def bwrap_works() -> bool:
-    """Whether bubblewrap is installed and can create its namespaces here."""
+    """Whether bubblewrap is installed and can start Python with onnxruntime here."""
     exe = shutil.which("bwrap")
     if exe is None:
         return False
+    probe = [sys.executable, "-I", "-B", "-c", "import numpy, onnxruntime"]
     try:
-        proc = subprocess.run([exe, *_bwrap_args(), "/bin/true"], capture_output=True,
-                              timeout=10, check=False)
+        proc = subprocess.run([exe, *_bwrap_args(), *probe], capture_output=True,
+                              timeout=30, check=False, env=_clean_env("/tmp"))
     except (OSError, subprocess.TimeoutExpired):
         return False
     return proc.returncode == 0
 
 
 def _bwrap_args() -> list[str]:
-    args = ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--uid", "65534", "--gid", "65534", "--proc", "/proc", "--dev", "/dev",
-            "--tmpfs", "/tmp", "--chdir", "/"]
+    """bubblewrap's namespaces and mounts: only what Python and onnxruntime load from, read-only.
+
+    Unprivileged, bubblewrap makes a user namespace and runs the child as nobody in it. As
+    root it does not: in a user namespace the child would still be root to the host's file
+    permissions. It keeps only the right to change user, and the child becomes the real
+    nobody itself after its imports (see ``_policy_child._drop_user``).
+    """
+    if os.geteuid() == 0:
+        args = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+                "--unshare-cgroup-try", "--cap-drop", "ALL", "--cap-add", "CAP_SETUID",
+                "--cap-add", "CAP_SETGID"]
+    else:
+        args = ["--unshare-all", "--cap-drop", "ALL", "--uid", "65534", "--gid", "65534"]
+    args += ["--die-with-parent", "--new-session", "--proc", "/proc", "--dev", "/dev",
+             "--tmpfs", "/tmp", "--chdir", "/"]
     mounts: list[str] = []
     for top in ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/etc/ld.so.cache"):
         p = Path(top)
@@ -103,16 +116,13 @@ def _bwrap_args() -> list[str]:
             args += ["--symlink", os.readlink(p), top]
         elif p.exists():
             mounts.append(top)
-    for extra in (sys.base_prefix, sys.prefix, str(CHILD_SCRIPT.parent)):
+    import numpy  # noqa: PLC0415 - where the child's imports live
+    import onnxruntime  # noqa: PLC0415
+    sites = [str(Path(mod.__file__ or "").parent.parent) for mod in (numpy, onnxruntime)]
+    for extra in (sys.base_prefix, sys.prefix, str(CHILD_SCRIPT.parent), *sites):
         real = os.path.realpath(extra)
         if not any(real == m or real.startswith(m + "/") for m in mounts):
             mounts.append(real)
-    import numpy  # noqa: PLC0415 - where the child's imports live
-    import onnxruntime  # noqa: PLC0415
-    for mod in (numpy, onnxruntime):
-        site = os.path.realpath(str(Path(mod.__file__ or "").parent.parent))
-        if not any(site == m or site.startswith(m + "/") for m in mounts):
-            mounts.append(site)
     for m in mounts:
         args += ["--ro-bind", m, m]
     return args

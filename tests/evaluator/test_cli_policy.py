@@ -363,3 +363,30 @@ def test_installed_command_gives_the_in_process_result(capsys: pytest.CaptureFix
                          capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == EXIT_INVALID and bad.stdout == ""
     assert "laps must be" in one_error_line(bad.stderr)
+
+
+def test_evaluate_writes_replays_and_a_trace_log(capsys: pytest.CaptureFixture[str],
+                                                 models: dict[str, Path],
+                                                 tmp_path: Path) -> None:
+    from evaluator import replay
+
+    out = tmp_path / "run.replay"
+    csv_path = tmp_path / "trace.csv"
+    code, stdout, _ = run(capsys, "evaluate", models["driver"], "--laps", "1", "--trials", "2",
+                          "--action-timeout-ms", "1000", "--replay", out,
+                          "--trace-csv", csv_path, "--json")
+    assert code == 0
+    result = json.loads(stdout)
+    files = sorted(tmp_path.glob("run-*.replay"))
+    assert [f.name for f in files] == ["run-1.replay", "run-2.replay"]  # one per trial
+    for trial, path in zip(result["trials"], files, strict=True):
+        r = replay.decode(path.read_bytes())
+        assert r.seed == trial["seed"] and r.track.name == "oval"
+        assert r.cars[0].policy_sha256 == load_policy_file(models["driver"]).sha256
+        assert r.meta["trial"] == trial["trial"]
+    lines = csv_path.read_text().splitlines()
+    assert lines[0].startswith("episode,steps,X,Y,yaw,steer,throttle,action,reward,done")
+    rows = [line.split(",") for line in lines[1:]]
+    assert {row[0] for row in rows} == {"1", "2"}  # the trial numbers as episodes
+    laps_done = sum(1 for row in rows if row[15] == "lap_complete")
+    assert laps_done == sum(t["laps_completed"] for t in result["trials"])

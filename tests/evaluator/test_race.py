@@ -8,6 +8,7 @@ sandboxed child process, one lap of the shipped oval (24.8 m).
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import numpy as np
@@ -374,3 +375,23 @@ def test_run_race_checks_the_number_of_policies(driver: ValidatedPolicy) -> None
         run_race(RaceConfig(), [driver, driver], options=OPTIONS)
     with pytest.raises(RaceConfigError, match="head-to-head races 2 to 8 policies, got 1"):
         run_race(RaceConfig(format="head-to-head"), [driver], options=OPTIONS)
+
+
+@pytest.mark.parametrize("options", [
+    SandboxOptions(use_bwrap=False, action_timeout_s=1.0),
+    SandboxOptions(spin_s=0.0, child_spin_s=0.0, action_timeout_s=1.0),
+], ids=["without-bubblewrap", "without-busy-waiting"])
+def test_the_sandbox_setup_never_changes_a_result(driver: ValidatedPolicy,
+                                                  options: SandboxOptions) -> None:
+    cfg = RaceConfig(track="oval", laps=1, trials=2, seed=11)
+    reference = run_race(cfg, [driver], options=SandboxOptions(action_timeout_s=1.0))
+    other = run_race(cfg, [driver], options=options)
+    assert as_json(other) == as_json(reference)
+
+
+def test_a_root_parent_runs_policies_as_nobody(driver: ValidatedPolicy) -> None:
+    result = race([driver], laps=1, trials=1)
+    if os.geteuid() == 0:
+        assert result.sandbox["layers"]["user"] == "nobody"
+    else:
+        assert result.sandbox["layers"]["user"] == "unprivileged"

@@ -1,0 +1,426 @@
+"""The league's tables: typed SQLAlchemy 2.0 models holding data and small derived properties.
+
+Workflows (submitting, claiming jobs, ranking, awarding points) live in the domain modules,
+never here. Status values are the ``StrEnum`` classes below, never bare strings.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from league.db import Base
+
+DEFAULT_POINTS = [25, 18, 15, 12, 10, 8, 6, 4, 2, 1]  # season points by finishing position
+
+
+def utcnow() -> dt.datetime:
+    """Now, in UTC, without tzinfo (how every timestamp is stored)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Role(enum.StrEnum):
+    """What a user may do on the site."""
+
+    RACER = "racer"
+    ORGANIZER = "organizer"
+    ADMIN = "admin"
+
+
+class Visibility(enum.StrEnum):
+    """Who can see a league."""
+
+    PUBLIC = "public"  # listed, visible to everyone
+    UNLISTED = "unlisted"  # visible to anyone with the link, not listed
+    PRIVATE = "private"  # members only; joined with the invite code
+
+
+class MemberRole(enum.StrEnum):
+    """A user's role within one league."""
+
+    MEMBER = "member"
+    ORGANIZER = "organizer"
+
+
+class RaceStatus(enum.StrEnum):
+    """Where a race stands."""
+
+    SCHEDULED = "scheduled"  # before opens_at
+    OPEN = "open"  # taking submissions
+    CLOSED = "closed"  # leaderboard frozen, season points awarded
+
+
+class SeasonStatus(enum.StrEnum):
+    """Where a season stands."""
+
+    PLANNED = "planned"
+    ACTIVE = "active"
+    FINISHED = "finished"  # points totalled, promotion and relegation applied
+
+
+class JobStatus(enum.StrEnum):
+    """States of an evaluation job; they only ever move forward."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class JobKind(enum.StrEnum):
+    """What a job evaluates."""
+
+    TIME_TRIAL = "time_trial"  # one entry, the race's trials
+    HEAT = "heat"  # a head-to-head heat pair between entries
+
+
+class FailureKind(enum.StrEnum):
+    """Why a job failed: every failure names one."""
+
+    VALIDATION = "validation"  # the stored model no longer passes validation
+    POLICY_ERROR = "policy_error"  # the policy crashed or returned garbage
+    TIMEOUT = "timeout"  # the policy or the whole job ran out of time
+    INFRASTRUCTURE = "infrastructure"  # workers died too often, storage or track missing
+
+
+class User(Base):
+    """A person with an account."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(256))
+    role: Mapped[Role] = mapped_column(sa.String(16), default=Role.RACER)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
+
+
+class ApiToken(Base):
+    """A personal API token; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(80))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(sa.String(12))  #: shown to tell tokens apart
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+    user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class League(Base):
+    """A community league: divisions, seasons and races under one organizer team."""
+
+    __tablename__ = "leagues"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    description: Mapped[str] = mapped_column(sa.Text, default="")
+    visibility: Mapped[Visibility] = mapped_column(sa.String(16), default=Visibility.PUBLIC)
+    invite_code: Mapped[str] = mapped_column(sa.String(32))
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    divisions: Mapped[list[Division]] = relationship(back_populates="league",
+                                                     order_by="Division.tier")
+    seasons: Mapped[list[Season]] = relationship(back_populates="league",
+                                                 order_by="Season.starts_at")
+    members: Mapped[list[Membership]] = relationship(back_populates="league")
+
+
+class Division(Base):
+    """An ordered tier of a league: tier 1 is the top."""
+
+    __tablename__ = "divisions"
+    __table_args__ = (sa.UniqueConstraint("league_id", "tier"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    league_id: Mapped[int] = mapped_column(sa.ForeignKey("leagues.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(80))
+    tier: Mapped[int]
+
+    league: Mapped[League] = relationship(back_populates="divisions")
+
+
+class Membership(Base):
+    """A user in a league, with a role and (for racers) a division."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (sa.UniqueConstraint("league_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    league_id: Mapped[int] = mapped_column(sa.ForeignKey("leagues.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[MemberRole] = mapped_column(sa.String(16), default=MemberRole.MEMBER)
+    division_id: Mapped[int | None] = mapped_column(sa.ForeignKey("divisions.id"))
+    joined_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    league: Mapped[League] = relationship(back_populates="members")
+    user: Mapped[User] = relationship()
+    division: Mapped[Division | None] = relationship()
+
+
+class Season(Base):
+    """A season: races between two dates, a points table, promotion and relegation."""
+
+    __tablename__ = "seasons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    league_id: Mapped[int] = mapped_column(sa.ForeignKey("leagues.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(80))
+    starts_at: Mapped[dt.datetime]
+    ends_at: Mapped[dt.datetime]
+    points_table: Mapped[list[int]] = mapped_column(sa.JSON, default=lambda: list(DEFAULT_POINTS))
+    promote: Mapped[int] = mapped_column(default=2)  #: racers (or percent) going up
+    relegate: Mapped[int] = mapped_column(default=2)  #: racers (or percent) going down
+    movement_in_percent: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[SeasonStatus] = mapped_column(sa.String(16), default=SeasonStatus.PLANNED)
+    finalized_at: Mapped[dt.datetime | None]
+
+    league: Mapped[League] = relationship(back_populates="seasons")
+    races: Mapped[list[Race]] = relationship(back_populates="season",
+                                             order_by="Race.opens_at")
+
+
+race_divisions = sa.Table(
+    "race_divisions", Base.metadata,
+    sa.Column("race_id", sa.ForeignKey("races.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("division_id", sa.ForeignKey("divisions.id", ondelete="CASCADE"),
+              primary_key=True),
+)
+
+
+class Race(Base):
+    """One race: the evaluation settings (``evaluator.results.RaceConfig``) and its window."""
+
+    __tablename__ = "races"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    league_id: Mapped[int] = mapped_column(sa.ForeignKey("leagues.id", ondelete="CASCADE"))
+    season_id: Mapped[int | None] = mapped_column(sa.ForeignKey("seasons.id"))
+    name: Mapped[str] = mapped_column(sa.String(120))
+    track: Mapped[str] = mapped_column(sa.String(120))
+    track_digest: Mapped[str] = mapped_column(sa.String(64))  #: geometry the race is run on
+    format: Mapped[str] = mapped_column(sa.String(16), default="time-trial")
+    laps: Mapped[int] = mapped_column(default=3)
+    min_laps: Mapped[int | None]
+    ranking: Mapped[str] = mapped_column(sa.String(16), default="total")
+    off_track_penalty: Mapped[float] = mapped_column(default=5.0)
+    collision_penalty: Mapped[float] = mapped_column(default=5.0)
+    trials: Mapped[int] = mapped_column(default=3)
+    time_cap: Mapped[float] = mapped_column(default=180.0)
+    seed: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    obstacles: Mapped[int] = mapped_column(default=0)
+    opens_at: Mapped[dt.datetime]
+    closes_at: Mapped[dt.datetime]
+    status: Mapped[RaceStatus] = mapped_column(sa.String(16), default=RaceStatus.SCHEDULED)
+    closed_at: Mapped[dt.datetime | None]
+    max_entries_per_day: Mapped[int | None]
+    max_entries_total: Mapped[int | None]
+    # head-to-head: rating rounds every interval, pairs of seat-swapped heats, a final bracket
+    round_interval_s: Mapped[int] = mapped_column(default=600)
+    heats_per_round: Mapped[int] = mapped_column(default=1)
+    knockout_size: Mapped[int] = mapped_column(default=0)
+    rounds_played: Mapped[int] = mapped_column(default=0)
+    last_round_at: Mapped[dt.datetime | None]
+
+    league: Mapped[League] = relationship()
+    season: Mapped[Season | None] = relationship(back_populates="races")
+    divisions: Mapped[list[Division]] = relationship(secondary=race_divisions)
+    entries: Mapped[list[Entry]] = relationship(back_populates="race")
+
+    def config(self) -> dict[str, Any]:
+        """The evaluator settings of this race, under their API/CLI names."""
+        return {"track": self.track, "format": self.format, "laps": self.laps,
+                "trials": self.trials, "ranking": self.ranking,
+                "off_track_penalty": self.off_track_penalty,
+                "collision_penalty": self.collision_penalty, "time_cap": self.time_cap,
+                "min_laps": self.min_laps, "seed": self.seed, "obstacles": self.obstacles}
+
+
+class PolicyModel(Base):
+    """An uploaded policy file (stored content-addressed by its SHA-256)."""
+
+    __tablename__ = "models"
+    __table_args__ = (sa.UniqueConstraint("owner_id", "name", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(80))
+    version: Mapped[int] = mapped_column(default=1)
+    sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
+    size_bytes: Mapped[int]
+    model_metadata: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    validation: Mapped[dict[str, Any]] = mapped_column(sa.JSON)  #: the validator's summary
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    owner: Mapped[User] = relationship()
+
+
+class Entry(Base):
+    """A model entered in a race by a racer."""
+
+    __tablename__ = "entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    race_id: Mapped[int] = mapped_column(sa.ForeignKey("races.id", ondelete="CASCADE"),
+                                         index=True)
+    racer_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"),
+                                          index=True)
+    model_id: Mapped[int] = mapped_column(sa.ForeignKey("models.id"))
+    submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    disqualified_at: Mapped[dt.datetime | None]
+    disqualified_reason: Mapped[str] = mapped_column(sa.Text, default="")
+
+    race: Mapped[Race] = relationship(back_populates="entries")
+    racer: Mapped[User] = relationship()
+    model: Mapped[PolicyModel] = relationship()
+    jobs: Mapped[list[EvaluationJob]] = relationship(back_populates="entry",
+                                                     order_by="EvaluationJob.id")
+
+    @property
+    def disqualified(self) -> bool:
+        """Whether an organizer disqualified this entry."""
+        return self.disqualified_at is not None
+
+
+class Heat(Base):
+    """A head-to-head pairing: one job races its entries in seat-swapped heats."""
+
+    __tablename__ = "heats"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    race_id: Mapped[int] = mapped_column(sa.ForeignKey("races.id", ondelete="CASCADE"),
+                                         index=True)
+    round_no: Mapped[int]
+    stage: Mapped[str] = mapped_column(sa.String(16), default="round")  #: round or knockout
+    seed: Mapped[int] = mapped_column(sa.BigInteger)
+    entry_ids: Mapped[list[int]] = mapped_column(sa.JSON)  #: car order of the job
+    positions: Mapped[list[int] | None] = mapped_column(sa.JSON)  #: entry ids, best first
+    rated_at: Mapped[dt.datetime | None]  #: when ratings took this heat into account
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class EvaluationJob(Base):
+    """One unit of evaluation work, claimed by a worker under a lease."""
+
+    __tablename__ = "evaluation_jobs"
+    __table_args__ = (sa.Index("ix_evaluation_jobs_status_queued_at", "status", "queued_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[JobKind] = mapped_column(sa.String(16), default=JobKind.TIME_TRIAL)
+    entry_id: Mapped[int | None] = mapped_column(sa.ForeignKey("entries.id", ondelete="CASCADE"),
+                                                 index=True)
+    heat_id: Mapped[int | None] = mapped_column(sa.ForeignKey("heats.id", ondelete="CASCADE"))
+    status: Mapped[JobStatus] = mapped_column(sa.String(16), default=JobStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(default=0)
+    max_attempts: Mapped[int] = mapped_column(default=3)
+    lease_owner: Mapped[str | None] = mapped_column(sa.String(120))
+    lease_expires_at: Mapped[dt.datetime | None]
+    queued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    failure_kind: Mapped[FailureKind | None] = mapped_column(sa.String(16))
+    failure_reason: Mapped[str] = mapped_column(sa.Text, default="")
+    log: Mapped[str] = mapped_column(sa.Text, default="")  #: one line per attempt and event
+
+    entry: Mapped[Entry | None] = relationship(back_populates="jobs")
+    heat: Mapped[Heat | None] = relationship()
+    result: Mapped[Result | None] = relationship(back_populates="job")
+
+
+class Result(Base):
+    """The outcome of one job (written once: the job id is the idempotency key)."""
+
+    __tablename__ = "results"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(sa.ForeignKey("evaluation_jobs.id", ondelete="CASCADE"),
+                                        unique=True)
+    entry_id: Mapped[int | None] = mapped_column(sa.ForeignKey("entries.id", ondelete="CASCADE"),
+                                                 index=True)
+    status: Mapped[str] = mapped_column(sa.String(16))  #: finished, dnf, policy_error
+    ranking_time_s: Mapped[float | None]
+    ranking_laps: Mapped[int] = mapped_column(default=0)
+    best_lap_s: Mapped[float | None]
+    off_track_count: Mapped[int] = mapped_column(default=0)
+    collision_count: Mapped[int] = mapped_column(default=0)
+    penalty_s: Mapped[float] = mapped_column(default=0.0)
+    data: Mapped[dict[str, Any]] = mapped_column(sa.JSON)  #: the evaluator's result JSON
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    job: Mapped[EvaluationJob] = relationship(back_populates="result")
+
+
+class Replay(Base):
+    """A stored replay of one trial or heat of a job."""
+
+    __tablename__ = "replays"
+    __table_args__ = (sa.UniqueConstraint("job_id", "trial"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(sa.ForeignKey("evaluation_jobs.id", ondelete="CASCADE"))
+    trial: Mapped[int]
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    size_bytes: Mapped[int]
+
+
+class Rating(Base):
+    """An entry's head-to-head skill in one race (OpenSkill mu and sigma)."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (sa.UniqueConstraint("race_id", "entry_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    race_id: Mapped[int] = mapped_column(sa.ForeignKey("races.id", ondelete="CASCADE"))
+    entry_id: Mapped[int] = mapped_column(sa.ForeignKey("entries.id", ondelete="CASCADE"))
+    mu: Mapped[float]
+    sigma: Mapped[float]
+    heats: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    @property
+    def conservative(self) -> float:
+        """The displayed rating: mean minus three standard deviations."""
+        return self.mu - 3.0 * self.sigma
+
+
+class RacePoints(Base):
+    """Season points a racer earned in a closed race (awarded once, at closing)."""
+
+    __tablename__ = "race_points"
+    __table_args__ = (sa.UniqueConstraint("race_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    race_id: Mapped[int] = mapped_column(sa.ForeignKey("races.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    division_id: Mapped[int | None] = mapped_column(sa.ForeignKey("divisions.id"))
+    position: Mapped[int]
+    points: Mapped[int]
+    awarded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class DivisionMove(Base):
+    """A promotion or relegation applied when a season was finalized."""
+
+    __tablename__ = "division_moves"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    season_id: Mapped[int] = mapped_column(sa.ForeignKey("seasons.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    from_division_id: Mapped[int | None] = mapped_column(sa.ForeignKey("divisions.id"))
+    to_division_id: Mapped[int | None] = mapped_column(sa.ForeignKey("divisions.id"))
+    kind: Mapped[str] = mapped_column(sa.String(16))  #: promoted or relegated

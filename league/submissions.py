@@ -1,0 +1,154 @@
+"""Submitting a model to a race: validate, store, and queue its evaluation.
+
+A refused model is refused in the response itself with the validator's message and nothing is
+stored. An accepted one is stored content-addressed and becomes a model row, an entry and a
+queued job, all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from evaluator.errors import PolicyRejected
+from evaluator.validate import validate_policy
+from league.errors import Conflict, Forbidden, InvalidInput, LimitExceeded, NotFound
+from league.leagues import can_manage, membership
+from league.models import (
+    Entry,
+    EvaluationJob,
+    JobKind,
+    JobStatus,
+    PolicyModel,
+    Race,
+    RaceStatus,
+    User,
+    Visibility,
+    utcnow,
+)
+from league.storage import Storage
+
+DEFAULT_MAX_ATTEMPTS = 3
+MAX_MODEL_NAME_CHARS = 80
+
+
+def submit_entry(session: Session, storage: Storage, race: Race, racer: User, data: bytes,
+                 metadata: str | bytes | Mapping[str, Any] | None = None, *,
+                 model_name: str = "", now: dt.datetime | None = None,
+                 max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Entry:
+    """Enter a model in a race; returns the entry with its queued evaluation job.
+
+    Rules, in order: the race is open (between its open and close times, not closed); the
+    racer may enter it (private leagues: members; races limited to divisions: racers of those
+    divisions); the racer has entries left today (UTC) and in total; the model passes
+    validation. The model's version counts up per racer and name.
+    """
+    now = now or utcnow()
+    _check_open(race, now)
+    _check_eligible(session, race, racer)
+    _check_limits(session, race, racer, now)
+    try:
+        policy = validate_policy(data, metadata)
+    except PolicyRejected as err:
+        raise InvalidInput(f"model refused: {err}") from err
+    name = (model_name or policy.metadata.name or "model").strip()[:MAX_MODEL_NAME_CHARS]
+    digest = storage.put("models", policy.data)
+    version = (session.scalar(sa.select(sa.func.max(PolicyModel.version)).where(
+        PolicyModel.owner_id == racer.id, PolicyModel.name == name)) or 0) + 1
+    model = PolicyModel(owner_id=racer.id, name=name, version=version, sha256=digest,
+                        size_bytes=len(policy.data),
+                        model_metadata=_metadata_doc(policy.metadata.to_json()),
+                        validation=policy.summary())
+    session.add(model)
+    session.flush()
+    entry = Entry(race_id=race.id, racer_id=racer.id, model_id=model.id, submitted_at=now)
+    session.add(entry)
+    session.flush()
+    queue_evaluation(session, entry, now=now, max_attempts=max_attempts)
+    return entry
+
+
+def queue_evaluation(session: Session, entry: Entry, *, now: dt.datetime | None = None,
+                     max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> EvaluationJob:
+    """A new queued time-trial job for ``entry`` (earlier jobs and results are kept)."""
+    job = EvaluationJob(kind=JobKind.TIME_TRIAL, entry_id=entry.id, status=JobStatus.QUEUED,
+                        queued_at=now or utcnow(), max_attempts=max_attempts)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def rerun_entry(session: Session, entry: Entry, user: User) -> EvaluationJob:
+    """Organizers re-run an entry: a new job; the history of earlier jobs stays."""
+    if not can_manage(session, entry.race.league, user):
+        raise Forbidden("only this league's organizers can re-run entries")
+    if entry.disqualified:
+        raise Conflict("a disqualified entry is not re-run")
+    return queue_evaluation(session, entry)
+
+
+def disqualify_entry(session: Session, entry: Entry, user: User, reason: str) -> None:
+    """Organizers disqualify an entry with a reason; it leaves the leaderboard."""
+    if not can_manage(session, entry.race.league, user):
+        raise Forbidden("only this league's organizers can disqualify entries")
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput("a disqualification needs a reason")
+    entry.disqualified_at = entry.disqualified_at or utcnow()
+    entry.disqualified_reason = reason[:2000]
+    for job in entry.jobs:
+        if job.status == JobStatus.QUEUED:
+            job.status = JobStatus.CANCELLED
+            job.finished_at = utcnow()
+
+
+def get_entry(session: Session, entry_id: int) -> Entry:
+    """An entry by id."""
+    entry = session.get(Entry, entry_id)
+    if entry is None:
+        raise NotFound(f"no entry {entry_id}")
+    return entry
+
+
+def _metadata_doc(text: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(text)
+    return doc
+
+
+def _check_open(race: Race, now: dt.datetime) -> None:
+    if race.status == RaceStatus.CLOSED or now >= race.closes_at:
+        raise Conflict("this race is closed")
+    if now < race.opens_at:
+        raise Conflict(f"this race opens at {race.opens_at.isoformat()}Z")
+
+
+def _check_eligible(session: Session, race: Race, racer: User) -> None:
+    m = membership(session, race.league, racer)
+    if race.league.visibility == Visibility.PRIVATE and m is None:
+        raise Forbidden("this race is in a private league you are not a member of")
+    if race.divisions:
+        allowed = {d.id for d in race.divisions}
+        if m is None or m.division_id not in allowed:
+            names = ", ".join(d.name for d in race.divisions)
+            raise Forbidden(f"this race is for racers of {names}")
+
+
+def _check_limits(session: Session, race: Race, racer: User, now: dt.datetime) -> None:
+    mine = sa.select(sa.func.count(Entry.id)).where(Entry.race_id == race.id,
+                                                    Entry.racer_id == racer.id)
+    if race.max_entries_total is not None:
+        total = session.scalar(mine) or 0
+        if total >= race.max_entries_total:
+            raise LimitExceeded(f"you have used all {race.max_entries_total} entries of this "
+                                "race")
+    if race.max_entries_per_day is not None:
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        today = session.scalar(mine.where(Entry.submitted_at >= day)) or 0
+        if today >= race.max_entries_per_day:
+            raise LimitExceeded(f"you have used today's {race.max_entries_per_day} entries of "
+                                "this race; more tomorrow (UTC)")

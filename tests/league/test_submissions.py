@@ -1,0 +1,87 @@
+"""Submitting models: validation in the response, storage, the entry and its queued job."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from league import submissions
+from league.errors import Conflict, Forbidden, InvalidInput, LimitExceeded
+from league.models import Entry, EvaluationJob, JobStatus, PolicyModel, Visibility
+from league.storage import Storage
+
+if TYPE_CHECKING:
+    from conftest import Factory
+
+
+def test_accepted_model_is_stored_and_queued(session: Session, storage: Storage,
+                                             make: Factory) -> None:
+    race = make.race(session)
+    racer = make.user(session)
+    data = make.policy()
+    entry = submissions.submit_entry(session, storage, race, racer, data, now=make.now)
+    session.commit()
+    model = session.get(PolicyModel, entry.model_id)
+    assert model is not None and storage.get("models", model.sha256) == data
+    assert model.version == 1 and model.name == "follower"
+    jobs = session.scalars(sa.select(EvaluationJob)).all()
+    assert [(j.entry_id, j.status) for j in jobs] == [(entry.id, JobStatus.QUEUED)]
+
+
+def test_refused_model_stores_nothing(session: Session, storage: Storage,
+                                      make: Factory) -> None:
+    race = make.race(session)
+    racer = make.user(session)
+    with pytest.raises(InvalidInput, match="model refused: parse"):
+        submissions.submit_entry(session, storage, race, racer, b"garbage", now=make.now)
+    assert session.scalar(sa.select(sa.func.count(Entry.id))) == 0
+    assert not (storage.root / "models").exists()
+
+
+def test_versions_count_up_per_name(session: Session, storage: Storage, make: Factory) -> None:
+    race = make.race(session)
+    racer = make.user(session)
+    versions = [submissions.submit_entry(session, storage, race, racer, make.policy(s),
+                                         now=make.now).model.version for s in (1.0, 2.0)]
+    assert versions == [1, 2]
+
+
+@pytest.mark.parametrize("when, message", [
+    (dt.timedelta(days=-3), "opens at"),
+    (dt.timedelta(days=30), "closed"),
+])
+def test_only_open_races_take_entries(session: Session, storage: Storage, make: Factory,
+                                      when: dt.timedelta, message: str) -> None:
+    race = make.race(session, opens_at=make.now - dt.timedelta(days=1),
+                     closes_at=make.now + dt.timedelta(days=1))
+    with pytest.raises(Conflict, match=message):
+        submissions.submit_entry(session, storage, race, make.user(session), make.policy(),
+                                 now=make.now + when)
+
+
+def test_limits_per_day_and_in_total(session: Session, storage: Storage,
+                                     make: Factory) -> None:
+    race = make.race(session, max_entries_per_day=2, max_entries_total=3)
+    racer = make.user(session)
+    for _ in range(2):
+        submissions.submit_entry(session, storage, race, racer, make.policy(), now=make.now)
+    with pytest.raises(LimitExceeded, match="today"):
+        submissions.submit_entry(session, storage, race, racer, make.policy(), now=make.now)
+    tomorrow = make.now + dt.timedelta(days=1)
+    submissions.submit_entry(session, storage, race, racer, make.policy(), now=tomorrow)
+    with pytest.raises(LimitExceeded, match="all 3"):
+        submissions.submit_entry(session, storage, race, racer, make.policy(),
+                                 now=tomorrow + dt.timedelta(days=1))
+
+
+def test_private_league_needs_membership(session: Session, storage: Storage,
+                                         make: Factory) -> None:
+    league = make.league(session, visibility=Visibility.PRIVATE)
+    race = make.race(session, league)
+    with pytest.raises(Forbidden, match="private"):
+        submissions.submit_entry(session, storage, race, make.user(session), make.policy(),
+                                 now=make.now)

@@ -408,7 +408,7 @@ class RacePoints(Base):
     race_id: Mapped[int] = mapped_column(sa.ForeignKey("races.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
     division_id: Mapped[int | None] = mapped_column(sa.ForeignKey("divisions.id"))
-    position: Mapped[int]
+    position: Mapped[int | None]  #: within the division; None: took part, not ranked
     points: Mapped[int]
     awarded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

@@ -98,6 +98,19 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
         engine.dispose()
 
 
+@pytest.fixture(params=BACKENDS)
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a new database without any table (for migrations), on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+        return
+    url = _create_pg_database()
+    try:
+        yield url
+    finally:
+        _drop_pg_database(url)
+
+
 @pytest.fixture
 def session(db: Database) -> Iterator[Session]:
     """A session on the test database; the test commits when it wants to."""
@@ -160,6 +173,43 @@ class Factory:
         closes = settings.pop("closes_at", self.now + dt.timedelta(days=7))
         return leagues.create_race(session, league, self.organizer(session, league),
                                    settings.pop("name", "Race"), opens, closes, **settings)
+
+    def racer(self, session: Session, name: str = "racer") -> m.User:
+        """A racer who cannot log in (no password hashing: fast, for domain tests)."""
+        user = m.User(name=name, email=f"{name.lower()}@example.org", password_hash="!")
+        session.add(user)
+        session.flush()
+        return user
+
+    def entry(self, session: Session, race: m.Race, racer: m.User,
+              submitted_at: dt.datetime | None = None, name: str = "follower") -> m.Entry:
+        """An entry without a file or a job (for tests of what happens after evaluation)."""
+        version = 1 + len(session.scalars(sa.select(m.PolicyModel.id).where(
+            m.PolicyModel.owner_id == racer.id, m.PolicyModel.name == name)).all())
+        model = m.PolicyModel(owner_id=racer.id, name=name, version=version, sha256="0" * 64,
+                              size_bytes=1, model_metadata={}, validation={})
+        session.add(model)
+        session.flush()
+        entry = m.Entry(race_id=race.id, racer_id=racer.id, model_id=model.id,
+                        submitted_at=submitted_at or self.now)
+        session.add(entry)
+        session.flush()
+        return entry
+
+    def result(self, session: Session, entry: m.Entry, time_s: float | None = 30.0,
+               laps: int = 1, status: str = "finished",
+               job_status: m.JobStatus = m.JobStatus.SUCCEEDED, **kw: Any) -> m.Result:
+        """A time-trial job of ``entry`` (succeeded by default) with a hand-made result."""
+        job = m.EvaluationJob(kind=m.JobKind.TIME_TRIAL, entry_id=entry.id, status=job_status)
+        session.add(job)
+        session.flush()
+        data = {"status": status, "ranking": entry.race.ranking, "ranking_time_s": time_s,
+                "ranking_laps": laps, "trials": [], "error": None, **kw.pop("data", {})}
+        result = m.Result(job_id=job.id, entry_id=entry.id, status=status,
+                          ranking_time_s=time_s, ranking_laps=laps, data=data, **kw)
+        session.add(result)
+        session.flush()
+        return result
 
 
 @pytest.fixture

@@ -1,0 +1,260 @@
+"""Running one claimed job: load what it races, check it, race it, and deliver the outcome.
+
+:func:`evaluate_job` reads the job's race and models in one short transaction, then works
+without the database: it checks that the track still has the geometry the race was created
+on, reads each model from storage and validates it again, and runs the race exactly as
+``paddock evaluate`` does. It returns an :class:`Outcome`; :func:`deliver` writes that back
+in the worker's transaction.
+
+What counts as a result. The evaluator's statuses ``finished``, ``dnf`` and ``policy_error``
+are all results: the job succeeds and the result JSON is stored. A policy that crashed,
+overran its time budget or returned garbage made its car stop with a reason, which is a
+legitimate race outcome shown to the racer, the same one ``paddock evaluate --json`` prints
+at home, and running it again would only repeat it. A job fails only when no result could be
+produced: the stored model no longer validates (``validation``), or the track, storage,
+sandbox or head-to-head support is missing or broken (``infrastructure``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from evaluator import replay
+from evaluator.errors import PaddockError, PolicyRejected
+from evaluator.race import RaceResult, run_race
+from evaluator.results import RaceConfig
+from evaluator.track import Track, load_track
+from evaluator.validate import ValidatedPolicy, validate_policy
+from league.config import Settings
+from league.db import transaction
+from league.errors import StorageError
+from league.jobs import complete_job, fail_job, get_job
+from league.leagues import race_config
+from league.models import EvaluationJob, FailureKind, JobKind, Race
+from league.storage import Storage
+
+log = logging.getLogger(__name__)
+
+HEAD_TO_HEAD = "head-to-head"
+HeatRecorder = Callable[..., None]  # league.headtohead.record_heat(session, heat, result)
+
+
+class EvaluationAborted(Exception):
+    """Raised inside a race when the worker asked it to stop (stopping, or lease lost)."""
+
+
+@dataclass
+class Outcome:
+    """What evaluating one job produced: a result to record, or a failure and its reason."""
+
+    job_id: int
+    kind: JobKind = JobKind.TIME_TRIAL
+    result: dict[str, Any] | None = None  #: the evaluator's JSON, when the race ran
+    replays: list[tuple[int, bytes]] = field(default_factory=list)  #: (trial, replay bytes)
+    failure: FailureKind | None = None  #: why no result could be produced
+    reason: str = ""  #: the failure, in one line
+    note: str = ""  #: a line for the job's log (duration, sandbox layers)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the job could not produce a result."""
+        return self.failure is not None
+
+
+class _Refused(Exception):
+    """A reason this job cannot produce a result (turned into a failed :class:`Outcome`)."""
+
+    def __init__(self, kind: FailureKind, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Car:
+    label: str  #: how the job log names it: "entry 7"
+    sha256: str
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything a job races, copied out of the database."""
+
+    kind: JobKind
+    race_id: int
+    config: RaceConfig
+    track_digest: str
+    cars: list[_Car]
+
+
+def evaluate_job(factory: sessionmaker[Session], storage: Storage, job_id: int,
+                 settings: Settings, *,
+                 should_stop: Callable[[], bool] | None = None) -> Outcome:
+    """Race a claimed job and return its outcome (nothing is written to the database).
+
+    ``should_stop`` is polled on every simulation step; when it says so the race is cut
+    short with :class:`EvaluationAborted`.
+    """
+    kind = JobKind.TIME_TRIAL
+    try:
+        plan = _plan(factory, job_id)
+        kind = plan.kind
+        if kind == JobKind.HEAT:
+            _heat_recorder()
+        track = _track(plan)
+        policies = [_policy(storage, car) for car in plan.cars]
+        started = time.monotonic()
+        race = _run(plan.config, policies, track, settings, should_stop)
+        replays = _replays(race, job_id)
+    except _Refused as err:
+        return Outcome(job_id, kind, failure=err.kind, reason=err.reason)
+    missing = race.sandbox.get("missing") or []
+    note = (f"raced in {time.monotonic() - started:.1f} s (onnxruntime "
+            f"{race.sandbox.get('onnxruntime')}"
+            f"{'; sandbox layers missing: ' + ', '.join(missing) if missing else ''})")
+    return Outcome(job_id, kind, result=race.to_dict(), replays=replays, note=note)
+
+
+def deliver(session: Session, outcome: Outcome, worker_id: str, storage: Storage) -> bool:
+    """Write an outcome back; False when it changed nothing (a second or late delivery).
+
+    A heat's result also records the heat's finishing order and ratings, in the same
+    transaction and only on the first delivery, so a heat is never rated twice.
+    """
+    if outcome.failure is not None:
+        return fail_job(session, outcome.job_id, worker_id, outcome.failure, outcome.reason)
+    if outcome.result is None:
+        raise ValueError(f"job {outcome.job_id}: an outcome holds a result or a failure")
+    record_heat: HeatRecorder | None = None
+    if outcome.kind == JobKind.HEAT:
+        try:
+            record_heat = _heat_recorder()
+        except _Refused as err:
+            return fail_job(session, outcome.job_id, worker_id, err.kind, err.reason)
+    first = complete_job(session, outcome.job_id, worker_id, outcome.result, outcome.replays,
+                         storage, note=outcome.note)
+    if first and record_heat is not None:
+        heat = get_job(session, outcome.job_id).heat
+        if heat is None:
+            raise ValueError(f"heat job {outcome.job_id} has lost its heat")
+        record_heat(session, heat, outcome.result)
+    return first
+
+
+# ------------------------------------------------------------------------------- steps
+def _plan(factory: sessionmaker[Session], job_id: int) -> _Plan:
+    """Copy the job's race settings and models out of the database (one short read)."""
+    with transaction(factory) as session:
+        job = get_job(session, job_id)
+        if job.kind == JobKind.HEAT:
+            return _heat_plan(session, job)
+        entry = job.entry
+        if entry is None:
+            raise _Refused(FailureKind.INFRASTRUCTURE, f"job {job_id} has no entry to race")
+        race = entry.race
+        model = entry.model
+        car = _Car(f"entry {entry.id}", model.sha256, dict(model.model_metadata))
+        return _Plan(JobKind.TIME_TRIAL, race.id, _config(race), race.track_digest, [car])
+
+
+def _heat_plan(session: Session, job: EvaluationJob) -> _Plan:
+    """A heat races its entries head-to-head, in ``Heat.entry_ids`` order, on the heat's seed."""
+    heat = job.heat
+    if heat is None:
+        raise _Refused(FailureKind.INFRASTRUCTURE, f"heat job {job.id} has no heat")
+    race = session.get(Race, heat.race_id)
+    if race is None:
+        raise _Refused(FailureKind.INFRASTRUCTURE, f"heat {heat.id}'s race no longer exists")
+    by_id = {e.id: e for e in race.entries}
+    cars = []
+    for entry_id in heat.entry_ids:
+        entry = by_id.get(entry_id)
+        if entry is None:
+            raise _Refused(FailureKind.INFRASTRUCTURE,
+                           f"heat {heat.id} names entry {entry_id}, which is not in race "
+                           f"{race.id}")
+        cars.append(_Car(f"entry {entry.id}", entry.model.sha256,
+                         dict(entry.model.model_metadata)))
+    config = _config(race, format=HEAD_TO_HEAD, trials=race.heats_per_round, seed=heat.seed)
+    return _Plan(JobKind.HEAT, race.id, config, race.track_digest, cars)
+
+
+def _config(race: Race, **changes: Any) -> RaceConfig:
+    try:
+        return race_config(race).with_(**changes)
+    except PaddockError as err:
+        raise _Refused(FailureKind.INFRASTRUCTURE,
+                       f"race {race.id}'s settings cannot be raced: {err}") from err
+
+
+def _track(plan: _Plan) -> Track:
+    """The race's track, if it still has the geometry the race was created on."""
+    name = plan.config.track
+    try:
+        track = load_track(name)
+    except PaddockError as err:
+        raise _Refused(FailureKind.INFRASTRUCTURE,
+                       f"track {name!r} of race {plan.race_id} cannot be loaded: {err}") from err
+    if track.digest != plan.track_digest:
+        raise _Refused(FailureKind.INFRASTRUCTURE,
+                       f"track {name!r} has changed since race {plan.race_id} was created "
+                       f"(geometry {track.digest[:12]}, the race's {plan.track_digest[:12]}); "
+                       "results on it would not be comparable")
+    return track
+
+
+def _policy(storage: Storage, car: _Car) -> ValidatedPolicy:
+    """A model read back from storage and validated again under today's rules."""
+    try:
+        data = storage.get("models", car.sha256)
+    except StorageError as err:
+        raise _Refused(FailureKind.INFRASTRUCTURE, f"{car.label}: {err}") from err
+    try:
+        return validate_policy(data, car.metadata)
+    except PolicyRejected as err:
+        raise _Refused(FailureKind.VALIDATION,
+                       f"{car.label}: the stored model no longer passes validation: "
+                       f"{err}") from err
+
+
+def _run(config: RaceConfig, policies: list[ValidatedPolicy], track: Track, settings: Settings,
+         should_stop: Callable[[], bool] | None) -> RaceResult:
+    def progress(_done: int, _total: int) -> None:
+        if should_stop is not None and should_stop():
+            raise EvaluationAborted("the race was stopped by its worker")
+
+    try:
+        return run_race(config, policies, options=settings.sandbox(), track=track,
+                        progress=progress, record=True)
+    except PaddockError as err:  # the sandbox could not start, a required layer is missing
+        raise _Refused(FailureKind.INFRASTRUCTURE, f"the race could not run: {err}") from err
+
+
+def _replays(race: RaceResult, job_id: int) -> list[tuple[int, bytes]]:
+    """One replay per trial (time trial) or heat (head-to-head), numbered from 1."""
+    out = []
+    for trial, tel in enumerate(race.telemetry, start=1):
+        meta = {"race": race.config.to_dict(), "trial": trial, "job": job_id}
+        try:
+            out.append((trial, replay.encode(replay.from_telemetry(tel, meta))))
+        except PaddockError as err:
+            raise _Refused(FailureKind.INFRASTRUCTURE,
+                           f"the replay of trial {trial} could not be encoded: {err}") from err
+    return out
+
+
+def _heat_recorder() -> HeatRecorder:
+    """``league.headtohead.record_heat``, or a refusal naming what is missing."""
+    try:
+        from league.headtohead import record_heat
+    except ImportError as err:  # head-to-head support is another module; absent, heats fail
+        raise _Refused(FailureKind.INFRASTRUCTURE,
+                       f"head-to-head heats cannot be recorded here: {err}") from err
+    return record_heat

@@ -1,0 +1,235 @@
+"""Race leaderboards and the state of an entry's evaluation ("my garage").
+
+A leaderboard is a query over stored results, never a stored table: disqualifying an entry or
+re-running it changes the leaderboard at once. Functions take a session and never commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from evaluator.results import DNF, FINISHED, TrialResult, rank_trials
+from league.models import (
+    Entry,
+    EvaluationJob,
+    FailureKind,
+    JobKind,
+    JobStatus,
+    PolicyModel,
+    Race,
+    Result,
+    User,
+)
+
+ROUNDING = 6  # decimals of the times shown (the evaluator's own rounding)
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    """One racer's line on a race leaderboard (DeepRacer's columns, plus ids for links)."""
+
+    rank: int | None  #: 1 is first; None: listed but not ranked (too few laps, policy error)
+    racer: str  #: the racer's user name
+    user_id: int
+    entry_id: int  #: the entry whose result is shown
+    model: str  #: model name and version, e.g. "follower v3"
+    time_s: float | None  #: the time under the race's ranking method
+    gap_s: float | None  #: behind the leader; None for the leader's laps-down rivals
+    laps: int  #: laps of the trial the racer is ranked by
+    best_lap_s: float | None
+    off_track_count: int
+    collision_count: int
+    penalty_s: float
+    submissions: int  #: the racer's entries in this race (disqualified ones included)
+    submitted_at: dt.datetime  #: when the shown entry was submitted
+    result_id: int
+    job_id: int
+    status: str  #: the result's status: finished, dnf, policy_error, invalid_policy
+    reason: str  #: why the racer is not ranked ("" when ranked)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (times as ISO 8601)."""
+        out = asdict(self)
+        out["submitted_at"] = self.submitted_at.isoformat()
+        return out
+
+
+@dataclass(frozen=True)
+class EntryStatus:
+    """Where an entry's evaluation stands, for the racer's garage."""
+
+    entry_id: int
+    status: JobStatus | None  #: of the latest time-trial job (None: never queued)
+    job_id: int | None
+    attempts: int
+    queued_at: dt.datetime | None
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    failure_kind: FailureKind | None
+    reason: str  #: failure reason, or why the result is not ranked, or the disqualification
+    result_id: int | None
+    result_status: str | None  #: finished, dnf, policy_error, invalid_policy
+    time_s: float | None
+    disqualified: bool
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """An entry's counting result with its sort key (smaller is better)."""
+
+    key: tuple[Any, ...]
+    ranked: bool
+    laps: int
+    time_s: float | None
+    result: Result
+    entry: Entry
+    racer: str
+    model: str
+
+
+def required_laps(race: Race) -> int:
+    """Laps a trial needs to be ranked in ``race`` (its minimum, default all of them)."""
+    return race.laps if race.min_laps is None else race.min_laps
+
+
+def ranking_value(race: Race, result: Result) -> tuple[int, float | None]:
+    """The laps and time ``result`` is ranked by under ``race``'s ranking method.
+
+    ``Result.ranking_time_s`` already holds it when the result was computed under the race's
+    method (its JSON ``ranking``). When the method differs (an organizer changed it after the
+    evaluation), the trial is chosen again from the stored trials by the evaluator's own rule.
+    """
+    data = result.data or {}
+    if data.get("ranking", race.ranking) == race.ranking:
+        return result.ranking_laps, result.ranking_time_s
+    trials = [TrialResult(trial=int(t.get("trial", i)), seed=int(t.get("seed", 0)),
+                          status=str(t.get("status", FINISHED)),
+                          laps_completed=int(t.get("laps_completed", 0)),
+                          lap_times_s=[float(x) for x in t.get("lap_times_s") or []])
+              for i, t in enumerate(data.get("trials") or [], start=1)]
+    best, value = rank_trials(trials, race.ranking, required_laps(race))
+    if best is None or value is None:
+        return result.ranking_laps, None
+    return best.laps_completed, round(value, ROUNDING)
+
+
+def result_reason(result: Result, required: int) -> str:
+    """Why ``result`` is not ranked, in one line ("" when nothing is wrong)."""
+    data = result.data or {}
+    if data.get("error"):
+        return str(data["error"])
+    if result.status == FINISHED and result.ranking_laps >= required:
+        return ""
+    for trial in data.get("trials") or []:
+        if trial.get("reason"):
+            return str(trial["reason"])
+    return f"completed {result.ranking_laps} of the {required} laps needed to be ranked"
+
+
+def race_leaderboard(session: Session, race: Race) -> list[LeaderboardRow]:
+    """The leaderboard of a time trial: each racer's best result, ranked.
+
+    Rules, in order:
+
+    * A result counts when its job (a time trial) succeeded and its entry is not disqualified.
+      Results of queued, running, failed or cancelled jobs never count.
+    * Per entry, the result of its latest succeeded job counts: a re-run replaces the earlier
+      evaluation of the same model (it is what an organizer re-runs for, e.g. after a
+      simulator update). Per racer, the best of their entries counts: a worse new upload
+      never costs a racer their place.
+    * A result is ranked when it finished with at least the race's minimum laps; otherwise
+      (dnf, policy error, invalid policy) the racer is listed unranked with the reason.
+    * Ranked racers: more laps first, then the smaller time under the race's ranking method,
+      then the earlier submission (the entry submitted first keeps the place), then entry id.
+    * Unranked racers follow: more laps first, dnf before policy errors, earlier submission.
+    * The gap is to the leader, and only for racers with the leader's laps (None otherwise).
+    """
+    required = required_laps(race)
+    latest: dict[int, tuple[Result, Entry, str, str]] = {}
+    stmt = (sa.select(Result, Entry, User.name, PolicyModel.name, PolicyModel.version)
+            .join(EvaluationJob, EvaluationJob.id == Result.job_id)
+            .join(Entry, Entry.id == EvaluationJob.entry_id)
+            .join(User, User.id == Entry.racer_id)
+            .join(PolicyModel, PolicyModel.id == Entry.model_id)
+            .where(Entry.race_id == race.id, Entry.disqualified_at.is_(None),
+                   EvaluationJob.kind == JobKind.TIME_TRIAL,
+                   EvaluationJob.status == JobStatus.SUCCEEDED)
+            .order_by(EvaluationJob.id))
+    for result, entry, racer, model_name, version in session.execute(stmt):
+        latest[entry.id] = (result, entry, racer, f"{model_name} v{version}")
+    best: dict[int, _Scored] = {}
+    for result, entry, racer, model in latest.values():
+        scored = _score(race, required, result, entry, racer, model)
+        current = best.get(entry.racer_id)
+        if current is None or scored.key < current.key:
+            best[entry.racer_id] = scored
+    return _rows(session, race, required, sorted(best.values(), key=lambda s: s.key))
+
+
+def _score(race: Race, required: int, result: Result, entry: Entry, racer: str,
+           model: str) -> _Scored:
+    laps, time_s = ranking_value(race, result)
+    ranked = result.status == FINISHED and time_s is not None and laps >= required
+    if ranked:
+        key: tuple[Any, ...] = (0, -laps, time_s, entry.submitted_at, entry.id)
+    else:
+        failed = 0 if result.status == DNF else 1
+        key = (1, -result.ranking_laps, failed, entry.submitted_at, entry.id)
+        laps = result.ranking_laps
+    return _Scored(key, ranked, laps, time_s if ranked else None, result, entry, racer, model)
+
+
+def _rows(session: Session, race: Race, required: int,
+          ordered: list[_Scored]) -> list[LeaderboardRow]:
+    counts = dict(session.execute(
+        sa.select(Entry.racer_id, sa.func.count(Entry.id))
+        .where(Entry.race_id == race.id).group_by(Entry.racer_id)).all())
+    leader = ordered[0] if ordered and ordered[0].ranked else None
+    rows = []
+    for n, s in enumerate(ordered, start=1):
+        gap = None
+        if s.ranked and leader is not None and leader.time_s is not None \
+                and s.time_s is not None and s.laps == leader.laps:
+            gap = round(s.time_s - leader.time_s, ROUNDING)
+        r = s.result
+        rows.append(LeaderboardRow(
+            rank=n if s.ranked else None, racer=s.racer, user_id=s.entry.racer_id,
+            entry_id=s.entry.id, model=s.model, time_s=s.time_s, gap_s=gap, laps=s.laps,
+            best_lap_s=r.best_lap_s, off_track_count=r.off_track_count,
+            collision_count=r.collision_count, penalty_s=r.penalty_s,
+            submissions=counts.get(s.entry.racer_id, 0), submitted_at=s.entry.submitted_at,
+            result_id=r.id, job_id=r.job_id, status=r.status,
+            reason="" if s.ranked else result_reason(r, required)))
+    return rows
+
+
+def entry_status(session: Session, entry: Entry) -> EntryStatus:
+    """Where ``entry``'s latest time-trial evaluation stands, with the reason of a failure."""
+    job = session.scalar(sa.select(EvaluationJob)
+                         .where(EvaluationJob.entry_id == entry.id,
+                                EvaluationJob.kind == JobKind.TIME_TRIAL)
+                         .order_by(EvaluationJob.id.desc()).limit(1))
+    result = job.result if job is not None else None
+    if entry.disqualified:
+        reason = f"disqualified: {entry.disqualified_reason}"
+    elif job is not None and job.status == JobStatus.FAILED:
+        reason = job.failure_reason
+    elif result is not None:
+        reason = result_reason(result, required_laps(entry.race))
+    else:
+        reason = ""
+    return EntryStatus(
+        entry_id=entry.id, status=job.status if job else None, job_id=job.id if job else None,
+        attempts=job.attempts if job else 0, queued_at=job.queued_at if job else None,
+        started_at=job.started_at if job else None,
+        finished_at=job.finished_at if job else None,
+        failure_kind=job.failure_kind if job else None, reason=reason,
+        result_id=result.id if result else None,
+        result_status=result.status if result else None,
+        time_s=ranking_value(entry.race, result)[1] if result else None,
+        disqualified=entry.disqualified)

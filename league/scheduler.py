@@ -1,0 +1,301 @@
+"""The scheduler process: APScheduler 3 with its schedule kept in the league's database.
+
+Run exactly one (``paddock scheduler``), never inside web workers. Its jobs are thin: each opens
+one transaction, calls one domain function and logs one line. The domain functions are
+idempotent and take ``now``, so a job that runs late, twice, or again after a crash changes
+nothing more than one run on time; the job store (table ``apscheduler_jobs``, created by
+APScheduler) keeps the schedule across restarts.
+
+Job functions are module-level callables without arguments, because the job store pickles a
+reference to them; they find the database through :func:`configure`, which
+:func:`build_scheduler` calls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import TypeVar
+
+import sqlalchemy as sa
+from apscheduler.events import EVENT_SCHEDULER_START
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers import SchedulerNotRunningError
+from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from league import headtohead, jobs, seasons
+from league.config import ConfigError, Settings
+from league.db import engine_options, make_engine, session_factory, transaction
+from league.errors import LeagueError, NotFound
+from league.models import EvaluationJob, JobStatus, Race, Season, utcnow
+
+log = logging.getLogger(__name__)
+
+JOBSTORE_TABLE = "apscheduler_jobs"  # APScheduler's own table; migrations leave it alone
+MISFIRE_GRACE_S = 60  # a run this late still happens (once: runs are coalesced)
+STOP_POLL_S = 0.1  # a stop requested while starting waits in steps of this long
+
+T = TypeVar("T")
+# The jobs that move races and seasons forward run one at a time, so the scheduler never plans
+# a round in a race it is closing. Dispatching and reaping only touch job rows, which
+# league.jobs locks itself, so they never wait behind these.
+_STATE_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What the job functions (and the job store) run against."""
+
+    settings: Settings
+    engine: Engine
+    factory: sessionmaker[Session]
+    store_engine: Engine  #: the job store's, without league.db's SQLite write-lock BEGIN
+
+
+_context: _Context | None = None
+
+
+def configure(settings: Settings) -> None:
+    """Point the job functions at the database of ``settings``."""
+    global _context
+    close()
+    url = settings.database_url
+    engine = make_engine(url)
+    _context = _Context(settings, engine, session_factory(engine),
+                        sa.create_engine(url, **engine_options(url)))
+
+
+def close() -> None:
+    """Release the database connections of the job functions and the job store."""
+    global _context
+    if _context is not None:
+        _context.engine.dispose()
+        _context.store_engine.dispose()
+        _context = None
+
+
+def _ctx() -> _Context:
+    if _context is None:
+        raise RuntimeError("league.scheduler.configure(settings) has not been called")
+    return _context
+
+
+def dispatch() -> int:
+    """Hand queued jobs to Ray (ray executor); with local workers, which claim their own
+    jobs, count the queue."""
+    ctx = _ctx()
+    if ctx.settings.executor == "ray":
+        from league import ray_executor  # Ray is an optional extra
+
+        handed: int = ray_executor.dispatch(ctx.settings, ctx.factory)
+        if handed:
+            log.info("dispatch: handed %d job(s) to Ray", handed)
+        return handed
+    with transaction(ctx.factory) as session:
+        queued = session.scalar(sa.select(sa.func.count(EvaluationJob.id))
+                                .where(EvaluationJob.status == JobStatus.QUEUED)) or 0
+    log.debug("dispatch: %d job(s) queued for the local workers", queued)
+    return queued
+
+
+def reap_leases() -> list[int]:
+    """Requeue (or, after their last attempt, fail) the jobs whose lease expired."""
+    with transaction(_ctx().factory) as session:
+        reaped = jobs.reap_expired(session, utcnow())
+    if reaped:
+        log.info("reap-leases: expired leases of job(s) %s reaped",
+                 ", ".join(map(str, reaped)))
+    return reaped
+
+
+def open_close_races() -> tuple[list[int], list[int]]:
+    """Open races whose time has come, and close (and score) those past their close time."""
+    factory = _ctx().factory
+    with _STATE_LOCK:
+        with transaction(factory) as session:
+            opened = [race.id for race in seasons.open_due_races(session, utcnow())]
+        with transaction(factory) as session:
+            closed = [race.id for race in seasons.close_due_races(session, utcnow())]
+    if opened or closed:
+        log.info("open-close-races: opened %s, closed %s", _ids(opened), _ids(closed))
+    return opened, closed
+
+
+def start_seasons() -> list[int]:
+    """Mark planned seasons whose start has passed as active."""
+    with _STATE_LOCK, transaction(_ctx().factory) as session:
+        started = [season.id for season in seasons.start_due_seasons(session, utcnow())]
+    if started:
+        log.info("start-seasons: started season(s) %s", _ids(started))
+    return started
+
+
+def headtohead_rounds() -> list[int]:
+    """Plan the next rating round of every head-to-head race due one."""
+    with _STATE_LOCK:
+        with transaction(_ctx().factory) as session:
+            due = [race.id for race in headtohead.due_rounds(session, utcnow())]
+        planned = _each(due, _plan_round, "headtohead-rounds", "race")
+    if planned:
+        log.info("headtohead-rounds: planned a round in race(s) %s", _ids(planned))
+    return planned
+
+
+def finalize_seasons() -> list[int]:
+    """Finalize every season that has ended: points totals, promotion and relegation."""
+    with _STATE_LOCK:
+        with transaction(_ctx().factory) as session:
+            due = [season.id for season in seasons.due_seasons(session, utcnow())]
+        finalized = _each(due, _finalize_season, "finalize-seasons", "season")
+    if finalized:
+        log.info("finalize-seasons: finalized season(s) %s", _ids(finalized))
+    return finalized
+
+
+def _plan_round(session: Session, race_id: int) -> bool:
+    return bool(headtohead.plan_round(session, _get(session, Race, race_id), utcnow()))
+
+
+def _finalize_season(session: Session, season_id: int) -> bool:
+    seasons.finalize_season(session, _get(session, Season, season_id), utcnow())
+    return True
+
+
+def _get(session: Session, model: type[T], ident: int) -> T:
+    obj = session.get(model, ident)
+    if obj is None:
+        raise NotFound(f"{model.__name__} {ident} is gone")
+    return obj
+
+
+def _ids(ids: list[int]) -> str:
+    return ", ".join(map(str, ids)) or "none"
+
+
+def _each(ids: list[int], work: Callable[[Session, int], bool], job: str,
+          what: str) -> list[int]:
+    """Run ``work`` on each id in a transaction of its own; returns the ids it did something for.
+
+    A domain refusal (a :class:`LeagueError`) for one item is logged and the others go on: one
+    bad season must not hold back the rest. Anything else propagates to APScheduler, which
+    logs it; the job runs again at its next time.
+    """
+    done = []
+    for ident in ids:
+        try:
+            with transaction(_ctx().factory) as session:
+                did = work(session, ident)
+        except LeagueError as err:
+            log.warning("%s: %s %d skipped: %s", job, what, ident, err)
+            continue
+        if did:
+            done.append(ident)
+    return done
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    """One recurring job of the scheduler."""
+
+    id: str
+    func: Callable[[], object]
+    every_s: float
+
+
+JOBS = (
+    ScheduledJob("dispatch", dispatch, 1.0),
+    ScheduledJob("reap-leases", reap_leases, 3.0),
+    ScheduledJob("open-close-races", open_close_races, 5.0),
+    ScheduledJob("headtohead-rounds", headtohead_rounds, 10.0),
+    ScheduledJob("start-seasons", start_seasons, 30.0),
+    ScheduledJob("finalize-seasons", finalize_seasons, 60.0),
+)
+
+
+def build_scheduler(settings: Settings) -> BlockingScheduler:
+    """The scheduler with every job registered (replacing stored ones), not yet started."""
+    configure(settings)
+    store = SQLAlchemyJobStore(engine=_ctx().store_engine, tablename=JOBSTORE_TABLE)
+    scheduler = BlockingScheduler(
+        jobstores={"default": store},
+        executors={"default": ThreadPoolExecutor(len(JOBS))},
+        timezone=dt.UTC,
+    )
+    for job in JOBS:
+        scheduler.add_job(job.func, "interval", seconds=job.every_s, id=job.id, name=job.id,
+                          replace_existing=True, max_instances=1, coalesce=True,
+                          misfire_grace_time=MISFIRE_GRACE_S)
+    scheduler.add_listener(lambda _event: _drop_retired_jobs(scheduler), EVENT_SCHEDULER_START)
+    return scheduler
+
+
+def _drop_retired_jobs(scheduler: BlockingScheduler) -> None:
+    """Remove stored jobs that are no longer in :data:`JOBS` (from an older version)."""
+    current = {job.id for job in JOBS}
+    for job in scheduler.get_jobs():
+        if job.id not in current:
+            log.info("removing retired job %s", job.id)
+            job.remove()
+
+
+def check_executor(settings: Settings) -> None:
+    """Fail at once, not every second in the dispatch job, when Ray is chosen but missing."""
+    if settings.executor == "ray" and importlib.util.find_spec("ray") is None:
+        raise ConfigError("PADDOCK_EXECUTOR=ray needs Ray installed: pip install 'paddock[ray]'")
+
+
+def run(settings: Settings) -> None:
+    """Run the scheduler until SIGTERM or SIGINT, then stop after the running jobs finish."""
+    check_executor(settings)
+    scheduler = build_scheduler(settings)
+    returned = threading.Event()
+    stopper: list[threading.Thread] = []
+
+    def shut_down() -> None:
+        # The signal may arrive while the scheduler is still starting: wait until it runs.
+        while not returned.is_set():
+            try:
+                scheduler.shutdown()
+                return
+            except SchedulerNotRunningError:
+                time.sleep(STOP_POLL_S)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        # Shut down from a thread: the main thread may be inside the scheduler's loop.
+        if not stopper:
+            log.info("%s received, stopping", signal.Signals(signum).name)
+            stopper.append(threading.Thread(target=shut_down, name="scheduler-shutdown"))
+            stopper[0].start()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    log.info("starting (executor %s; jobs %s)", settings.executor,
+             ", ".join(job.id for job in JOBS))
+    try:
+        scheduler.start()
+    finally:
+        returned.set()
+        for thread in stopper:
+            thread.join()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        # After the loop has stopped: its last pass may have reconnected the store's engine.
+        close()
+    log.info("stopped")
+
+
+if __name__ == "__main__":
+    import sys
+
+    from league.cli import main
+
+    sys.exit(main(["scheduler", *sys.argv[1:]]))

@@ -1,0 +1,312 @@
+"""Race and season lifecycles: opening and closing races, season points, standings, and
+promotion and relegation when a season ends.
+
+Functions take a session and never commit; the scheduler (or an organizer's request) owns the
+transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from league import headtohead
+from league.leaderboard import race_leaderboard
+from league.models import (
+    Division,
+    DivisionMove,
+    Entry,
+    EvaluationJob,
+    Heat,
+    JobStatus,
+    Membership,
+    Race,
+    RacePoints,
+    RaceStatus,
+    Season,
+    SeasonStatus,
+    User,
+)
+
+PODIUM = 3  # positions that count as a podium in the standings' tie-breaks
+
+
+class MoveKind(enum.StrEnum):
+    """The kinds of :class:`DivisionMove`."""
+
+    PROMOTED = "promoted"
+    RELEGATED = "relegated"
+
+
+@dataclass(frozen=True)
+class StandingRow:
+    """One racer's line in a division's season standings."""
+
+    position: int
+    user_id: int
+    racer: str
+    points: int
+    wins: int  #: races won within the division
+    podiums: int  #: top-3 places within the division
+    races: int  #: closed races taken part in
+    reached_at: dt.datetime  #: when the racer's total was reached (the last tie-break)
+    zone: MoveKind | None  #: where the racer would move if the season ended now
+
+
+@dataclass
+class _Tally:
+    """A racer's running totals while the standings are summed up."""
+
+    racer: str
+    points: int = 0
+    wins: int = 0
+    podiums: int = 0
+    races: int = 0
+    reached: tuple[dt.datetime, int] | None = None  #: (race closing time, race id)
+
+
+def open_due_races(session: Session, now: dt.datetime) -> list[Race]:
+    """Open the scheduled races whose opening time has passed."""
+    races = session.scalars(sa.select(Race).where(Race.status == RaceStatus.SCHEDULED,
+                                                  Race.opens_at <= now)
+                            .order_by(Race.opens_at, Race.id)).all()
+    for race in races:
+        race.status = RaceStatus.OPEN
+    return list(races)
+
+
+def close_due_races(session: Session, now: dt.datetime) -> list[Race]:
+    """Close the races whose closing time has passed; returns those closed.
+
+    A race waits while any of its evaluations is still queued or running, so every entry
+    submitted in time is on the frozen leaderboard. A head-to-head race with a knockout plays
+    it first: each call starts the next stage once the previous one is decided, and the race
+    closes when no stage is left to play.
+    """
+    races = session.scalars(sa.select(Race).where(Race.status != RaceStatus.CLOSED,
+                                                  Race.closes_at <= now)
+                            .order_by(Race.closes_at, Race.id)).all()
+    busy = _busy_races(session)
+    closed = []
+    for race in races:
+        if race.id in busy:
+            continue
+        if race.format == headtohead.HEAD_TO_HEAD and race.knockout_size >= 2 and \
+                headtohead.advance_knockout(session, race, now):
+            continue
+        close_race(session, race, now)
+        closed.append(race)
+    return closed
+
+
+def _busy_races(session: Session) -> set[int]:
+    """Races with an evaluation (time trial or heat) still queued or running."""
+    pending = EvaluationJob.status.in_(headtohead.PENDING)
+    trials = sa.select(Entry.race_id).join(EvaluationJob, EvaluationJob.entry_id == Entry.id)
+    heats = sa.select(Heat.race_id).join(EvaluationJob, EvaluationJob.heat_id == Heat.id)
+    return set(session.scalars(trials.where(pending))) | set(session.scalars(
+        heats.where(pending)))
+
+
+def finishing_order(session: Session, race: Race) -> list[tuple[int, bool]]:
+    """The final order of ``race`` as (user id, ranked) pairs, best first."""
+    if race.format == headtohead.HEAD_TO_HEAD:
+        return headtohead.finishing_order(session, race)
+    return [(row.user_id, row.rank is not None) for row in race_leaderboard(session, race)]
+
+
+def close_race(session: Session, race: Race, now: dt.datetime) -> list[RacePoints]:
+    """Close ``race``: freeze it and award its season points, once.
+
+    Closing cancels the race's queued evaluations. A second call changes nothing and returns
+    the points awarded the first time.
+
+    Points: racers are placed by the race's final order (the leaderboard, or for
+    head-to-head the knockout and rating table) *within their division*, the division of
+    their league membership at closing. Racers without one (no division, or not a member of
+    a public league) form their own group, stored with division None. The n-th of a group
+    gets the n-th number of the season's points table (0 beyond its end); an unranked racer
+    is recorded with position None and 0 points. A race outside a season awards nothing.
+    """
+    if race.status == RaceStatus.CLOSED:
+        return list(session.scalars(sa.select(RacePoints).where(RacePoints.race_id == race.id)
+                                    .order_by(RacePoints.id)))
+    order = finishing_order(session, race)
+    race.status = RaceStatus.CLOSED
+    race.closed_at = now
+    _cancel_queued(session, race, now)
+    if race.season_id is None:
+        return []
+    season = session.get_one(Season, race.season_id)
+    division_of = dict(session.execute(
+        sa.select(Membership.user_id, Membership.division_id)
+        .where(Membership.league_id == race.league_id)).all())
+    placed: dict[int | None, int] = {}
+    awarded = []
+    for user_id, ranked in order:
+        div = division_of.get(user_id)
+        position = None
+        points = 0
+        if ranked:
+            position = placed[div] = placed.get(div, 0) + 1
+            table = season.points_table
+            points = table[position - 1] if position <= len(table) else 0
+        awarded.append(RacePoints(race_id=race.id, user_id=user_id, division_id=div,
+                                  position=position, points=points, awarded_at=now))
+    session.add_all(awarded)
+    session.flush()
+    return awarded
+
+
+def _cancel_queued(session: Session, race: Race, now: dt.datetime) -> None:
+    entries = sa.select(Entry.id).where(Entry.race_id == race.id)
+    heats = sa.select(Heat.id).where(Heat.race_id == race.id)
+    for job in session.scalars(sa.select(EvaluationJob).where(
+            EvaluationJob.status == JobStatus.QUEUED,
+            sa.or_(EvaluationJob.entry_id.in_(entries), EvaluationJob.heat_id.in_(heats)))):
+        job.status = JobStatus.CANCELLED
+        job.finished_at = now
+
+
+def movement_counts(season: Season, ranked: int, top: bool, bottom: bool) -> tuple[int, int]:
+    """How many of a division's ``ranked`` racers go up and down at the season's end.
+
+    ``promote``/``relegate`` are racers, or with ``movement_in_percent`` percentages of the
+    division's racers in the standings, rounded down (10 % of 15 racers moves 1). The top
+    division promotes nobody, the bottom one relegates nobody. In a division too small for
+    both, promotion wins: relegation takes only the racers left below the promoted ones.
+    """
+    def count(value: int) -> int:
+        return ranked * value // 100 if season.movement_in_percent else value
+
+    up = 0 if top else min(count(season.promote), ranked)
+    down = 0 if bottom else min(count(season.relegate), ranked - up)
+    return up, down
+
+
+def season_standings(session: Session, season: Season,
+                     division: Division | None) -> list[StandingRow]:
+    """The standings of one division (None: racers without a division) in ``season``.
+
+    Racers are those with points rows from the season's closed races in that division (a
+    racer who took part unranked is listed with 0 points). Order, each rule breaking the ties
+    of the ones before:
+
+    1. more points;
+    2. more wins (first places within the division);
+    3. more podiums (top-3 places within the division);
+    4. earlier achievement: the closing time of the race after which the racer's running
+       total first equalled their final total (points are never negative, so this is the
+       last race that gave them points, or their first race if they have none); the earlier
+       is better, as they got there first (a race closed at the same time: lower race id);
+    5. the earlier sign-up (lower user id), so positions are always distinct.
+    """
+    div_filter = RacePoints.division_id.is_(None) if division is None \
+        else RacePoints.division_id == division.id
+    rows = session.execute(
+        sa.select(RacePoints.user_id, User.name, RacePoints.position, RacePoints.points,
+                  Race.closed_at, Race.closes_at, Race.id)
+        .join(Race, Race.id == RacePoints.race_id).join(User, User.id == RacePoints.user_id)
+        .where(Race.season_id == season.id, Race.status == RaceStatus.CLOSED, div_filter)
+        .order_by(sa.func.coalesce(Race.closed_at, Race.closes_at), Race.id))
+    tally: dict[int, _Tally] = {}
+    for user_id, name, position, points, closed_at, closes_at, race_id in rows:
+        t = tally.setdefault(user_id, _Tally(name))
+        t.points += points
+        t.wins += position == 1
+        t.podiums += position is not None and position <= PODIUM
+        t.races += 1
+        if points > 0 or t.reached is None:
+            t.reached = (closed_at or closes_at, race_id)
+    ordered = sorted(tally.items(), key=lambda kv: (-kv[1].points, -kv[1].wins,
+                                                    -kv[1].podiums, kv[1].reached, kv[0]))
+    up, down = _zones(session, season, division, len(ordered))
+    out = []
+    for n, (user_id, t) in enumerate(ordered, start=1):
+        zone = MoveKind.PROMOTED if n <= up else \
+            MoveKind.RELEGATED if n > len(ordered) - down else None
+        assert t.reached is not None
+        out.append(StandingRow(position=n, user_id=user_id, racer=t.racer, points=t.points,
+                               wins=t.wins, podiums=t.podiums, races=t.races,
+                               reached_at=t.reached[0], zone=zone))
+    return out
+
+
+def _zones(session: Session, season: Season, division: Division | None,
+           ranked: int) -> tuple[int, int]:
+    if division is None:
+        return 0, 0
+    tiers = _divisions(session, season)
+    at = [d.id for d in tiers].index(division.id)
+    return movement_counts(season, ranked, top=at == 0, bottom=at == len(tiers) - 1)
+
+
+def _divisions(session: Session, season: Season) -> list[Division]:
+    return list(session.scalars(sa.select(Division).where(Division.league_id ==
+                                                          season.league_id)
+                                .order_by(Division.tier)))
+
+
+def finalize_season(session: Session, season: Season, now: dt.datetime) -> list[DivisionMove]:
+    """End ``season``: close its remaining races, apply promotion and relegation, once.
+
+    Division k's top ``promote`` racers move up to the division above (tier k - 1), its
+    bottom ``relegate`` racers down to the one below (counts: :func:`movement_counts`). Only
+    racers still in that division move (someone an organizer moved meanwhile stays put);
+    every move is decided from the final standings before any is applied. Each move is
+    recorded as a :class:`DivisionMove` and the memberships updated. A second call changes
+    nothing and returns the moves of the first.
+    """
+    if season.status == SeasonStatus.FINISHED:
+        return list(session.scalars(sa.select(DivisionMove).where(
+            DivisionMove.season_id == season.id).order_by(DivisionMove.id)))
+    for race in session.scalars(sa.select(Race).where(Race.season_id == season.id,
+                                                      Race.status != RaceStatus.CLOSED)
+                                .order_by(Race.id)).all():
+        close_race(session, race, now)
+    tiers = _divisions(session, season)
+    members = {m.user_id: m for m in session.scalars(
+        sa.select(Membership).where(Membership.league_id == season.league_id))}
+    planned: list[tuple[Membership, Division, Division, MoveKind]] = []
+    for at, division in enumerate(tiers):
+        for row in season_standings(session, season, division):
+            m = members.get(row.user_id)
+            if row.zone is None or m is None or m.division_id != division.id:
+                continue
+            target = tiers[at - 1] if row.zone == MoveKind.PROMOTED else tiers[at + 1]
+            planned.append((m, division, target, row.zone))
+    moves = []
+    for m, source, target, kind in planned:
+        m.division_id = target.id
+        moves.append(DivisionMove(season_id=season.id, user_id=m.user_id,
+                                  from_division_id=source.id, to_division_id=target.id,
+                                  kind=kind))
+    session.add_all(moves)
+    season.status = SeasonStatus.FINISHED
+    season.finalized_at = now
+    session.flush()
+    return moves
+
+
+def start_due_seasons(session: Session, now: dt.datetime) -> list[Season]:
+    """Mark planned seasons whose start has passed as active."""
+    seasons = session.scalars(sa.select(Season).where(Season.status == SeasonStatus.PLANNED,
+                                                      Season.starts_at <= now)).all()
+    for season in seasons:
+        season.status = SeasonStatus.ACTIVE
+    return list(seasons)
+
+
+def due_seasons(session: Session, now: dt.datetime) -> list[Season]:
+    """Seasons to finalize: ended, not finished, and no race of theirs still waiting to close
+    (past its closing time but with evaluations running); races scheduled to close after the
+    season's end are closed by :func:`finalize_season`."""
+    waiting = sa.select(Race.id).where(Race.season_id == Season.id,
+                                       Race.status != RaceStatus.CLOSED, Race.closes_at <= now)
+    return list(session.scalars(sa.select(Season).where(
+        Season.status != SeasonStatus.FINISHED, Season.ends_at <= now, ~waiting.exists())
+        .order_by(Season.ends_at, Season.id)))

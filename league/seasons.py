@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from league import headtohead
+from league import headtohead, knockout
 from league.leaderboard import race_leaderboard
 from league.models import (
     Division,
@@ -96,7 +96,7 @@ def close_due_races(session: Session, now: dt.datetime) -> list[Race]:
         if race.id in busy:
             continue
         if race.format == headtohead.HEAD_TO_HEAD and race.knockout_size >= 2 and \
-                headtohead.advance_knockout(session, race, now):
+                knockout.advance_knockout(session, race, now):
             continue
         close_race(session, race, now)
         closed.append(race)
@@ -115,7 +115,7 @@ def _busy_races(session: Session) -> set[int]:
 def finishing_order(session: Session, race: Race) -> list[tuple[int, bool]]:
     """The final order of ``race`` as (user id, ranked) pairs, best first."""
     if race.format == headtohead.HEAD_TO_HEAD:
-        return headtohead.finishing_order(session, race)
+        return knockout.finishing_order(session, race)
     return [(row.user_id, row.rank is not None) for row in race_leaderboard(session, race)]
 
 

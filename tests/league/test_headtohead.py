@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from league import headtohead as h2h
-from league import leagues, seasons
+from league import knockout, leagues, seasons
 from league.errors import InvalidInput
 from league.headtohead import Player
 from league.models import (
@@ -244,7 +244,7 @@ def test_rating_table(session: Session, make: Factory) -> None:
     (16, [1, 16, 8, 9, 4, 13, 5, 12, 2, 15, 7, 10, 3, 14, 6, 11]),
 ])
 def test_seeding_order(size: int, order: list[int]) -> None:
-    assert h2h.seeding_order(size) == order
+    assert knockout.seeding_order(size) == order
 
 
 @pytest.mark.parametrize("knockout_size, rated, size, first, names", [
@@ -262,7 +262,7 @@ def test_knockout_seeding(session: Session, make: Factory, knockout_size: int, r
     entries = _entries(session, make, race, rated + 1)  # the last one never played
     for k, e in enumerate(entries[:rated]):
         _rate(session, race, e, mu=40.0 - k)  # entries[k] is seed k + 1
-    bracket = h2h.knockout_bracket(session, race)
+    bracket = knockout.knockout_bracket(session, race)
     assert bracket.size == size and [s.name for s in bracket.stages] == names
     assert bracket.seeds == [e.id for e in entries[:size]]
     if first is not None:
@@ -281,21 +281,21 @@ def test_knockout_runs_to_a_champion(session: Session, make: Factory) -> None:
     e = _entries(session, make, race, 5)
     for k, entry in enumerate(e):
         _rate(session, race, entry, mu=40.0 - k)
-    semis = h2h.advance_knockout(session, race, make.now)
+    semis = knockout.advance_knockout(session, race, make.now)
     assert [(h.stage, h.round_no, h.entry_ids) for h in semis] == [
         ("semifinal", 1, [e[0].id, e[3].id]), ("semifinal", 1, [e[1].id, e[2].id])]
-    assert h2h.advance_knockout(session, race, make.now) == []  # semis still racing
+    assert knockout.advance_knockout(session, race, make.now) == []  # semis still racing
     assert h2h.due_rounds(session, make.now) == []  # no rating rounds during the knockout
     _decide(session, semis, [1, 0])  # seed 4 beats seed 1; seed 2 beats seed 3
     late = make.entry(session, race, make.racer(session, "late"))
     _rate(session, race, late, mu=99.0)  # rated after the seeding: outside the bracket
-    (final,) = h2h.advance_knockout(session, race, make.now)
+    (final,) = knockout.advance_knockout(session, race, make.now)
     assert (final.stage, final.round_no, final.entry_ids) == ("final", 2, [e[3].id, e[1].id])
     _decide(session, [final], [1])
-    bracket = h2h.knockout_bracket(session, race)
+    bracket = knockout.knockout_bracket(session, race)
     assert bracket.champion_id == e[1].id and bracket.seeds == [x.id for x in e[:4]]
-    assert h2h.advance_knockout(session, race, make.now) == []
-    order = [user for user, _ in h2h.finishing_order(session, race)]
+    assert knockout.advance_knockout(session, race, make.now) == []
+    order = [user for user, _ in knockout.finishing_order(session, race)]
     users = [x.racer_id for x in e]
     assert order == [users[1], users[3], users[0], users[2], late.racer_id, users[4]]
 
@@ -306,12 +306,12 @@ def test_failed_knockout_heat_goes_to_the_better_seed(session: Session,
     e = _entries(session, make, race, 4)
     for k, entry in enumerate(e):
         _rate(session, race, entry, mu=40.0 - k)
-    semis = h2h.advance_knockout(session, race, make.now)
+    semis = knockout.advance_knockout(session, race, make.now)
     job = session.scalar(sa.select(EvaluationJob).where(EvaluationJob.heat_id == semis[1].id))
     assert job is not None
     job.status = JobStatus.FAILED
     _decide(session, semis[:1], [1])
-    (final,) = h2h.advance_knockout(session, race, make.now)
+    (final,) = knockout.advance_knockout(session, race, make.now)
     assert final.entry_ids == [e[3].id, e[1].id]
 
 

@@ -1,0 +1,462 @@
+"""Benchmark of the league's evaluation pipeline: prints one JSON object, progress on stderr.
+
+Run from the repository root with the project's venv::
+
+    .venv/bin/python benchmarks/league_jobs.py            # full run, about 10 minutes
+    .venv/bin/python benchmarks/league_jobs.py --quick    # smoke run, about a minute
+
+A fresh SQLite database and storage in a temporary directory, the ``local`` executor as an
+operator runs it (``python -m league.worker --workers 2`` in its own process tree, idle-waiting
+for work) and the shipped demo bots, submitted through ``league.submissions.submit_entry``:
+
+* upload accepted → result on the leaderboard, one submission at a time;
+* time-trial evaluations per hour with every worker busy;
+* a head-to-head round robin (every pair once, one seat-swapped two-heat job per pair).
+
+Not named ``league.py``: run as a script, its directory comes first on ``sys.path`` and the
+file would hide the ``league`` package. See ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime as dt
+import json
+import os
+import platform
+import pstats
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from evaluator import version
+from league import accounts, leagues, submissions
+from league.config import Settings
+from league.db import Base, make_engine, session_factory, transaction
+from league.headtohead import ROUND_SEEDS, ROUND_STAGE, heat_seed, round_robin_pairs
+from league.jobs import FINAL, cancel_job
+from league.leaderboard import race_leaderboard
+from league.models import (
+    Entry,
+    EvaluationJob,
+    Heat,
+    JobKind,
+    JobStatus,
+    League,
+    Race,
+    RaceStatus,
+    Rating,
+    Result,
+    User,
+    utcnow,
+)
+from league.storage import Storage
+from league.worker import Worker
+
+ROOT = Path(__file__).resolve().parents[1]
+BOTS = sorted((ROOT / "evaluator" / "bots").glob("*.onnx"))
+TRACK = "royal-park"  # 61 m, as in evaluate.py
+LAPS, TRIALS = 3, 3  # the default race: 3 laps, 3 trials
+WORKERS = 2  # the default PADDOCK_WORKERS, one per core here
+TARGETS = {"upload_to_leaderboard_p50_s": 2.0, "time_trial_evaluations_per_hour": 10_000,
+           "round_robin_64_wall_s": 600.0}
+# How often the benchmark looks: every read is a SQLite transaction that queues for the write
+# lock with the workers', so the queue of a long run is looked at less often.
+LEADERBOARD_POLL_S = 0.05
+QUEUE_POLL_S = 0.5
+STARTUP_TIMEOUT_S = 120.0
+PASSWORD = "benchmark password"
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    """The ``q``-quantile (0..1), linearly interpolated between order statistics."""
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _wait(what: str, done: Callable[[], bool], timeout_s: float,
+          every_s: float = QUEUE_POLL_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not done after {timeout_s:.0f} s")
+        time.sleep(every_s)
+
+
+@dataclass
+class Bench:
+    """The benchmark's database, storage, racers and the worker pool's process."""
+
+    factory: sessionmaker[Session]
+    storage: Storage
+    bots: list[bytes]
+    organizer_id: int
+    pool: subprocess.Popen[bytes]
+    racers: int = 0
+
+    def racer(self, session: Session) -> User:
+        """A new racer (each submission gets its own leaderboard line)."""
+        self.racers += 1
+        return accounts.create_user(session, f"racer{self.racers}",
+                                    f"racer{self.racers}@example.org", PASSWORD)
+
+    def race(self, session: Session, name: str, **settings: Any) -> Race:
+        """An open race on the benchmark track."""
+        league = session.scalars(sa.select(League)).one()
+        organizer = session.get_one(User, self.organizer_id)
+        now = utcnow()
+        race = leagues.create_race(session, league, organizer, name,
+                                   now - dt.timedelta(days=1), now + dt.timedelta(days=7),
+                                   track=TRACK, laps=LAPS, **settings)
+        race.status = RaceStatus.OPEN
+        return race
+
+    def submit(self, session: Session, race: Race, k: int) -> Entry:
+        """Enter the ``k``-th bot (cycling through the four) for a new racer."""
+        return submissions.submit_entry(session, self.storage, race, self.racer(session),
+                                        self.bots[k % len(self.bots)])
+
+    def pending(self, job_ids: list[int]) -> int:
+        """How many of ``job_ids`` are not final yet."""
+        with self.factory() as session:
+            return session.scalar(sa.select(sa.func.count(EvaluationJob.id)).where(
+                EvaluationJob.id.in_(job_ids),
+                EvaluationJob.status.not_in([s.value for s in FINAL]))) or 0
+
+    def check_pool(self) -> None:
+        if self.pool.poll() is not None:
+            raise RuntimeError(f"the worker pool exited with status {self.pool.returncode}")
+
+
+def _job_phases(session: Session, job_ids: list[int]) -> dict[str, list[float]]:
+    """Seconds each job waited to be claimed, and from its claim to its result, in the order
+    the jobs finished."""
+    rows = session.execute(sa.select(EvaluationJob.queued_at, EvaluationJob.started_at,
+                                     EvaluationJob.finished_at).where(
+        EvaluationJob.id.in_(job_ids), EvaluationJob.status == JobStatus.SUCCEEDED)
+        .order_by(EvaluationJob.finished_at))
+    waits, runs = [], []
+    for queued, started, finished in rows:
+        waits.append((started - queued).total_seconds())
+        runs.append((finished - started).total_seconds())
+    return {"queued_to_claimed": waits, "claimed_to_result": runs}
+
+
+def _by_quarter(values: list[float]) -> list[float]:
+    """The median of each quarter of ``values`` (does a long run slow down as it goes?)."""
+    n = len(values)
+    return [statistics.median(values[k * n // 4:(k + 1) * n // 4] or [0.0]) for k in range(4)]
+
+
+def _statuses(session: Session, job_ids: list[int]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for status in session.scalars(sa.select(EvaluationJob.status).where(
+            EvaluationJob.id.in_(job_ids))):
+        counts[str(status)] = counts.get(str(status), 0) + 1
+    return counts
+
+
+def bench_latency(lg: Bench, submissions_n: int) -> dict[str, Any]:
+    """Upload accepted (committed) → the entry's time on the leaderboard, one at a time."""
+    with transaction(lg.factory) as session:
+        race_id = lg.race(session, "latency", trials=TRIALS).id
+    latencies, submit_s, seen_after_result, job_ids = [], [], [], []
+    for k in range(submissions_n):
+        lg.check_pool()
+        t0 = time.perf_counter()
+        with transaction(lg.factory) as session:
+            entry = lg.submit(session, session.get_one(Race, race_id), k)
+        accepted = time.perf_counter()
+        submit_s.append(accepted - t0)
+
+        def shown(entry_id: int = entry.id) -> bool:
+            with lg.factory() as session:
+                rows = race_leaderboard(session, session.get_one(Race, race_id))
+            return any(r.entry_id == entry_id and r.time_s is not None for r in rows)
+
+        _wait(f"entry {entry.id} on the leaderboard", shown, STARTUP_TIMEOUT_S,
+              LEADERBOARD_POLL_S)
+        latencies.append(time.perf_counter() - accepted)
+        with lg.factory() as session:
+            job = session.scalars(sa.select(EvaluationJob).where(
+                EvaluationJob.entry_id == entry.id)).one()
+            job_ids.append(job.id)
+            seen_after_result.append((utcnow() - (job.finished_at or utcnow())).total_seconds())
+        _log(f"  submission {k + 1}/{submissions_n}: {latencies[-1]:.3f} s")
+        time.sleep(0.2)  # the workers go back to idle-waiting
+    with lg.factory() as session:
+        phases = _job_phases(session, job_ids)
+    return {
+        "submissions": submissions_n,
+        "p50_s": _percentile(latencies, 0.5), "p90_s": _percentile(latencies, 0.9),
+        "min_s": min(latencies), "max_s": max(latencies),
+        "submit_s_median": statistics.median(submit_s),
+        "phases_median_s": {
+            "queued_to_claimed": statistics.median(phases["queued_to_claimed"]),
+            "claimed_to_result": statistics.median(phases["claimed_to_result"]),
+            "result_to_seen_on_leaderboard": statistics.median(seen_after_result),
+        },
+    }
+
+
+def bench_throughput(lg: Bench, entries_n: int) -> dict[str, Any]:
+    """Time-trial evaluations per hour: ``entries_n`` queued at once, every worker busy."""
+    with transaction(lg.factory) as session:
+        race = lg.race(session, "throughput", trials=TRIALS)
+        job_ids = [lg.submit(session, race, k).jobs[0].id for k in range(entries_n)]
+    t0 = time.perf_counter()
+    _wait("time-trial evaluations", lambda: lg.check_pool() or lg.pending(job_ids) == 0,
+          entries_n * 60.0)
+    wall = time.perf_counter() - t0
+    with lg.factory() as session:
+        phases = _job_phases(session, job_ids)
+        statuses = _statuses(session, job_ids)
+        results = session.scalar(sa.select(sa.func.count(Result.id)).where(
+            Result.job_id.in_(job_ids))) or 0
+    return {
+        "evaluations": entries_n, "wall_s": wall,
+        "evaluations_per_hour": entries_n / wall * 3600.0,
+        "job_s_median": statistics.median(phases["claimed_to_result"]),
+        "job_s_median_by_quarter": _by_quarter(phases["claimed_to_result"]),
+        "job_statuses": statuses, "results": results,
+    }
+
+
+def queue_round_robin(lg: Bench, racers: int) -> tuple[int, list[int]]:
+    """A head-to-head race of ``racers`` entries and one queued heat job per pair (seats
+    swapped inside the job); returns the race id and the job ids."""
+    with transaction(lg.factory) as session:
+        race = lg.race(session, f"round robin of {racers}", format="head-to-head", trials=1,
+                       heats_per_round=1)
+        entries = [lg.submit(session, race, k) for k in range(racers)]
+        for e in entries:  # entering queues a time trial; only the heats are measured here
+            cancel_job(session, e.jobs[0].id, "benchmark: only the heats are raced")
+        per_round = racers // 2  # round_robin_pairs yields rounds of disjoint pairs
+        heats = [Heat(race_id=race.id, round_no=i // per_round + 1, stage=ROUND_STAGE,
+                      seed=heat_seed(race.seed, ROUND_SEEDS, i // per_round + 1, i),
+                      entry_ids=list(pair))
+                 for i, pair in enumerate(round_robin_pairs([e.id for e in entries]))]
+        session.add_all(heats)
+        session.flush()
+        jobs = [EvaluationJob(kind=JobKind.HEAT, heat_id=h.id, status=JobStatus.QUEUED)
+                for h in heats]
+        session.add_all(jobs)
+        session.flush()
+        return race.id, [j.id for j in jobs]
+
+
+def bench_round_robin(lg: Bench, racers: int) -> dict[str, Any]:
+    """A head-to-head round robin: every pair once, one seat-swapped two-heat job per pair."""
+    race_id, job_ids = queue_round_robin(lg, racers)
+    _log(f"  {len(job_ids)} heat jobs queued")
+    t0 = time.perf_counter()
+    last = [len(job_ids), t0]
+
+    def done() -> bool:
+        lg.check_pool()
+        left = lg.pending(job_ids)
+        if time.perf_counter() - last[1] >= 30.0:
+            _log(f"  {len(job_ids) - left}/{len(job_ids)} jobs done after "
+                 f"{time.perf_counter() - t0:.0f} s")
+            last[1] = time.perf_counter()
+        return left == 0
+
+    _wait("round-robin heats", done, len(job_ids) * 30.0)
+    wall = time.perf_counter() - t0
+    with lg.factory() as session:
+        phases = _job_phases(session, job_ids)
+        statuses = _statuses(session, job_ids)
+        rated = list(session.scalars(sa.select(Rating.heats).where(Rating.race_id == race_id)))
+    return {
+        "racers": racers, "pairs": len(job_ids), "heats_raced": 2 * len(job_ids),
+        "track": TRACK, "laps": LAPS, "wall_s": wall,
+        "jobs_per_s": len(job_ids) / wall,
+        "job_s_median": statistics.median(phases["claimed_to_result"]),
+        "job_s_median_by_quarter": _by_quarter(phases["claimed_to_result"]),
+        "job_statuses": statuses,
+        "rated_heats_per_entry": {"min": min(rated, default=0), "max": max(rated, default=0)},
+    }
+
+
+# Where a job's time goes: (module file suffix, function) -> key in the JSON.
+PROFILED = {
+    ("league/worker.py", "run_once"): "run_once_total",
+    ("league/jobs.py", "reap_expired"): "reap_expired",
+    ("league/jobs.py", "claim_job"): "claim_job",
+    ("league/evaluation.py", "_plan"): "read_job_from_db",
+    ("evaluator/track.py", "load_track"): "load_track",
+    ("league/storage.py", "get"): "storage_read_model",
+    ("evaluator/validate.py", "validate_policy"): "validate_policy",
+    ("evaluator/race.py", "run_race"): "run_race",
+    ("evaluator/sandbox.py", "_spawn"): "run_race.spawn_policy_processes",
+    ("evaluator/sandbox.py", "wait_ready"): "run_race.wait_policy_loaded",
+    ("evaluator/race.py", "run"): "run_race.simulate",
+    ("evaluator/sandbox.py", "close"): "run_race.stop_policy_processes",
+    ("league/evaluation.py", "_replays"): "encode_replays",
+    ("league/evaluation.py", "deliver"): "deliver_result",
+    ("league/storage.py", "put"): "deliver_result.storage_write_replays",
+}
+
+
+def profile_jobs(settings: Settings, lg: Bench, time_trials: int, racers: int
+                 ) -> dict[str, Any]:
+    """Run jobs in this process under cProfile (the pool stopped): mean seconds per job of
+    each step, and the functions with the most time of their own. The policy processes run
+    apart; their inference shows up as waiting in ``run_race.simulate``."""
+    with transaction(lg.factory) as session:
+        race = lg.race(session, "profile", trials=TRIALS)
+        for k in range(time_trials):
+            lg.submit(session, race, k)
+    out: dict[str, Any] = {}
+    worker = Worker(settings, "profiler")
+    try:
+        out["time_trial"] = _profile(worker, time_trials)
+        _race_id, heat_jobs = queue_round_robin(lg, racers)
+        out["heat"] = _profile(worker, len(heat_jobs))
+    finally:
+        worker.close()
+    return out
+
+
+def _profile(worker: Worker, jobs_n: int) -> dict[str, Any]:
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    for _ in range(jobs_n):
+        prof.runcall(worker.run_once)
+    wall = time.perf_counter() - t0
+    stats = pstats.Stats(prof)
+    per_job: dict[str, float] = {}
+    own: list[tuple[float, str]] = []
+    for (path, _line, func), (_cc, _nc, tottime, cumtime, _callers) in \
+            stats.stats.items():
+        for (suffix, name), key in PROFILED.items():
+            if func == name and path.endswith(suffix):
+                per_job[key] = per_job.get(key, 0.0) + cumtime / jobs_n
+        own.append((tottime / jobs_n, f"{Path(path).name}:{func}"))
+    own.sort(reverse=True)
+    return {"jobs": jobs_n, "wall_s_per_job": wall / jobs_n,
+            "steps_s_per_job": {k: round(per_job.get(k, 0.0), 4) for k in PROFILED.values()},
+            "top_own_time_s_per_job": {name: round(t, 4) for t, name in own[:12]}}
+
+
+def _start_pool(tmp: Path, url: str, storage: Path) -> subprocess.Popen[bytes]:
+    """``python -m league.worker --workers N`` as an operator starts it; its log to a file."""
+    env = {**os.environ, "DATABASE_URL": url, "PADDOCK_STORAGE_DIR": str(storage),
+           "PADDOCK_INSTANCE_DIR": str(tmp), "SECRET_KEY": "benchmark",
+           "PADDOCK_WORKERS": str(WORKERS)}
+    log = (tmp / "workers.log").open("wb")
+    return subprocess.Popen([sys.executable, "-m", "league.worker"], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def _stop_pool(pool: subprocess.Popen[bytes]) -> None:
+    if pool.poll() is None:
+        pool.send_signal(signal.SIGTERM)
+        try:
+            pool.wait(30)
+        except subprocess.TimeoutExpired:
+            pool.kill()
+            pool.wait()
+
+
+def _setup(tmp: Path) -> tuple[sessionmaker[Session], Storage, int]:
+    url = f"sqlite:///{tmp / 'league.sqlite3'}"
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    factory = session_factory(engine)
+    with transaction(factory) as session:
+        organizer = accounts.create_user(session, "organizer", "organizer@example.org",
+                                         PASSWORD, "organizer")
+        leagues.create_league(session, organizer, "bench", "Benchmark league")
+        organizer_id = organizer.id
+    return factory, Storage(tmp / "storage"), organizer_id
+
+
+def main() -> int:
+    """Run the benchmark and print its JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    args = parser.parse_args()
+    sizes: dict[str, Any] = {"latency": 5, "throughput": 20, "racers": 8, "profile": (4, 4)} \
+        if args.quick else {"latency": 20, "throughput": 200, "racers": 64, "profile": (20, 6)}
+    out: dict[str, Any] = {
+        "paddock_version": version.PADDOCK_VERSION, "sim_version": version.SIM_VERSION,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "onnxruntime": ort.__version__, "sqlalchemy": sa.__version__,
+                    "load_average_1_5_15_min_at_start": os.getloadavg()},
+        "quick": args.quick, "database": "sqlite (WAL)", "executor": "local",
+        "workers": WORKERS, "track": TRACK, "laps": LAPS, "trials": TRIALS,
+        "bots": [b.stem for b in BOTS], "targets": TARGETS,
+    }
+    with tempfile.TemporaryDirectory(prefix="paddock-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        factory, storage, organizer_id = _setup(tmp)
+        pool = _start_pool(tmp, f"sqlite:///{tmp / 'league.sqlite3'}", storage.root)
+        lg = Bench(factory, storage, [b.read_bytes() for b in BOTS], organizer_id, pool)
+        try:
+            _log("warming up the workers ...")
+            with transaction(factory) as session:
+                race = lg.race(session, "warm-up", trials=1)
+                warm = [lg.submit(session, race, k).jobs[0].id for k in range(2 * WORKERS)]
+            _wait("warm-up", lambda: lg.check_pool() or lg.pending(warm) == 0,
+                  STARTUP_TIMEOUT_S)
+            time.sleep(1.0)
+            _log(f"upload -> leaderboard, {sizes['latency']} submissions ...")
+            out["upload_to_leaderboard"] = bench_latency(lg, sizes["latency"])
+            _log(f"time-trial throughput, {sizes['throughput']} evaluations ...")
+            out["time_trial_throughput"] = bench_throughput(lg, sizes["throughput"])
+            _log(f"round robin of {sizes['racers']} racers ...")
+            out["round_robin"] = bench_round_robin(lg, sizes["racers"])
+        except BaseException:
+            _stop_pool(pool)
+            _log("worker log (tail):\n" + "\n".join(
+                (tmp / "workers.log").read_text("utf-8", "replace").splitlines()[-20:]))
+            raise
+        _stop_pool(pool)
+        _log("profiling jobs in this process ...")
+        settings = Settings(database_url=f"sqlite:///{tmp / 'league.sqlite3'}",
+                            storage_dir=storage.root, secret_key="benchmark")
+        out["profile"] = profile_jobs(settings, lg, *sizes["profile"])
+    out["machine"]["load_average_1_5_15_min_at_end"] = os.getloadavg()
+    rr_wall = out["round_robin"]["wall_s"]
+    summary = {
+        "upload_to_leaderboard_p50_s": out["upload_to_leaderboard"]["p50_s"],
+        "upload_to_leaderboard_p90_s": out["upload_to_leaderboard"]["p90_s"],
+        "time_trial_evaluations_per_hour":
+            out["time_trial_throughput"]["evaluations_per_hour"],
+        f"round_robin_{sizes['racers']}_wall_s": rr_wall,
+    }
+    out["summary"] = summary
+    out["targets_met"] = {
+        "upload_to_leaderboard_p50_s":
+            summary["upload_to_leaderboard_p50_s"] <= TARGETS["upload_to_leaderboard_p50_s"],
+        "time_trial_evaluations_per_hour": summary["time_trial_evaluations_per_hour"]
+        >= TARGETS["time_trial_evaluations_per_hour"],
+        "round_robin_64_wall_s": None if args.quick else
+        rr_wall <= TARGETS["round_robin_64_wall_s"],
+    }
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -26,7 +26,6 @@ import importlib
 import logging
 import os
 import socket
-import threading
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,11 +34,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from evaluator.sandbox import SandboxOptions
 from league.config import ConfigError, Settings
 from league.db import make_engine, session_factory, transaction
-from league.errors import NotFound
 from league.evaluation import EvaluationAborted, Outcome, deliver, evaluate_job
-from league.jobs import FINAL, claim_job, get_job, heartbeat
+from league.jobs import FINAL, claim_job, get_job
 from league.models import FailureKind
 from league.storage import Storage
+from league.worker import LeaseKeeper
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,6 @@ TASK_MAX_RETRIES = 2  # Ray re-runs a task whose worker or node died this many t
 # Errors worth a retry of the whole task: the database was briefly unreachable or locked.
 RETRY_EXCEPTIONS: list[type[BaseException]] = [sa.exc.OperationalError, sa.exc.InterfaceError]
 TASK_CPUS = 1  # a time trial alternates between the simulator and its policy: one core
-HEARTBEATS_PER_LEASE = 3  # a lease survives two failed heartbeats
 
 
 def _ray() -> Any:
@@ -186,46 +184,6 @@ def _database(url: str) -> sessionmaker[Session]:
     return session_factory(make_engine(url))
 
 
-class _Lease:
-    """Renews the dispatcher's lease on one job from inside its task, every ``heartbeat_s``
-    (at most a third of the lease)."""
-
-    def __init__(self, factory: sessionmaker[Session], settings: Settings, job_id: int,
-                 owner: str) -> None:
-        self.factory, self.settings, self.job_id, self.owner = factory, settings, job_id, owner
-        self.every_s = min(settings.heartbeat_s, settings.lease_s / HEARTBEATS_PER_LEASE)
-        self.abandoned = ""  #: why the race should stop: the job ended elsewhere
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"lease-{job_id}", daemon=True)
-
-    def __enter__(self) -> _Lease:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _beat(self) -> None:
-        while not self._done.wait(self.every_s):
-            try:
-                with transaction(self.factory) as session:
-                    if heartbeat(session, self.job_id, self.owner, self.settings.lease_s):
-                        continue
-                    status = get_job(session, self.job_id).status
-            except sa.exc.OperationalError as err:  # the database blinked: beat again later
-                log.warning("job %d: heartbeat failed, retrying: %s", self.job_id, err)
-                continue
-            except NotFound:
-                self.abandoned = "the job no longer exists"
-                return
-            if status in FINAL:
-                self.abandoned = f"the job is already {status}"
-            # Otherwise the lease was reaped (this task was thought lost): race on, the first
-            # result of a job wins.
-            return
-
-
 def run_job(settings: Settings, job_id: int, owner: str) -> str:
     """The body of a Ray task: race one job claimed by ``owner`` and write its outcome back;
     returns one line saying what happened."""
@@ -235,7 +193,7 @@ def run_job(settings: Settings, job_id: int, owner: str) -> str:
         status = get_job(session, job_id).status
     if status in FINAL:  # a retry of a task whose result was already written
         return f"job {job_id}: already {status}, nothing to do"
-    with _Lease(factory, settings, job_id, owner) as lease:
+    with LeaseKeeper(factory, settings, job_id, owner) as lease:
         try:
             outcome = evaluate_job(factory, storage, job_id, settings,
                                    should_stop=lambda: bool(lease.abandoned))

@@ -32,6 +32,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from league.config import ConfigError, Settings
 from league.db import make_engine, session_factory, transaction
@@ -59,20 +60,20 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class _Lease:
-    """Renews one job's lease from a thread while the job is being raced."""
+class LeaseKeeper:
+    """Renews one job's lease from a thread while the job is being raced (used by the local
+    workers and by the Ray executor's tasks)."""
 
-    def __init__(self, worker: Worker, job_id: int) -> None:
-        self.worker = worker
-        self.job_id = job_id
-        self.every_s = min(worker.settings.heartbeat_s,
-                           worker.settings.lease_s / HEARTBEATS_PER_LEASE)
+    def __init__(self, factory: sessionmaker[Session], settings: Settings, job_id: int,
+                 owner: str) -> None:
+        self.factory, self.settings, self.job_id, self.owner = factory, settings, job_id, owner
+        self.every_s = min(settings.heartbeat_s, settings.lease_s / HEARTBEATS_PER_LEASE)
         self.lost = False  #: the lease is no longer ours
         self.abandoned = ""  #: why the race should stop: the job is final elsewhere
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"lease-{job_id}", daemon=True)
 
-    def __enter__(self) -> _Lease:
+    def __enter__(self) -> LeaseKeeper:
         self._thread.start()
         return self
 
@@ -81,11 +82,10 @@ class _Lease:
         self._thread.join()
 
     def _beat(self) -> None:
-        w = self.worker
         while not self._done.wait(self.every_s):
             try:
-                with transaction(w.factory) as session:
-                    if heartbeat(session, self.job_id, w.worker_id, w.settings.lease_s):
+                with transaction(self.factory) as session:
+                    if heartbeat(session, self.job_id, self.owner, self.settings.lease_s):
                         continue
                     job = get_job(session, self.job_id)
                     status, holder = job.status, job.lease_owner
@@ -152,7 +152,7 @@ class Worker:
         return job_id
 
     def _see_through(self, job_id: int, stop: threading.Event) -> None:
-        with _Lease(self, job_id) as lease:
+        with LeaseKeeper(self.factory, self.settings, job_id, self.worker_id) as lease:
             try:
                 outcome = evaluate_job(self.factory, self.storage, job_id, self.settings,
                                        should_stop=lambda: stop.is_set() or bool(lease.abandoned))
@@ -187,7 +187,7 @@ class Worker:
                             self.worker_id, outcome.job_id, err)
                 time.sleep(DELIVERY_BACKOFF_S * tries)
 
-    def _aborted(self, job_id: int, lease: _Lease) -> None:
+    def _aborted(self, job_id: int, lease: LeaseKeeper) -> None:
         if lease.abandoned:
             log.info("worker %s: job %d abandoned: %s", self.worker_id, job_id, lease.abandoned)
             return

@@ -25,9 +25,10 @@ run: install
 	@$(BIN)/paddock evaluate evaluator/bots/pro.onnx --opponent evaluator/bots/amateur.onnx \
 		--track royal-park --trials 1 --quiet
 	@echo
-	@echo "The league server (web, scheduler, workers) is not built yet; what runs today is the"
-	@echo "simulator ('import evaluator; gymnasium.make(\"paddock/TimeTrial-v0\")') and the"
-	@echo "'$(BIN)/paddock tracks|validate|evaluate|pack' commands. See README.md."
+	@echo "The website is not built yet. What runs today: the simulator"
+	@echo "('import evaluator; gymnasium.make(\"paddock/TimeTrial-v0\")'), the racer commands"
+	@echo "'$(BIN)/paddock tracks|validate|evaluate|pack', and the league's back end:"
+	@echo "'$(BIN)/paddock db upgrade|user create|token create|worker|scheduler'. See README.md."
 
 lint: install
 	$(BIN)/ruff check .

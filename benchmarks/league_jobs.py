@@ -2,7 +2,7 @@
 
 Run from the repository root with the project's venv::
 
-    .venv/bin/python benchmarks/league_jobs.py            # full run, about 10 minutes
+    .venv/bin/python benchmarks/league_jobs.py            # full run, 10-20 minutes on 2 cores
     .venv/bin/python benchmarks/league_jobs.py --quick    # smoke run, about a minute
 
 A fresh SQLite database and storage in a temporary directory, the ``local`` executor as an

@@ -2,7 +2,7 @@
 
 Run from the repository root with the project's venv::
 
-    .venv/bin/python benchmarks/league_jobs.py            # full run, 10-20 minutes on 2 cores
+    .venv/bin/python benchmarks/league_jobs.py            # full run, about 10 minutes on 2 cores
     .venv/bin/python benchmarks/league_jobs.py --quick    # smoke run, about a minute
 
 A fresh SQLite database and storage in a temporary directory, the ``local`` executor as an
@@ -46,7 +46,7 @@ from league import accounts, leagues, submissions
 from league.config import Settings
 from league.db import Base, make_engine, session_factory, transaction
 from league.headtohead import ROUND_SEEDS, ROUND_STAGE, heat_seed, round_robin_pairs
-from league.jobs import FINAL, cancel_job
+from league.jobs import FINAL
 from league.leaderboard import race_leaderboard
 from league.models import (
     Entry,
@@ -248,8 +248,6 @@ def queue_round_robin(lg: Bench, racers: int) -> tuple[int, list[int]]:
         race = lg.race(session, f"round robin of {racers}", format="head-to-head", trials=1,
                        heats_per_round=1)
         entries = [lg.submit(session, race, k) for k in range(racers)]
-        for e in entries:  # entering queues a time trial; only the heats are measured here
-            cancel_job(session, e.jobs[0].id, "benchmark: only the heats are raced")
         per_round = racers // 2  # round_robin_pairs yields rounds of disjoint pairs
         heats = [Heat(race_id=race.id, round_no=i // per_round + 1, stage=ROUND_STAGE,
                       seed=heat_seed(race.seed, ROUND_SEEDS, i // per_round + 1, i),

@@ -34,6 +34,7 @@ from league.models import (
 from league.storage import Storage
 
 DEFAULT_MAX_ATTEMPTS = 3
+TIME_TRIAL = "time-trial"  # Race.format of races whose entries are evaluated on their own
 MAX_MODEL_NAME_CHARS = 80
 
 
@@ -46,7 +47,8 @@ def submit_entry(session: Session, storage: Storage, race: Race, racer: User, da
     Rules, in order: the race is open (between its open and close times, not closed); the
     racer may enter it (private leagues: members; races limited to divisions: racers of those
     divisions); the racer has entries left today (UTC) and in total; the model passes
-    validation. The model's version counts up per racer and name.
+    validation. The model's version counts up per racer and name. A time-trial entry gets a
+    queued evaluation job; a head-to-head entry waits for the next round's heats.
     """
     now = now or utcnow()
     _check_open(race, now)
@@ -69,7 +71,8 @@ def submit_entry(session: Session, storage: Storage, race: Race, racer: User, da
     entry = Entry(race_id=race.id, racer_id=racer.id, model_id=model.id, submitted_at=now)
     session.add(entry)
     session.flush()
-    queue_evaluation(session, entry, now=now, max_attempts=max_attempts)
+    if race.format == TIME_TRIAL:  # head-to-head entries race in the rounds' heat jobs
+        queue_evaluation(session, entry, now=now, max_attempts=max_attempts)
     return entry
 
 

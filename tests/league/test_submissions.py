@@ -85,3 +85,12 @@ def test_private_league_needs_membership(session: Session, storage: Storage,
     with pytest.raises(Forbidden, match="private"):
         submissions.submit_entry(session, storage, race, make.user(session), make.policy(),
                                  now=make.now)
+
+
+def test_head_to_head_entries_wait_for_the_rounds(session: Session, storage: Storage,
+                                                  make: Factory) -> None:
+    race = make.race(session, format="head-to-head")
+    entry = submissions.submit_entry(session, storage, race, make.user(session), make.policy(),
+                                     now=make.now)
+    assert entry.id is not None
+    assert session.scalar(sa.select(sa.func.count(EvaluationJob.id))) == 0

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +36,7 @@ from evaluator.results import (
     TrialResult,
     rank_trials,
 )
-from evaluator.sandbox import PolicyProcess, SandboxOptions
+from evaluator.sandbox import PolicyProcess, SandboxOptions, available_cores
 from evaluator.telemetry import CarLabel, Telemetry
 from evaluator.track import Track, load_track
 from evaluator.validate import ValidatedPolicy
@@ -137,8 +136,7 @@ def _spin_policy(opts: SandboxOptions, children: int) -> SandboxOptions:
     costs more than the inference. With more processes than cores (a head-to-head on two
     cores) a spinning parent would steal the children's CPU, so only the children spin.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if children + 1 > (cores or 1):
+    if children + 1 > available_cores():
         return dataclasses.replace(opts, spin_s=0.0)
     return opts
 

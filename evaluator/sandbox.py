@@ -128,6 +128,13 @@ def _bwrap_args() -> list[str]:
     return args
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity, where the system reports it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _clean_env(home: str) -> dict[str, str]:
     return {"HOME": home, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
             "ORT_DISABLE_TELEMETRY": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",

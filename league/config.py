@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from evaluator.sandbox import SandboxOptions
+from evaluator.sandbox import SandboxOptions, available_cores
 
 DEFAULT_INSTANCE_DIR = Path("instance")  # relative to the working directory, like Flask's
 EXECUTORS = ("local", "ray")
@@ -70,10 +70,8 @@ class Settings:
         have a core each: with more, spinning processes take the CPU from the ones they wait
         for (two workers on two cores ran 3.2 time trials a second spinning, 11.8 without).
         """
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-            else (os.cpu_count() or 1)
         opts = SandboxOptions(strict=self.sandbox_strict, use_bwrap=self.sandbox_bwrap)
-        if 2 * self.workers > cores:
+        if 2 * self.workers > available_cores():
             opts = dataclasses.replace(opts, spin_s=0.0, child_spin_s=0.0)
         return opts
 

@@ -18,17 +18,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
+# The whole league on this machine: migrate the SQLite database under instance/, seed the demo
+# league once, run the website, the scheduler and the workers; Ctrl-C stops them all.
 run: install
-	@$(BIN)/paddock tracks list
-	@echo
-	@echo "A demo evaluation: the 'pro' bot against the 'amateur' bot on royal-park"
-	@$(BIN)/paddock evaluate evaluator/bots/pro.onnx --opponent evaluator/bots/amateur.onnx \
-		--track royal-park --trials 1 --quiet
-	@echo
-	@echo "The website is not built yet. What runs today: the simulator"
-	@echo "('import evaluator; gymnasium.make(\"paddock/TimeTrial-v0\")'), the racer commands"
-	@echo "'$(BIN)/paddock tracks|validate|evaluate|pack', and the league's back end:"
-	@echo "'$(BIN)/paddock db upgrade|user create|token create|worker|scheduler'. See README.md."
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/paddock demo
 
 lint: install
 	$(BIN)/ruff check .
@@ -39,7 +32,10 @@ typecheck: install
 test: lint typecheck
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
+# Every benchmark into benchmarks/results.json (docs/PERFORMANCE.md). CarRacing-v3 is measured
+# in the same run when gymnasium[box2d] installs; benchmarks/web.py needs wrk (apt-get install wrk).
 bench: install
+	$(BIN)/python -m pip install --quiet "gymnasium[box2d]" || echo "no box2d: the CarRacing-v3 comparison is skipped"
 	$(BIN)/python tools/run_benchmarks.py
 
 # numba caches compiled kernels beside the sources and only notices edits to the file that

@@ -1,5 +1,5 @@
 """The ``paddock`` command line: ``tracks`` here; ``validate``, ``evaluate`` and ``pack`` in
-:mod:`evaluator.cli_policy`.
+:mod:`evaluator.cli_policy`; ``submit`` in :mod:`evaluator.submit`.
 
 Every failure prints one line ``paddock: error: ...`` on stderr and exits non-zero; nothing
 prints a traceback for a bad input.
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from evaluator import cli_policy
+from evaluator import cli_policy, submit
 from evaluator.errors import PaddockError
 from evaluator.track import Track, import_track, iter_tracks, load_track, user_tracks_dir
 from evaluator.version import OBSERVATION_VERSION, PADDOCK_VERSION, SIM_VERSION
@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tracks_import)
     tracks.set_defaults(func=cmd_tracks_list, json=False)
     cli_policy.add_parsers(sub)
+    submit.add_parser(sub)
     return parser
 
 

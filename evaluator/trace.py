@@ -23,6 +23,12 @@ an immobilised or reversed car, so ``immobilized`` and ``reversed`` are never wr
 
 DeepRacer's notebooks read one car per log: pass one car per episode number (one file per
 car, or distinct episode numbers for the cars of one run).
+
+A stored replay keeps less than a recording, so :func:`replay_trace_rows` rebuilds the rows
+from a decoded replay with three differences: ``steer`` and ``throttle`` are the car's actual
+steering angle and speed (a replay does not keep the command), ``action`` is always -1, and the
+last rows of a run cut short inside a penalty read the penalty left in the replay. Wheels on
+track and the closest waypoint are computed again on the replay's track, as the simulator does.
 """
 
 from __future__ import annotations
@@ -33,7 +39,10 @@ from typing import NamedTuple, TextIO
 
 import numpy as np
 
+from evaluator import _geometry as geo
 from evaluator import _sim, car
+from evaluator.errors import TrackError
+from evaluator.replay import Replay
 from evaluator.telemetry import (
     FLAG_BLAME,
     FLAG_DONE,
@@ -43,6 +52,7 @@ from evaluator.telemetry import (
     FLAG_RESET,
     Telemetry,
 )
+from evaluator.track import SEARCH_RADIUS_M, Track, load_track
 
 TRACE_COLUMNS: tuple[str, ...] = (
     "episode", "steps", "X", "Y", "yaw", "steer", "throttle", "action", "reward", "done",
@@ -189,11 +199,98 @@ def format_row(row: TraceRow) -> list[str]:
 
 def write_trace_csv(runs: Iterable[tuple[int, Telemetry, int, bool]], out: TextIO) -> int:
     """Write the header and the rows of each (episode, telemetry, car, time_up); return rows."""
+    return write_trace_rows((row for episode, tel, car_index, time_up in runs
+                             for row in trace_rows(episode, tel, car_index, time_up)), out)
+
+
+def replay_trace_rows(episode: int, replay: Replay, car_index: int = 0, time_up: bool = False,
+                      track: Track | None = None) -> Iterator[TraceRow]:
+    """The trace rows of car ``car_index`` of a decoded replay, one per step from step 1.
+
+    ``track`` is the track the replay was recorded on (default: loaded by the replay's track
+    name); its geometry must be the replay's (same digest). See the module docstring for what
+    differs from :func:`trace_rows`.
+    """
+    if not 0 <= car_index < len(replay.cars):
+        raise ValueError(f"car index {car_index} out of range: the replay has "
+                         f"{len(replay.cars)} cars")
+    track = track or load_track(replay.track.name)
+    if track.digest != replay.track.digest:
+        raise TrackError(f"track {replay.track.name!r} has changed since the replay was "
+                         "recorded; its trace cannot be computed again")
+    c = replay.cars[car_index]
+    flags = np.asarray(c.flags, dtype=np.uint8)
+    statuses = _statuses(flags, time_up)
+    fx, fy = front_point(c.x, c.y, c.yaw)
+    yaw = np.degrees(c.yaw)
+    steer = np.degrees(c.steering)
+    wheels, waypoint = _wheels_and_waypoints(track, c.x, c.y, c.yaw, fx, fy, flags)
+    pause = _penalty_left(flags) * replay.dt
+    length = float(replay.track.length)
+    last = replay.frames - 1
+    for t in range(1, replay.frames):
+        status = statuses[t - 1]
+        yield TraceRow(
+            episode=int(episode), steps=t, X=float(fx[t]), Y=float(fy[t]), yaw=float(yaw[t]),
+            steer=float(steer[t]), throttle=float(c.speed[t]), action=CONTINUOUS_ACTION,
+            reward=NO_REWARD, done=bool(flags[t] & FLAG_DONE) or t == last,
+            all_wheels_on_track=bool(wheels[t] >= WHEELS),
+            progress=LAP_COMPLETE_PCT if status == STATUS_LAP_COMPLETE else float(c.progress[t]),
+            closest_waypoint=int(waypoint[t]), track_len=length, tstamp=t * replay.dt,
+            episode_status=status, pause_duration=float(pause[t]),
+        )
+
+
+def write_trace_rows(rows: Iterable[TraceRow], out: TextIO) -> int:
+    """Write the header and ``rows`` as CSV; return how many rows were written."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(TRACE_COLUMNS)
     count = 0
-    for episode, tel, car_index, time_up in runs:
-        for row in trace_rows(episode, tel, car_index, time_up):
-            writer.writerow(format_row(row))
-            count += 1
+    for row in rows:
+        writer.writerow(format_row(row))
+        count += 1
     return count
+
+
+def front_point(x: np.ndarray, y: np.ndarray, yaw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DeepRacer's (x, y): the point ``car.FRONT_POINT_M`` ahead of the rear axle."""
+    return x + car.FRONT_POINT_M * np.cos(yaw), y + car.FRONT_POINT_M * np.sin(yaw)
+
+
+def _penalty_left(flags: np.ndarray) -> np.ndarray:
+    """Steps of penalty still to serve per frame: the run of penalty frames from each frame."""
+    left = np.zeros(len(flags))
+    for t in range(len(flags) - 1, -1, -1):
+        if flags[t] & FLAG_PENALTY:
+            left[t] = 1.0 + (left[t + 1] if t + 1 < len(flags) else 0.0)
+    return left
+
+
+def _wheels_and_waypoints(track: Track, x: np.ndarray, y: np.ndarray, yaw: np.ndarray,
+                          fx: np.ndarray, fy: np.ndarray,
+                          flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Wheels on the track surface and the closest waypoint per frame (as the simulator counts
+    them: each point projected near the front point's previous segment)."""
+    tseg = track.kernel.tseg
+    seg_len = track.segment_lengths
+    frames = len(x)
+    wheels = np.zeros(frames, dtype=np.int64)
+    waypoint = np.zeros(frames, dtype=np.int64)
+    nx, ny = -np.sin(yaw) * car.AXLE_HALF_WIDTH_M, np.cos(yaw) * car.AXLE_HALF_WIDTH_M
+    hint = -1
+    for t in range(frames):
+        if hint < 0 or flags[t] & FLAG_RESET:  # the start, or put back on the track
+            seg, along, _ = geo.project_global(tseg, float(fx[t]), float(fy[t]))
+        else:
+            seg, along, _ = geo.project_local(tseg, float(fx[t]), float(fy[t]), hint,
+                                              SEARCH_RADIUS_M)
+        hint = int(seg)
+        waypoint[t] = (hint + 1) % len(seg_len) if along > 0.5 * seg_len[hint] else hint
+        for axle in (0.0, car.WHEELBASE_M):
+            ax = float(x[t] + axle * np.cos(yaw[t]))
+            ay = float(y[t] + axle * np.sin(yaw[t]))
+            for side in (-1.0, 1.0):
+                i, u, off = geo.project_local(tseg, ax + side * float(nx[t]),
+                                              ay + side * float(ny[t]), hint, SEARCH_RADIUS_M)
+                wheels[t] += bool(geo.inside(tseg, i, u, off))
+    return wheels, waypoint

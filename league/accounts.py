@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import unicodedata
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -16,6 +17,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from league.errors import Conflict, InvalidInput, NotFound
 from league.models import ApiToken, Role, User, utcnow
+from league.text import clean_name, has_invisible
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,39}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -32,11 +34,11 @@ def create_user(session: Session, name: str, email: str, password: str,
                 role: Role | str = Role.RACER) -> User:
     """Create an account; names and e-mail addresses are unique (case-insensitive)."""
     name = name.strip()
-    email = email.strip().lower()
+    email = unicodedata.normalize("NFKC", email).strip().lower()
     if not NAME_RE.match(name):
         raise InvalidInput("a user name is 2-40 letters, digits, '.', '_' or '-', starting "
                            "with a letter or digit")
-    if len(email) > 254 or not EMAIL_RE.match(email):
+    if len(email) > 254 or not EMAIL_RE.match(email) or has_invisible(email):
         raise InvalidInput(f"{email!r} is not an e-mail address")
     if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
         raise InvalidInput(f"a password has {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} "
@@ -81,9 +83,7 @@ def _digest(token: str) -> str:
 
 def create_token(session: Session, user: User, name: str) -> tuple[ApiToken, str]:
     """A new personal token for ``user``; the plain token is returned once, never stored."""
-    name = name.strip()
-    if not 1 <= len(name) <= 80:
-        raise InvalidInput("a token name has 1 to 80 characters")
+    name = clean_name(name, "a token name", 80)
     plain = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
     token = ApiToken(user_id=user.id, name=name, token_hash=_digest(plain),
                      prefix=plain[:len(TOKEN_PREFIX) + 6])

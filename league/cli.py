@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from evaluator import cli as evaluator_cli
 from evaluator.errors import PaddockError
-from league import accounts, worker
+from league import accounts, launcher, worker
 from league.config import ConfigError, Settings
 from league.db import is_sqlite, make_engine, session_factory, transaction
 from league.errors import InvalidInput, LeagueError
@@ -182,6 +182,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p = sub.add_parser("worker", help="run the local evaluation workers")
     worker.add_arguments(p)
     p.set_defaults(func=cmd_worker)
+    p = sub.add_parser("demo", help="migrate, seed the demo league and run the website, the "
+                       "scheduler and workers as one process tree (make run)")
+    launcher.add_arguments(p)
+    p.set_defaults(func=launcher.cmd_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -40,6 +40,10 @@ class Settings:
     poll_s: float = 0.2  #: how often an idle worker looks for work
     sandbox_strict: bool = False  #: missing sandbox layers are an error (PADDOCK_SANDBOX_STRICT)
     sandbox_bwrap: bool = True  #: use bubblewrap when installed (PADDOCK_SANDBOX_BWRAP)
+    #: where the website's rate-limit counters live: ``REDIS_URL`` when set (shared by every
+    #: web process), else each process's memory
+    ratelimit_storage: str = "memory://"
+    proxy_hops: int = 0  #: reverse proxies in front of the website (``PADDOCK_PROXY_HOPS``)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None,
@@ -61,6 +65,8 @@ class Settings:
             lease_s=_positive_float(env, "PADDOCK_LEASE_S", 30.0),
             sandbox_strict=env.get("PADDOCK_SANDBOX_STRICT", "0") == "1",
             sandbox_bwrap=env.get("PADDOCK_SANDBOX_BWRAP", "1") != "0",
+            ratelimit_storage=env.get("REDIS_URL") or "memory://",
+            proxy_hops=_count(env, "PADDOCK_PROXY_HOPS", 0),
         )
 
     def sandbox(self) -> SandboxOptions:
@@ -90,6 +96,13 @@ def _instance_secret(instance_dir: Path) -> str:
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _count(env, name, default)
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -97,8 +110,8 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError as err:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from err
-    if value < 1:
-        raise ConfigError(f"{name} must be at least 1, got {value}")
+    if value < 0:
+        raise ConfigError(f"{name} must be 0 or more, got {value}")
     return value
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # writers wait this long for SQLite's lock
+READ_ONLY = "paddock_read_only"  # execution option: this transaction only reads
 
 # Stable constraint names, so Alembic migrations can refer to them on every backend.
 NAMING_CONVENTION = {
@@ -73,8 +74,11 @@ def configure_engine(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Any) -> None:
         # BEGIN IMMEDIATE takes the write lock up front: two workers claiming jobs then
-        # queue on the lock instead of both reading the same queued row.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # queue on the lock instead of both reading the same queued row. A connection marked
+        # read-only (READ_ONLY, e.g. the website's GET requests) begins a deferred
+        # transaction: readers never wait for writers under WAL.
+        mode = "DEFERRED" if conn.get_execution_options().get(READ_ONLY) else "IMMEDIATE"
+        conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

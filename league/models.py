@@ -102,6 +102,20 @@ class User(Base):
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 
+    # The session-login protocol of the website (Flask-Login's names, no Flask import here).
+    is_active = True
+    is_authenticated = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        """The id a login session stores."""
+        return str(self.id)
+
+    @property
+    def can_organize(self) -> bool:
+        """Whether this user may create leagues."""
+        return self.role in (Role.ORGANIZER, Role.ADMIN)
+
 
 class ApiToken(Base):
     """A personal API token; only its SHA-256 is stored."""
@@ -406,7 +420,8 @@ class RacePoints(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     race_id: Mapped[int] = mapped_column(sa.ForeignKey("races.id", ondelete="CASCADE"))
-    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)  #: a racer's profile lists their points
     division_id: Mapped[int | None] = mapped_column(sa.ForeignKey("divisions.id"))
     position: Mapped[int | None]  #: within the division; None: took part, not ranked
     points: Mapped[int]

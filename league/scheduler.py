@@ -125,7 +125,10 @@ def open_close_races() -> tuple[list[int], list[int]]:
         with transaction(factory) as session:
             opened = [race.id for race in seasons.open_due_races(session, utcnow())]
         with transaction(factory) as session:
-            closed = [race.id for race in seasons.close_due_races(session, utcnow())]
+            due = seasons.races_due_to_close(session, utcnow())
+        # one transaction per race: a race that cannot be closed now never holds back the
+        # others (it is tried again at the next run)
+        closed = _each(due, _close_race, "open-close-races", "race")
     if opened or closed:
         log.info("open-close-races: opened %s, closed %s", _ids(opened), _ids(closed))
     return opened, closed
@@ -162,6 +165,10 @@ def finalize_seasons() -> list[int]:
     return finalized
 
 
+def _close_race(session: Session, race_id: int) -> bool:
+    return seasons.close_if_due(session, race_id, utcnow()) is not None
+
+
 def _plan_round(session: Session, race_id: int) -> bool:
     return bool(headtohead.plan_round(session, _get(session, Race, race_id), utcnow()))
 
@@ -186,9 +193,10 @@ def _each(ids: list[int], work: Callable[[Session, int], bool], job: str,
           what: str) -> list[int]:
     """Run ``work`` on each id in a transaction of its own; returns the ids it did something for.
 
-    A domain refusal (a :class:`LeagueError`) for one item is logged and the others go on: one
-    bad season must not hold back the rest. Anything else propagates to APScheduler, which
-    logs it; the job runs again at its next time.
+    A domain refusal (a :class:`LeagueError`) or a value the database refuses for one item
+    (``DataError``, ``IntegrityError``) is logged with the item and the others go on: one bad
+    season or race must not hold back the rest. Anything else (the database gone) propagates
+    to APScheduler, which logs it; the job runs again at its next time.
     """
     done = []
     for ident in ids:
@@ -197,6 +205,10 @@ def _each(ids: list[int], work: Callable[[Session, int], bool], job: str,
                 did = work(session, ident)
         except LeagueError as err:
             log.warning("%s: %s %d skipped: %s", job, what, ident, err)
+            continue
+        except (sa.exc.DataError, sa.exc.IntegrityError) as err:
+            log.error("%s: %s %d failed in the database, retried next run: %s", job, what,
+                      ident, str(err.orig).splitlines()[0] if err.orig else err)
             continue
         if did:
             done.append(ident)
@@ -265,6 +277,9 @@ def run(settings: Settings) -> None:
         # The signal may arrive while the scheduler is still starting: wait until it runs.
         while not returned.is_set():
             try:
+                # Paused first, the loop submits nothing more while the executors shut down
+                # (else its next pass fails with "cannot schedule new futures after shutdown").
+                scheduler.pause()
                 scheduler.shutdown()
                 return
             except SchedulerNotRunningError:

@@ -87,20 +87,33 @@ def close_due_races(session: Session, now: dt.datetime) -> list[Race]:
     it first: each call starts the next stage once the previous one is decided, and the race
     closes when no stage is left to play.
     """
-    races = session.scalars(sa.select(Race).where(Race.status != RaceStatus.CLOSED,
-                                                  Race.closes_at <= now)
-                            .order_by(Race.closes_at, Race.id)).all()
-    busy = _busy_races(session)
     closed = []
-    for race in races:
-        if race.id in busy:
-            continue
-        if race.format == headtohead.HEAD_TO_HEAD and race.knockout_size >= 2 and \
-                knockout.advance_knockout(session, race, now):
-            continue
-        close_race(session, race, now)
-        closed.append(race)
+    for race_id in races_due_to_close(session, now):
+        race = close_if_due(session, race_id, now)
+        if race is not None:
+            closed.append(race)
     return closed
+
+
+def races_due_to_close(session: Session, now: dt.datetime) -> list[int]:
+    """Ids of the races past their closing time and not closed yet, earliest first."""
+    return list(session.scalars(sa.select(Race.id).where(Race.status != RaceStatus.CLOSED,
+                                                         Race.closes_at <= now)
+                                .order_by(Race.closes_at, Race.id)))
+
+
+def close_if_due(session: Session, race_id: int, now: dt.datetime) -> Race | None:
+    """Close one race if it is due and not busy (see :func:`close_due_races`); the race
+    closed, or None."""
+    race = session.get(Race, race_id)
+    if race is None or race.status == RaceStatus.CLOSED or race.closes_at > now \
+            or race.id in _busy_races(session):
+        return None
+    if race.format == headtohead.HEAD_TO_HEAD and race.knockout_size >= 2 and \
+            knockout.advance_knockout(session, race, now):
+        return None
+    close_race(session, race, now)
+    return race
 
 
 def _busy_races(session: Session) -> set[int]:

@@ -32,10 +32,12 @@ from league.models import (
     utcnow,
 )
 from league.storage import Storage
+from league.text import clean_description, clean_name
 
 DEFAULT_MAX_ATTEMPTS = 3
 TIME_TRIAL = "time-trial"  # Race.format of races whose entries are evaluated on their own
 MAX_MODEL_NAME_CHARS = 80
+MAX_REASON_CHARS = 2000  # a disqualification reason
 
 
 def submit_entry(session: Session, storage: Storage, race: Race, racer: User, data: bytes,
@@ -58,7 +60,8 @@ def submit_entry(session: Session, storage: Storage, race: Race, racer: User, da
         policy = validate_policy(data, metadata)
     except PolicyRejected as err:
         raise InvalidInput(f"model refused: {err}") from err
-    name = (model_name or policy.metadata.name or "model").strip()[:MAX_MODEL_NAME_CHARS]
+    name = clean_name((model_name or policy.metadata.name or "model")[:MAX_MODEL_NAME_CHARS],
+                      "a model name", MAX_MODEL_NAME_CHARS)
     digest = storage.put("models", policy.data)
     version = (session.scalar(sa.select(sa.func.max(PolicyModel.version)).where(
         PolicyModel.owner_id == racer.id, PolicyModel.name == name)) or 0) + 1
@@ -87,11 +90,20 @@ def queue_evaluation(session: Session, entry: Entry, *, now: dt.datetime | None 
 
 
 def rerun_entry(session: Session, entry: Entry, user: User) -> EvaluationJob:
-    """Organizers re-run an entry: a new job; the history of earlier jobs stays."""
+    """Organizers re-run a time-trial entry: a new job; the history of earlier jobs stays.
+
+    Refused for disqualified entries, for head-to-head entries (they race in the rounds'
+    heats, not on their own) and once the race is closed (its points are awarded).
+    """
     if not can_manage(session, entry.race.league, user):
         raise Forbidden("only this league's organizers can re-run entries")
     if entry.disqualified:
         raise Conflict("a disqualified entry is not re-run")
+    if entry.race.format != TIME_TRIAL:
+        raise Conflict("head-to-head entries race in the rounds' heats: there is nothing "
+                       "to re-run")
+    if entry.race.status == RaceStatus.CLOSED:
+        raise Conflict("the race is closed: its results are final")
     return queue_evaluation(session, entry)
 
 
@@ -99,11 +111,11 @@ def disqualify_entry(session: Session, entry: Entry, user: User, reason: str) ->
     """Organizers disqualify an entry with a reason; it leaves the leaderboard."""
     if not can_manage(session, entry.race.league, user):
         raise Forbidden("only this league's organizers can disqualify entries")
-    reason = reason.strip()
+    reason = clean_description(reason, MAX_REASON_CHARS)
     if not reason:
         raise InvalidInput("a disqualification needs a reason")
     entry.disqualified_at = entry.disqualified_at or utcnow()
-    entry.disqualified_reason = reason[:2000]
+    entry.disqualified_reason = reason
     for job in entry.jobs:
         if job.status == JobStatus.QUEUED:
             job.status = JobStatus.CANCELLED

@@ -14,6 +14,9 @@ from evaluator.telemetry import CarLabel, Telemetry
 from evaluator.track import Track, load_track
 from evaluator.world import World
 
+# The league's database fixtures (both backends) and factories, for tests/league and tests/web.
+pytest_plugins = ("tests.support.dbfixtures",)
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 DEEPRACER_TRACKS_DIR = (PROJECT_ROOT / "../shared/deepracer-tracks").resolve()

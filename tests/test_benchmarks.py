@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,3 +40,19 @@ def test_evaluate_benchmark_quick_prints_json() -> None:
         assert summary[key] > 0
     assert result["time_trial_3x3"]["status"] == "finished"
     assert result["time_trial_3x3"]["car_steps"] > 0
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk (the load tool) is not installed")
+def test_web_benchmark_quick_prints_json() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "web.py"), "--quick"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert set(result["targets"]) == {"race_page_p95_ms", "league_page_p95_ms", "errors"}
+    for name in ("race_page", "league_page"):
+        figures = result["pages"][name]
+        assert figures["status"] == 200 and figures["errors"] == 0
+        assert figures["requests"] > 0 and figures["p95_ms"] > 0
+        assert figures["first_request_ms"] > 0

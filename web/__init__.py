@@ -6,12 +6,27 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+import sqlalchemy as sa
+from flask import Flask, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter, Map
 
 from league.cli import MIGRATIONS_DIR
 from league.config import Settings
-from league.db import configure_engine, engine_options, is_sqlite
-from web.extensions import db, migrate
+from league.db import READ_ONLY, configure_engine, engine_options, is_sqlite
+from league.models import User
+from web import errors, filters, security
+from web.extensions import csrf, db, limiter, login_manager, migrate
+
+MAX_ID = 2**63 - 1  # the largest BIGINT; ids in URLs beyond it do not exist
+MAX_UPLOAD_BYTES = 17 * 1024 * 1024  # a 16 MiB model plus its metadata and the form around it
+# Rate limits, per signed-in user, API token or address (Flask-Limiter's notation).
+RATE_LIMITS = {
+    "RATELIMIT_LOGIN": "10 per minute; 60 per hour",
+    "RATELIMIT_SIGNUP": "5 per hour",
+    "RATELIMIT_UPLOAD": "20 per hour",
+    "RATELIMIT_API": "300 per minute",
+}
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -19,7 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     Keys of ``config`` are read as the environment is by :class:`league.config.Settings`
     (``DATABASE_URL``, ``PADDOCK_STORAGE_DIR``, ...); upper-case keys also go to ``app.config``
-    (``TESTING``, ...).
+    (``TESTING``, ``WTF_CSRF_ENABLED``, ``RATELIMIT_ENABLED``, ...).
     """
     app = Flask(__name__)
     settings = Settings.from_env(None if config is None else _as_env(config))
@@ -27,23 +42,84 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         SQLALCHEMY_ENGINE_OPTIONS=engine_options(settings.database_url),
+        MAX_CONTENT_LENGTH=MAX_UPLOAD_BYTES,
+        RATELIMIT_STORAGE_URI=settings.ratelimit_storage,
+        RATELIMIT_HEADERS_ENABLED=True,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        JSON_SORT_KEYS=False,
+        **RATE_LIMITS,
     )
     if config is not None:
         app.config.from_mapping({k: v for k, v in config.items() if k.isupper()})
     app.extensions["paddock.settings"] = settings
+    if settings.proxy_hops:
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops,  # type: ignore
+                                x_host=hops, x_prefix=hops)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), compare_type=True,
                      render_as_batch=is_sqlite(settings.database_url))
     with app.app_context():
         configure_engine(db.engine)
+    # Before the rate limiter's check, which may read the database: that first read must
+    # already run in the request's read-only transaction.
+    app.before_request(_read_only_for_safe_methods)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Log in to see that page."
+    login_manager.user_loader(_load_user)
+    security.init_app(app)
+    filters.init_app(app)
+    errors.init_app(app)
+
+    app.url_map.converters["int"] = BoundedInt  # before any route is added
+    from web.api import bp as api_bp
+    from web.views import auth, garage, organize, public, replays
+
+    for blueprint in (public.bp, auth.bp, garage.bp, organize.bp, replays.bp):
+        app.register_blueprint(blueprint)
+    app.add_url_rule("/healthz", "healthz", _healthz)
+    csrf.exempt(api_bp)  # bearer tokens, never cookies: nothing to forge
+    app.register_blueprint(api_bp)
     return app
+
+
+class BoundedInt(IntegerConverter):
+    """``<int:...>`` in routes, up to the largest id a database column holds: a longer number
+    is simply no route (404), never an overflow deep in the driver."""
+
+    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def settings_of(app: Flask) -> Settings:
     """The league settings ``app`` was created with."""
     settings: Settings = app.extensions["paddock.settings"]
     return settings
+
+
+def _load_user(user_id: str) -> User | None:
+    try:
+        return db.session.get(User, int(user_id))
+    except ValueError:
+        return None
+
+
+def _healthz() -> tuple[str, int, dict[str, str]]:
+    """For load balancers and the launcher: ``ok`` when the database answers."""
+    db.session.execute(sa.text("SELECT 1"))
+    return "ok\n", 200, {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store"}
+
+
+def _read_only_for_safe_methods() -> None:
+    """GET and HEAD requests only read: on SQLite they begin a deferred transaction, so a page
+    view never waits for (or blocks) the workers writing results."""
+    if request.method in ("GET", "HEAD") and request.endpoint != "static":
+        db.session.connection(execution_options={READ_ONLY: True})
 
 
 def _as_env(config: Mapping[str, Any]) -> dict[str, str]:

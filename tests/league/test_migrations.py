@@ -16,7 +16,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
 from league import scheduler
 from league.cli import MIGRATIONS_DIR, alembic_config, current_revision, upgrade_database
-from league.db import Base
+from league.db import READ_ONLY, Base, configure_engine, make_engine, session_factory
 from league.models import User
 
 if TYPE_CHECKING:
@@ -121,3 +121,32 @@ def test_web_app_shares_the_league_models(db: Database, tmp_path: Path) -> None:
             assert web_db.session.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1
         web_db.session.remove()
         web_db.engine.dispose()
+
+
+def test_read_only_transactions_do_not_take_sqlite_write_lock(tmp_path):
+    """A transaction marked READ_ONLY begins deferred: it reads while a writer holds the
+    lock (a page view never waits for a worker writing results)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'ro.sqlite3'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    factory = session_factory(engine)
+    writer = factory()
+    writer.execute(sa.text("INSERT INTO t VALUES (2)"))  # BEGIN IMMEDIATE: holds the lock
+    try:
+        other = sa.create_engine(f"sqlite:///{tmp_path / 'ro.sqlite3'}",
+                                 connect_args={"timeout": 0.2})
+        configure_engine(other)
+        reader = session_factory(other)()
+        reader.connection(execution_options={READ_ONLY: True})
+        assert reader.scalar(sa.text("SELECT count(*) FROM t")) == 1
+        reader.close()
+        blocked = session_factory(other)()
+        with pytest.raises(sa.exc.OperationalError, match="locked"):
+            blocked.execute(sa.text("SELECT count(*) FROM t"))
+        blocked.close()
+        other.dispose()
+    finally:
+        writer.rollback()
+        writer.close()
+        engine.dispose()

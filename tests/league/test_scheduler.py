@@ -337,3 +337,25 @@ def test_scheduler_process_survives_sigkill(empty_url: str, tmp_path: Path,
     assert job.attempts == 2 and job.status == JobStatus.QUEUED
     assert job.log.count("attempt 1 lost") == 1 and job.log.count("attempt 2 lost") == 1
     engine.dispose()
+
+
+def test_a_race_the_database_refuses_to_close_does_not_hold_back_the_others(
+        settings: Settings, session: Session, make: Factory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    league_ = make.league(session)
+    first = _window(make, session, league=league_, name="First",
+                    opens_at=utcnow() - 3 * HOUR, closes_at=utcnow() - 2 * HOUR)
+    second = _window(make, session, league=league_, name="Second",
+                     opens_at=utcnow() - 3 * HOUR, closes_at=utcnow() - HOUR)
+    session.commit()
+    real = seasons.close_race
+
+    def overflow_first(s: Session, race: Race, now: dt.datetime) -> Any:
+        if race.id == first.id:
+            raise sa.exc.DataError("INSERT INTO race_points", {}, Exception("out of range"))
+        return real(s, race, now)
+
+    monkeypatch.setattr(seasons, "close_race", overflow_first)
+    assert scheduler.open_close_races()[1] == [second.id]
+    monkeypatch.setattr(seasons, "close_race", real)
+    assert scheduler.open_close_races()[1] == [first.id]

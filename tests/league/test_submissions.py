@@ -94,3 +94,23 @@ def test_head_to_head_entries_wait_for_the_rounds(session: Session, storage: Sto
                                      now=make.now)
     assert entry.id is not None
     assert session.scalar(sa.select(sa.func.count(EvaluationJob.id))) == 0
+
+
+def test_rerun_queues_a_new_job_where_a_rerun_makes_sense(session: Session, storage: Storage,
+                                                         make: Factory) -> None:
+    race = make.race(session)
+    organizer = make.organizer(session, race.league)
+    racer = make.user(session, "ann")
+    entry = submissions.submit_entry(session, storage, race, racer, make.policy(), now=make.now)
+    job = submissions.rerun_entry(session, entry, organizer)
+    assert job.status == JobStatus.QUEUED and len(entry.jobs) == 2
+    with pytest.raises(Forbidden):
+        submissions.rerun_entry(session, entry, racer)
+    race.status = "closed"
+    with pytest.raises(Conflict, match="closed"):
+        submissions.rerun_entry(session, entry, organizer)
+    h2h = make.race(session, race.league, format="head-to-head", name="Duel")
+    duel = submissions.submit_entry(session, storage, h2h, racer, make.policy(), now=make.now)
+    with pytest.raises(Conflict, match="heats"):
+        submissions.rerun_entry(session, duel, organizer)
+    assert duel.jobs == []

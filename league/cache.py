@@ -1,0 +1,220 @@
+"""Per-process caches of the heaviest public reads: race leaderboards and season standings.
+
+Computing the leaderboard of a 10,000-entry race takes a few hundred milliseconds, and the race
+page shows it on every view; a season's standings take a few milliseconds per division. Each
+process (a web worker, the API) keeps the last value it computed per race or per season and
+division, with the version it was computed at, and computes again only when that changes. The
+functions here return exactly what :func:`league.leaderboard.race_leaderboard` and
+:func:`league.seasons.season_standings` return.
+
+A version has two parts:
+
+* a *stamp*, checked on every read at the cost of one indexed query: the highest ids of
+  results, entries, evaluation jobs, race points and divisions in the whole database (a new
+  result, entry, re-run or awarded points changes it at once), this process's *generation*
+  (bumped by every commit in this process that changed or deleted rows these reads depend
+  on: a disqualification, a changed ranking method, a closed race), and the race's or
+  season's own settings;
+* an *exact version* of the one race or season (its entries, disqualifications and latest
+  result; its points rows, closed races and divisions), queried when the stamp has changed
+  and otherwise at least every :data:`VERIFY_S` seconds. A change that leaves the stamp alone
+  (an entry disqualified by another process) therefore shows within that time.
+
+Values are keyed by engine, so two databases in one process never share an entry.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, scoped_session
+
+from league.leaderboard import LeaderboardRow, race_leaderboard
+from league.models import (
+    Division,
+    Entry,
+    EvaluationJob,
+    Heat,
+    League,
+    Membership,
+    PolicyModel,
+    Race,
+    RacePoints,
+    Result,
+    Season,
+    User,
+)
+from league.seasons import StandingRow, season_standings
+
+VERIFY_S = 1.0  # the exact version of a cached value is checked at least this often
+MAX_VALUES = 64  # cached values per database (least recently used go first)
+# Rows whose change or deletion may change a leaderboard or standings.
+TRACKED = (Entry, Result, EvaluationJob, Race, Season, Division, RacePoints, User,
+           PolicyModel, League, Membership, Heat)
+_TOUCHED = "paddock.cache.touched"  # Session.info key: this transaction changed tracked rows
+_STAMP = "paddock.cache.stamp"  # Session.info key: (transaction, database stamp)
+
+T = TypeVar("T")
+# The highest ids of the tables that only grow: each is one step down a primary-key index.
+_STAMP_SQL = "SELECT " + ", ".join(
+    f"(SELECT max(id) FROM {model.__tablename__})"
+    for model in (Result, Entry, EvaluationJob, RacePoints, Division))
+
+
+@dataclass
+class _Slot(Generic[T]):
+    stamp: tuple[Any, ...]
+    version: tuple[Any, ...]
+    checked: float  #: time.monotonic() of the last exact check
+    value: T
+
+
+class _Generation:
+    """A counter of this process's commits that changed tracked rows."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.lock = threading.Lock()
+
+    def bump(self) -> None:
+        with self.lock:
+            self.value += 1
+
+
+_generation = _Generation()
+_values: weakref.WeakKeyDictionary[Engine, OrderedDict[Hashable, _Slot[Any]]] = \
+    weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def race_leaderboard_cached(session: Session, race: Race) -> list[LeaderboardRow]:
+    """:func:`league.leaderboard.race_leaderboard`, computed once per version of the race."""
+    stamp = (race.ranking, race.laps, race.min_laps, race.format)
+    return _cached(session, ("race", race.id), stamp, lambda: _race_version(session, race),
+                   lambda: race_leaderboard(session, race))
+
+
+def season_standings_cached(session: Session, season: Season,
+                            division: Division | None) -> list[StandingRow]:
+    """:func:`league.seasons.season_standings`, computed once per version of the season."""
+    stamp = (season.status, season.promote, season.relegate, season.movement_in_percent)
+    key = ("season", season.id, None if division is None else division.id)
+    return _cached(session, key, stamp, lambda: _season_version(session, season),
+                   lambda: season_standings(session, season, division))
+
+
+def data_stamp(session: Session) -> tuple[Any, ...]:
+    """A value that changes whenever this process commits a change to the rows leaderboards
+    and standings are read from, or any process adds a result, entry, job, race points or
+    division (the stamp part of a version; other changes need :data:`VERIFY_S` to show)."""
+    return (_generation.value, *_database_stamp(session))
+
+
+def clear() -> None:
+    """Forget every cached value (of every database)."""
+    with _lock:
+        _values.clear()
+
+
+def _cached(session: Session, key: Hashable, own_stamp: tuple[Any, ...],
+            version: Callable[[], tuple[Any, ...]], compute: Callable[[], T]) -> T:
+    # the generation is read first: a commit after that leaves a stale stamp, never a new
+    # stamp on old data
+    stamp = (*data_stamp(session), *own_stamp)
+    engine = session.connection().engine
+    now = time.monotonic()
+    with _lock:
+        values = _values.setdefault(engine, OrderedDict())
+        slot = values.get(key)
+        if slot is not None:
+            values.move_to_end(key)
+            if slot.stamp == stamp and now - slot.checked < VERIFY_S:
+                return slot.value  # type: ignore[no-any-return]
+    exact = (*own_stamp, *version())  # settings that change the value are part of both
+    if slot is not None and slot.version == exact:
+        slot.stamp, slot.checked = stamp, now
+        return slot.value  # type: ignore[no-any-return]
+    value = compute()
+    with _lock:
+        values[key] = _Slot(stamp, exact, now, value)
+        values.move_to_end(key)
+        while len(values) > MAX_VALUES:
+            values.popitem(last=False)
+    return value
+
+
+def _database_stamp(session: Session) -> tuple[Any, ...]:
+    """The highest ids of the tables that only grow, read once per transaction."""
+    if isinstance(session, scoped_session):  # Flask-SQLAlchemy's: the request's session
+        session = session()
+    transaction = session.get_transaction()
+    held = session.info.get(_STAMP)
+    if held is not None and held[0] is transaction:
+        return held[1]  # type: ignore[no-any-return]
+    # Plain SQL over primary keys: read on every page view, so no statement is built.
+    row = session.connection().exec_driver_sql(_STAMP_SQL).one()
+    stamp = tuple(row)
+    session.info[_STAMP] = (transaction, stamp)
+    return stamp
+
+
+def _race_version(session: Session, race: Race) -> tuple[Any, ...]:
+    row = session.execute(
+        sa.select(sa.func.count(Entry.id), sa.func.count(Entry.disqualified_at),
+                  sa.func.max(Entry.disqualified_at), sa.func.max(Result.id),
+                  sa.func.count(Result.id))
+        .select_from(Entry).outerjoin(Result, Result.entry_id == Entry.id)
+        .where(Entry.race_id == race.id)).one()
+    return tuple(row)
+
+
+def _season_version(session: Session, season: Season) -> tuple[Any, ...]:
+    points = session.execute(
+        sa.select(sa.func.count(RacePoints.id), sa.func.max(RacePoints.id),
+                  sa.func.sum(RacePoints.points))
+        .join(Race, Race.id == RacePoints.race_id)
+        .where(Race.season_id == season.id)).one()
+    races = session.execute(
+        sa.select(Race.id, Race.status, Race.closed_at)
+        .where(Race.season_id == season.id).order_by(Race.id)).all()
+    divisions = session.execute(
+        sa.select(Division.id, Division.tier).where(Division.league_id == season.league_id)
+        .order_by(Division.id)).all()
+    return (tuple(points), tuple(map(tuple, races)), tuple(map(tuple, divisions)))
+
+
+# --------------------------------------------------------------------------- generation
+def _after_flush(session: Session, _flush: UOWTransaction) -> None:
+    # new, dirty and deleted still hold what was flushed at this point
+    if any(isinstance(obj, TRACKED) for group in (session.new, session.dirty, session.deleted)
+           for obj in group):
+        session.info[_TOUCHED] = True
+
+
+def _on_execute(state: ORMExecuteState) -> None:
+    if state.is_update or state.is_delete:  # bulk UPDATE or DELETE statements
+        state.session.info[_TOUCHED] = True
+
+
+def _after_commit(session: Session) -> None:
+    if session.info.pop(_TOUCHED, False):
+        _generation.bump()
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_TOUCHED, None)
+
+
+event.listen(Session, "after_flush", _after_flush)
+event.listen(Session, "do_orm_execute", _on_execute)
+event.listen(Session, "after_commit", _after_commit)
+event.listen(Session, "after_rollback", _after_rollback)

@@ -1,0 +1,330 @@
+"""The racer's garage: their models and versions, entries and evaluations, per-trial results,
+trace logs and analysis rebuilt from the stored replays.
+
+Queries only; functions take a session and never commit. Who may see what is the caller's
+check (the website answers 404 for another racer's model or entry); :func:`get_model` alone
+checks ownership, because a model file is never shown to anyone but its owner.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from evaluator import replay, trace
+from evaluator.actions import ActionSpec
+from evaluator.errors import PaddockError
+from evaluator.results import DNF
+from evaluator.telemetry import FLAG_DONE, FLAG_PENALTY
+from league import replays
+from league.cache import race_leaderboard_cached
+from league.errors import Conflict, NotFound, StorageError
+from league.leaderboard import EntryStatus, entry_status
+from league.models import (
+    ApiToken,
+    Entry,
+    EvaluationJob,
+    JobStatus,
+    League,
+    PolicyModel,
+    Race,
+    RaceStatus,
+    Replay,
+    Result,
+    User,
+    utcnow,
+)
+from league.storage import Storage
+from league.submissions import TIME_TRIAL
+
+POSITION_DECIMALS = 3  #: metres in the analysis JSON (the replay's own millimetre grid)
+VALUE_DECIMALS = 3  #: speeds, degrees and percent in the analysis JSON
+
+
+@dataclass(frozen=True)
+class ModelVersions:
+    """One model name of a racer: its versions, newest first, each with its entries."""
+
+    name: str
+    versions: list[tuple[PolicyModel, list[Entry]]]
+
+
+@dataclass(frozen=True)
+class GarageEntry:
+    """One of the racer's entries as the garage lists it."""
+
+    entry: Entry
+    race: Race
+    league: League
+    model: PolicyModel
+    status: EntryStatus
+    rank: int | None  #: the entry's place on the race leaderboard, when it is the one shown
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The evaluation an entry page shows: a job, its result and the replay of each trial."""
+
+    job: EvaluationJob
+    result: Result
+    trials: list[dict[str, Any]]  #: the ``trials`` of the result JSON
+    replays: dict[int, Replay]  #: by trial number
+
+
+# ------------------------------------------------------------------------------- models
+def racer_models(session: Session, racer: User) -> list[ModelVersions]:
+    """The racer's models grouped by name (names A-Z, versions newest first)."""
+    models = session.scalars(sa.select(PolicyModel).where(PolicyModel.owner_id == racer.id)
+                             .order_by(PolicyModel.name, PolicyModel.version.desc())).all()
+    by_model = _entries_by_model(session, [m.id for m in models])
+    groups: dict[str, list[tuple[PolicyModel, list[Entry]]]] = {}
+    for m in models:
+        groups.setdefault(m.name, []).append((m, by_model.get(m.id, [])))
+    return [ModelVersions(name, versions) for name, versions in groups.items()]
+
+
+def model_versions(session: Session, model: PolicyModel) -> ModelVersions:
+    """Every version of ``model``'s name by its owner (newest first), with their entries."""
+    models = session.scalars(sa.select(PolicyModel).where(
+        PolicyModel.owner_id == model.owner_id, PolicyModel.name == model.name)
+        .order_by(PolicyModel.version.desc())).all()
+    by_model = _entries_by_model(session, [m.id for m in models])
+    return ModelVersions(model.name, [(m, by_model.get(m.id, [])) for m in models])
+
+
+def get_model(session: Session, model_id: int, owner: User | None) -> PolicyModel:
+    """A model by id, if ``owner`` uploaded it (anyone else: :class:`NotFound`)."""
+    model = session.get(PolicyModel, model_id)
+    if model is None or owner is None or model.owner_id != owner.id:
+        raise NotFound(f"no model {model_id}")
+    return model
+
+
+def model_file(storage: Storage, model: PolicyModel) -> bytes:
+    """The stored bytes of a model."""
+    return storage.get("models", model.sha256)
+
+
+def action_space_summary(metadata: Mapping[str, Any] | None) -> str:
+    """A model's action space in a few words ("continuous: steering ±30°, 0.5-4 m/s")."""
+    try:
+        spec = ActionSpec.from_metadata(metadata or None)
+    except (PaddockError, ValueError, TypeError, KeyError):
+        return "unknown action space"
+    if spec.kind == "discrete":
+        return f"discrete: {len(spec.choices)} actions"
+    (s_lo, s_hi), (v_lo, v_hi) = spec.steering_range, spec.speed_range
+    return f"continuous: steering {s_lo:g}° to {s_hi:g}°, speed {v_lo:g}-{v_hi:g} m/s"
+
+
+def _entries_by_model(session: Session, model_ids: Sequence[int]) -> dict[int, list[Entry]]:
+    out: dict[int, list[Entry]] = {}
+    if model_ids:
+        for e in session.scalars(sa.select(Entry).where(Entry.model_id.in_(model_ids))
+                                 .order_by(Entry.submitted_at.desc(), Entry.id.desc())):
+            out.setdefault(e.model_id, []).append(e)
+    return out
+
+
+# ------------------------------------------------------------------------------- entries
+def racer_entries(session: Session, racer: User, *, offset: int = 0,
+                  limit: int | None = None) -> tuple[list[GarageEntry], int]:
+    """One page of the racer's entries (newest first) with status and rank, and the total."""
+    cond = Entry.racer_id == racer.id
+    total = session.scalar(sa.select(sa.func.count(Entry.id)).where(cond)) or 0
+    stmt = (sa.select(Entry, Race, League, PolicyModel)
+            .join(Race, Race.id == Entry.race_id).join(League, League.id == Race.league_id)
+            .join(PolicyModel, PolicyModel.id == Entry.model_id).where(cond)
+            .order_by(Entry.submitted_at.desc(), Entry.id.desc()).offset(offset))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    rows = session.execute(stmt).all()
+    ranks: dict[int, int | None] = {}
+    for race in {r.id: r for _, r, _, _ in rows}.values():
+        if race.format == TIME_TRIAL:
+            ranks |= {row.entry_id: row.rank for row in race_leaderboard_cached(session, race)
+                      if row.user_id == racer.id}
+    return [GarageEntry(e, r, lg, m, entry_status(session, e), ranks.get(e.id))
+            for e, r, lg, m in rows], total
+
+
+def status_label(status: EntryStatus, race_format: str = TIME_TRIAL) -> str:
+    """How an entry's status reads on a badge ("running, attempt 2", "finished 0:42.100")."""
+    if status.disqualified:
+        return "disqualified"
+    if status.status is None:
+        return "in the heats" if race_format != TIME_TRIAL else "not queued"
+    if status.status == JobStatus.RUNNING:
+        return f"running, attempt {status.attempts}"
+    if status.status == JobStatus.FAILED:
+        return f"failed ({status.failure_kind})" if status.failure_kind else "failed"
+    if status.status == JobStatus.SUCCEEDED and status.result_status:
+        label = status.result_status.replace("_", " ")
+        if status.time_s is not None:
+            minutes, seconds = divmod(status.time_s, 60.0)
+            label += f" {int(minutes)}:{seconds:06.3f}"
+        return label
+    return str(status.status)
+
+
+def status_class(status: EntryStatus) -> str:
+    """The CSS class of an entry's status badge."""
+    if status.disqualified:
+        return "bad"
+    if status.status == JobStatus.SUCCEEDED and status.result_status:
+        return f"status-{status.result_status}"
+    return f"status-{status.status}" if status.status else ""
+
+
+def is_final(status: EntryStatus) -> bool:
+    """Whether an entry's status will not change without someone acting (nothing to poll)."""
+    return status.disqualified or status.status not in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+def latest_evaluation(session: Session, entry: Entry) -> Evaluation | None:
+    """The entry's newest time-trial job that has a result, with its trials and replays."""
+    row = session.execute(
+        sa.select(EvaluationJob, Result).join(Result, Result.job_id == EvaluationJob.id)
+        .where(EvaluationJob.entry_id == entry.id).order_by(EvaluationJob.id.desc())
+        .limit(1)).first()
+    if row is None:
+        return None
+    job, result = row
+    trials = [t for t in (result.data or {}).get("trials") or [] if isinstance(t, dict)]
+    return Evaluation(job, result, trials, job_replays(session, job))
+
+
+def job_replays(session: Session, job: EvaluationJob) -> dict[int, Replay]:
+    """A job's stored replays by trial number."""
+    return {r.trial: r for r in replays.job_replays(session, job)}
+
+
+def entry_closed_reason(race: Race, now: dt.datetime | None = None) -> str:
+    """Why ``race`` takes no entries now, in one sentence ("" while it is open)."""
+    now = now or utcnow()
+    if race.status == RaceStatus.CLOSED or now >= race.closes_at:
+        return "This race is closed."
+    if now < race.opens_at:
+        return f"This race opens at {race.opens_at:%Y-%m-%d %H:%M} UTC."
+    return ""
+
+
+def racer_tokens(session: Session, user: User) -> list[ApiToken]:
+    """The user's API tokens, newest first (revoked ones included)."""
+    return list(session.scalars(sa.select(ApiToken).where(ApiToken.user_id == user.id)
+                                .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())))
+
+
+# ------------------------------------------------------------------------------- replays
+def job_trial(session: Session, storage: Storage, job: EvaluationJob,
+              trial: int) -> replay.Replay:
+    """The decoded replay of one trial of a job (:class:`NotFound` when it has none)."""
+    row = job_replays(session, job).get(trial)
+    if row is None:
+        raise NotFound(f"evaluation {job.id} has no replay of trial {trial}")
+    return _decode(storage, row)
+
+
+def trace_csv(session: Session, storage: Storage, job: EvaluationJob, trial: int) -> str:
+    """The DeepRacer-style trace CSV of one trial of a time-trial job (episode = trial)."""
+    rp = job_trial(session, storage, job, trial)
+    out = io.StringIO()
+    try:
+        trace.write_trace_rows(trace.replay_trace_rows(trial, rp, 0, _time_up(job, trial)),
+                               out)
+    except PaddockError as err:  # the track's geometry changed since the race was run
+        raise Conflict(f"the trace of trial {trial} cannot be rebuilt: {err}") from err
+    return out.getvalue()
+
+
+def job_analysis(session: Session, storage: Storage, job: EvaluationJob) -> dict[str, Any]:
+    """What the analysis charts draw, computed from a time-trial job's replays.
+
+    Per trial: the racing line (DeepRacer's front point) with speed and steering at every
+    frame the car drove (frozen and parked frames left out), each frame's lap and lap
+    progress, where the car left the track and the lap times of the result. Across trials:
+    every lap time and their spread. The track is the replay's own geometry.
+    """
+    replays = job_replays(session, job)
+    data = job.result.data if job.result is not None else {}
+    by_trial = {int(t.get("trial", 0)): t for t in data.get("trials") or []
+                if isinstance(t, dict)}
+    trials, track = [], None
+    for number, row in replays.items():
+        rp = _decode(storage, row)
+        track = track or _track(rp)
+        trials.append(_trial_analysis(number, rp, by_trial.get(number, {})))
+    laps = [{"trial": t["trial"], "lap": k, "time_s": s}
+            for t in trials for k, s in enumerate(t["lap_times_s"], start=1)]
+    times = [lap["time_s"] for lap in laps]
+    spread = None
+    if times:
+        spread = {"min": min(times), "max": max(times), "mean": round(statistics.fmean(times), 6),
+                  "median": statistics.median(times),
+                  "stdev": round(statistics.pstdev(times), 6)}
+    return {"job_id": job.id, "entry_id": job.entry_id, "ranked_trial": data.get("ranked_trial"),
+            "track": track, "trials": trials, "laps": laps, "lap_time_spread": spread}
+
+
+def _decode(storage: Storage, row: Replay) -> replay.Replay:
+    try:
+        return replay.decode(storage.get("replays", row.sha256))
+    except PaddockError as err:
+        raise StorageError(f"the replay of trial {row.trial} cannot be read: {err}") from err
+
+
+def _time_up(job: EvaluationJob, trial: int) -> bool:
+    """Whether the trial ended at the time cap (the evaluator's dnf)."""
+    data = job.result.data if job.result is not None else {}
+    return any(isinstance(t, dict) and t.get("trial") == trial and t.get("status") == DNF
+               for t in data.get("trials") or [])
+
+
+def _rounded(values: np.ndarray, decimals: int) -> list[float]:
+    out: list[float] = np.round(np.asarray(values, dtype=np.float64), decimals).tolist()
+    return out
+
+
+def _track(rp: replay.Replay) -> dict[str, Any]:
+    t = rp.track
+    return {"name": t.name, "title": t.title, "length_m": t.length,
+            **{k: _rounded(getattr(t, k), POSITION_DECIMALS)
+               for k in replay.TRACK_BLOCKS}}
+
+
+def _trial_analysis(number: int, rp: replay.Replay, result: Mapping[str, Any]) -> dict[str, Any]:
+    c = rp.cars[0]
+    flags = np.asarray(c.flags, dtype=np.uint8)
+    fx, fy = trace.front_point(c.x, c.y, c.yaw)
+    driving = (flags & (FLAG_PENALTY | FLAG_DONE)) == 0
+    driving[0] = False  # the grid, before the first step
+    frames = np.flatnonzero(driving)
+    off = [int(i.frame) for i in replay.incidents(rp) if i.car == 0 and i.kind == "off_track"]
+    return {
+        "trial": number,
+        "status": str(result.get("status", "")),
+        "lap_times_s": [float(x) for x in result.get("lap_times_s") or []],
+        "off_track_count": int(result.get("off_track_count", len(off))),
+        "dt": rp.dt,
+        "samples": {
+            "frame": frames.tolist(),
+            "lap": c.laps[frames].tolist(),
+            "progress": _rounded(c.progress[frames], VALUE_DECIMALS),
+            "x": _rounded(fx[frames], POSITION_DECIMALS),
+            "y": _rounded(fy[frames], POSITION_DECIMALS),
+            "speed": _rounded(c.speed[frames], VALUE_DECIMALS),
+            "steering_deg": _rounded(np.degrees(c.steering[frames]), VALUE_DECIMALS),
+        },
+        "off_tracks": [{"frame": f, "lap": int(c.laps[f]),
+                        "progress": round(float(c.progress[f]), VALUE_DECIMALS),
+                        "x": round(float(fx[f]), POSITION_DECIMALS),
+                        "y": round(float(fy[f]), POSITION_DECIMALS)} for f in off],
+    }

@@ -1,0 +1,222 @@
+"""Replays as the website shows them: find one, decide who may see it, and what it shows.
+
+A replay belongs to an evaluation job: the job of an entry (a time trial, one replay per
+trial) or of a head-to-head heat (one replay per heat it ran). Its race is the entry's race or
+the heat's race, and the replay is visible exactly when its race's league is: replays of
+public and unlisted races are public; those of a private league are seen by its members and
+the admins only. Anything else looks like a missing replay (:class:`NotFound`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from league.errors import NotFound
+from league.leagues import can_view
+from league.models import Entry, EvaluationJob, Heat, JobKind, Race, Replay, User
+
+REPLAY_SUFFIX = ".pdkreplay"  #: file name extension of a downloaded replay
+
+MAX_TRIAL_NUMBER = 1000  # no evaluation has more trials or heats than this
+
+
+@dataclass(frozen=True)
+class CarLine:
+    """One car of a replay: who drove it and how its run in this trial or heat went."""
+
+    index: int  #: the car's index in the replay (its colour)
+    racer: str | None  #: the racer's user name (None when the entry is gone)
+    model: str  #: the model's name and version
+    entry_id: int | None
+    status: str | None = None  #: finished, dnf, policy_error; None without a result
+    position: int | None = None  #: finishing position in a heat
+    laps: int | None = None
+    total_time_s: float | None = None
+    best_lap_s: float | None = None
+    off_track_count: int = 0
+    collision_count: int = 0
+    penalty_s: float = 0.0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ReplayContext:
+    """A visible replay with what its page shows around the viewer."""
+
+    replay: Replay
+    job: EvaluationJob
+    race: Race
+    entry: Entry | None  #: the entry of a time-trial job
+    heat: Heat | None  #: the heat of a head-to-head job
+    trials: Sequence[Replay]  #: every replay of the job, by trial (or heat) number
+    ranked_trial: int | None  #: the trial the entry is ranked by (time trials)
+    cars: Sequence[CarLine]
+
+    @property
+    def is_heat(self) -> bool:
+        """Whether this is a head-to-head heat (cars racing each other)."""
+        return self.heat is not None
+
+    @property
+    def trial_label(self) -> str:
+        """What one run of the job is called: a trial or a heat."""
+        return "Heat" if self.is_heat else "Trial"
+
+    @property
+    def labels(self) -> list[dict[str, str]]:
+        """What the viewer's legend calls each car, in replay order."""
+        return [{"name": c.racer or c.model, "model": c.model} for c in self.cars]
+
+    @property
+    def filename(self) -> str:
+        """The download's file name: ``race-12-entry-34-trial-2.pdkreplay``."""
+        owner = (f"heat-{self.heat.id}" if self.heat is not None
+                 else f"entry-{self.job.entry_id}")
+        return (f"race-{self.race.id}-{owner}-{self.trial_label.lower()}-"
+                f"{self.replay.trial}{REPLAY_SUFFIX}")
+
+
+def job_replays(session: Session, job: EvaluationJob) -> Sequence[Replay]:
+    """Every stored replay of ``job``, by trial (or heat) number."""
+    return session.scalars(sa.select(Replay).where(Replay.job_id == job.id)
+                           .order_by(Replay.trial)).all()
+
+
+def race_of(session: Session, job: EvaluationJob) -> Race | None:
+    """The race a job evaluates for: its entry's race, or its heat's race."""
+    if job.entry is not None:
+        return job.entry.race
+    if job.heat is not None:
+        return session.get(Race, job.heat.race_id)
+    return None
+
+
+def can_view_replay(session: Session, replay: Replay, user: User | None) -> bool:
+    """Whether ``user`` may watch ``replay``: they may see the league of its race."""
+    job = session.get(EvaluationJob, replay.job_id)
+    race = None if job is None else race_of(session, job)
+    return race is not None and can_view(session, race.league, user)
+
+
+def get_replay(session: Session, replay_id: int, viewer: User | None = None) -> ReplayContext:
+    """The replay ``replay_id`` and its context, if ``viewer`` may watch it."""
+    replay = session.get(Replay, replay_id)
+    if replay is None:
+        raise NotFound(f"no replay {replay_id}")
+    job = session.get(EvaluationJob, replay.job_id)
+    if job is None:
+        raise NotFound(f"no replay {replay_id}")
+    return _context(session, job, replay, viewer)
+
+
+def job_replay(session: Session, job_id: int, viewer: User | None = None,
+               trial: int | None = None) -> ReplayContext:
+    """The replay of trial (or heat) ``trial`` of job ``job_id``, if ``viewer`` may watch it.
+
+    Without ``trial``: the trial the result is ranked by, else the first one there is.
+    """
+    if trial is not None and not 1 <= trial <= MAX_TRIAL_NUMBER:
+        raise NotFound(f"no trial {trial} of evaluation {job_id}")
+    job = session.get(EvaluationJob, job_id)
+    if job is None:
+        raise NotFound(f"no evaluation {job_id}")
+    wanted = trial if trial is not None else default_trial(job)
+    replay = session.scalar(sa.select(Replay).where(Replay.job_id == job.id,
+                                                    Replay.trial == wanted))
+    if replay is None and trial is None:  # no replay of the ranked trial: the first one
+        replay = session.scalar(sa.select(Replay).where(Replay.job_id == job.id)
+                                .order_by(Replay.trial).limit(1))
+    if replay is None:
+        raise NotFound(f"evaluation {job_id} has no replay of {wanted_label(job)} {wanted}")
+    return _context(session, job, replay, viewer)
+
+
+def default_trial(job: EvaluationJob) -> int:
+    """The trial a job's replay opens on: the ranked trial of a time trial, else the first."""
+    if job.kind == JobKind.TIME_TRIAL and job.result is not None:
+        ranked = job.result.data.get("ranked_trial")
+        if isinstance(ranked, int) and not isinstance(ranked, bool) and ranked >= 1:
+            return ranked
+    return 1
+
+
+def wanted_label(job: EvaluationJob) -> str:
+    """``heat`` or ``trial``: what one replay of ``job`` is called."""
+    return "heat" if job.kind == JobKind.HEAT else "trial"
+
+
+# ------------------------------------------------------------------------------- context
+def _context(session: Session, job: EvaluationJob, replay: Replay,
+             viewer: User | None) -> ReplayContext:
+    """The replay's context, or :class:`NotFound` when the viewer may not see its race."""
+    race = race_of(session, job)
+    if race is None or not can_view(session, race.league, viewer):
+        raise NotFound(f"no replay {replay.id}")
+    trials = job_replays(session, job)
+    data: Mapping[str, Any] = job.result.data if job.result is not None else {}
+    ranked = data.get("ranked_trial")
+    if job.heat is not None:
+        cars = _heat_cars(session, job.heat, data, replay.trial)
+    else:
+        cars = [_car_line(0, job.entry, _trial_block(data.get("trials"), replay.trial))]
+    return ReplayContext(replay=replay, job=job, race=race, entry=job.entry, heat=job.heat,
+                         trials=list(trials),
+                         ranked_trial=ranked if isinstance(ranked, int) else None,
+                         cars=cars)
+
+
+def _heat_cars(session: Session, heat: Heat, data: Mapping[str, Any],
+               trial: int) -> list[CarLine]:
+    """A heat's cars in replay order (``Heat.entry_ids``), with their run in heat ``trial``."""
+    blocks = data.get("cars")
+    lines = []
+    for i, entry_id in enumerate(heat.entry_ids):
+        block = blocks[i] if isinstance(blocks, list) and i < len(blocks) else None
+        trials = block.get("trials") if isinstance(block, dict) else None
+        lines.append(_car_line(i, session.get(Entry, entry_id), _trial_block(trials, trial),
+                               entry_id))
+    return lines
+
+
+def _trial_block(trials: Any, trial: int) -> Mapping[str, Any]:
+    """The result block of trial ``trial`` in a list of trial blocks (empty when absent)."""
+    if isinstance(trials, list):
+        for block in trials:
+            if isinstance(block, dict) and block.get("trial") == trial:
+                return block
+    return {}
+
+
+def _car_line(index: int, entry: Entry | None, block: Mapping[str, Any],
+              entry_id: int | None = None) -> CarLine:
+    """One car's line: its racer and model, and its trial's figures from the result."""
+    if entry is None:
+        racer, model = None, f"entry {entry_id}" if entry_id is not None else "unknown"
+    else:
+        racer, model = entry.racer.name, f"{entry.model.name} v{entry.model.version}"
+        entry_id = entry.id
+    return CarLine(
+        index=index, racer=racer, model=model, entry_id=entry_id,
+        status=_opt(block, "status", str), position=_opt(block, "position", int),
+        laps=_opt(block, "laps_completed", int),
+        total_time_s=_opt(block, "total_time_s", float),
+        best_lap_s=_opt(block, "best_lap_s", float),
+        off_track_count=_opt(block, "off_track_count", int) or 0,
+        collision_count=_opt(block, "collision_count", int) or 0,
+        penalty_s=_opt(block, "penalty_s", float) or 0.0,
+        reason=_opt(block, "reason", str) or "")
+
+
+def _opt(block: Mapping[str, Any], key: str, kind: type[Any]) -> Any:
+    """``block[key]`` when it is a ``kind`` (ints count as floats), else None."""
+    value = block.get(key)
+    if isinstance(value, bool) or value is None:
+        return None
+    if kind is float and isinstance(value, int):
+        return float(value)
+    return value if isinstance(value, kind) else None

@@ -1,0 +1,106 @@
+"""The per-process caches of leaderboards and standings: same value until the version moves."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from league import cache, leagues, seasons
+from league.leaderboard import race_leaderboard
+from league.models import Entry
+from league.seasons import season_standings
+
+if TYPE_CHECKING:
+    from tests.support.dbfixtures import Database, Factory
+
+DAY = dt.timedelta(days=1)
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    cache.clear()
+
+
+def test_leaderboard_is_computed_once_per_version(session: Session, make: Factory) -> None:
+    race = make.race(session)
+    ann, bob = make.racer(session, "ann"), make.racer(session, "bob")
+    make.result(session, make.entry(session, race, ann), time_s=30.0)
+    session.commit()
+    first = cache.race_leaderboard_cached(session, race)
+    assert first == race_leaderboard(session, race)
+    assert cache.race_leaderboard_cached(session, race) is first  # same object: not recomputed
+    make.result(session, make.entry(session, race, bob), time_s=20.0)  # a new result
+    session.commit()
+    second = cache.race_leaderboard_cached(session, race)
+    assert [r.racer for r in second] == ["bob", "ann"]
+    race.ranking = "best-lap"  # settings are part of the version
+    assert cache.race_leaderboard_cached(session, race) is not second
+
+
+def test_a_commit_in_this_process_invalidates(session: Session, make: Factory) -> None:
+    race = make.race(session)
+    entry = make.entry(session, race, make.racer(session, "ann"))
+    make.result(session, entry, time_s=30.0)
+    session.commit()
+    assert len(cache.race_leaderboard_cached(session, race)) == 1
+    entry.disqualified_at = make.now  # no new id anywhere: the generation moves
+    session.commit()
+    assert cache.race_leaderboard_cached(session, race) == []
+
+
+def test_other_processes_changes_show_after_the_exact_check(
+        session: Session, make: Factory, db: Database,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    race = make.race(session)
+    entry = make.entry(session, race, make.racer(session, "ann"))
+    make.result(session, entry, time_s=30.0)
+    session.commit()
+    assert len(cache.race_leaderboard_cached(session, race)) == 1
+    entry_id = entry.id
+    session.rollback()  # (SQLite: let the other connection take the write lock)
+    with db.engine.begin() as conn:  # like another process: no ORM events here
+        conn.execute(sa.update(Entry).where(Entry.id == entry_id)
+                     .values(disqualified_at=make.now))
+    monkeypatch.setattr(cache, "VERIFY_S", 3600.0)
+    assert len(cache.race_leaderboard_cached(session, race)) == 1  # within VERIFY_S: kept
+    monkeypatch.setattr(cache, "VERIFY_S", 0.0)
+    assert cache.race_leaderboard_cached(session, race) == []  # checked: recomputed
+
+
+def test_standings_cache(session: Session, make: Factory) -> None:
+    league = make.league(session)
+    season = leagues.create_season(session, league, make.organizer(session, league), "S",
+                                   make.now - DAY, make.now + 30 * DAY)
+    pro = league.divisions[0]
+    ann = make.racer(session, "ann")
+    leagues.join_league(session, league, ann).division_id = pro.id
+    race = make.race(session, league, season=season)
+    make.result(session, make.entry(session, race, ann), time_s=30.0)
+    session.commit()
+    assert cache.season_standings_cached(session, season, pro) == []
+    seasons.close_race(session, race, make.now)
+    session.commit()
+    rows = cache.season_standings_cached(session, season, pro)
+    assert rows == season_standings(session, season, pro) and rows[0].points == 25
+    assert cache.season_standings_cached(session, season, pro) is rows
+    assert cache.season_standings_cached(session, season, None) == []
+
+
+def test_values_are_kept_per_database(session: Session, make: Factory, db: Database) -> None:
+    race = make.race(session)
+    make.result(session, make.entry(session, race, make.racer(session, "ann")), time_s=30.0)
+    session.commit()
+    assert len(cache.race_leaderboard_cached(session, race)) == 1
+    other = sa.create_engine(db.url)
+    try:
+        with Session(other) as second:
+            again = second.get(type(race), race.id)
+            assert again is not None
+            assert cache.race_leaderboard_cached(second, again) is not \
+                cache.race_leaderboard_cached(session, race)
+    finally:
+        other.dispose()

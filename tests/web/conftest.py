@@ -1,0 +1,67 @@
+"""Web fixtures: an app on each backend's test database, its client, and signing in.
+
+``app`` is built on the league's ``db`` fixture (SQLite and a throwaway PostgreSQL database),
+with CSRF and rate limits off; the tests of those protections turn them back on with
+``make_app(WTF_CSRF_ENABLED=True, ...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from league.models import User
+from tests.support.dbfixtures import Database
+from web import create_app
+from web.extensions import db as flask_db
+
+
+@pytest.fixture
+def make_app(db: Database, tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """Build apps on the test database; keyword arguments go into the config."""
+    apps: list[Flask] = []
+
+    def build(**config: Any) -> Flask:
+        base = {"DATABASE_URL": db.url, "PADDOCK_STORAGE_DIR": str(tmp_path / "storage"),
+                "SECRET_KEY": "test-secret", "TESTING": True, "WTF_CSRF_ENABLED": False,
+                "RATELIMIT_ENABLED": False}
+        app = create_app({**base, **config})
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        with app.app_context():
+            flask_db.session.remove()
+            flask_db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    """The app with CSRF and rate limits off."""
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of ``app``."""
+    return app.test_client()
+
+
+def sign_in(client: FlaskClient, user: User) -> FlaskClient:
+    """Make ``client`` signed in as ``user`` (the login form itself is tested in test_auth)."""
+    with client.session_transaction() as sess:
+        sess["_user_id"] = str(user.id)
+        sess["_fresh"] = True
+    return client
+
+
+@pytest.fixture
+def login() -> Callable[[FlaskClient, User], FlaskClient]:
+    """``login(client, user)``: sign ``client`` in as ``user``."""
+    return sign_in

@@ -1,0 +1,67 @@
+"""Who is calling the API: a personal token in ``Authorization: Bearer pdk_...``, nothing else.
+
+The API never looks at the website's login cookie: it is exempt from CSRF because only a
+token, which a browser never sends by itself, can act in a user's name.
+
+A request without the header is anonymous; one with a header that is not a valid, unrevoked
+token is refused with 401 on every endpoint (a script with a stale token should hear so, not
+quietly see less). The token's last use is recorded as :mod:`league.api_support` describes:
+for GET and HEAD in a separate short transaction, at most once a minute per token, so the
+request's own transaction stays read-only; for writes within the request's transaction.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from flask import g, request
+from sqlalchemy.orm import Session as OrmSession
+
+from league import api_support
+from league.models import User, utcnow
+from web.api.errors import unauthorized
+from web.extensions import db
+from web.helpers import session
+
+SAFE_METHODS = ("GET", "HEAD")
+_UNSET = object()
+
+
+def caller() -> User | None:
+    """The user the request's token belongs to, or None without a token (401 on a bad one)."""
+    cached = g.get("api_caller", _UNSET)
+    if cached is not _UNSET:
+        return cast(User | None, cached)
+    user = _authenticate()
+    g.api_caller = user
+    return user
+
+
+def require_caller() -> User:
+    """The calling user; 401 when the request carries no token."""
+    user = caller()
+    if user is None:
+        raise unauthorized("this needs a personal API token: send 'Authorization: Bearer "
+                           "pdk_...' (create one in your garage or with 'paddock token "
+                           "create')")
+    return user
+
+
+def _authenticate() -> User | None:
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, plain = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not plain.strip():
+        raise unauthorized("the Authorization header must be 'Bearer <token>'")
+    token = api_support.find_token(session(), plain.strip())
+    if token is None:
+        raise unauthorized("the API token is unknown or revoked")
+    now = utcnow()
+    if api_support.token_use_due(token, now):
+        if request.method in SAFE_METHODS:
+            with OrmSession(db.engine) as side, side.begin():
+                api_support.record_token_use(side, token.id, now)
+        else:
+            api_support.record_token_use(session(), token.id, now)
+    return token.user

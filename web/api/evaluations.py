@@ -1,0 +1,40 @@
+"""Evaluations: a job's state and result, and its replays."""
+
+from __future__ import annotations
+
+from flask import Response
+
+from league import replays
+from league.models import User
+from web.api import api, lookup, present
+from web.api import entry_schemas as es
+from web.api.registry import Binary
+from web.helpers import session, storage
+
+
+@api.route("/evaluations/<int:job_id>", tag="evaluations", responses={200: es.Evaluation},
+           errors=(404,))
+def get_evaluation(job_id: int, caller: User | None) -> es.Evaluation:
+    """Show an evaluation: status, attempts, failure kind and reason, replays and result.
+
+    ``result`` is the object ``paddock evaluate --json`` prints, exactly as the league stored
+    it: run the same model with the race's settings at home and compare. Time-trial
+    evaluations are shown to the entry's racer and the league's organizers; head-to-head
+    heats to everyone who may see the race.
+    """
+    return present.evaluation(session(), lookup.evaluation(job_id, caller))
+
+
+@api.route("/evaluations/<int:job_id>/replay", tag="evaluations", query=es.ReplayQuery,
+           responses={200: Binary}, errors=(404,))
+def get_replay(job_id: int, caller: User | None, query: es.ReplayQuery) -> Response:
+    """Download the replay of one trial or heat (``?trial=N``; default the trial the result
+    is ranked by): the gzip bytes described in docs/REPLAY.md.
+
+    Replays are public like the website's viewer: anyone who may see the race may watch
+    them (the result details of a time trial stay with its racer and the organizers).
+    """
+    ctx = replays.job_replay(session(), job_id, caller, query.trial)
+    data = storage().get("replays", ctx.replay.sha256)
+    return Response(data, mimetype=Binary.media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{ctx.filename}"'})

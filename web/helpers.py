@@ -1,0 +1,144 @@
+"""What every view needs: the session, the signed-in user, lookups that abort, pagination.
+
+Lookups answer 404 for anything the viewer may not see, whether it exists or not: a private
+league, another racer's model or entry looks exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from flask import abort, current_app, request
+from flask_login import current_user
+from sqlalchemy.orm import Session
+
+from league import leagues, submissions
+from league.config import Settings
+from league.errors import NotFound
+from league.models import Entry, League, Race, User
+from league.storage import Storage
+from web.extensions import db
+
+T = TypeVar("T")
+DEFAULT_PER_PAGE = 50
+MAX_PER_PAGE = 200
+MAX_PAGE = 1_000_000  # past any real list; keeps the SQL offset a sane number
+
+
+def session() -> Session:
+    """The request's database session (the view commits when it writes)."""
+    s: Session = db.session  # type: ignore[assignment]
+    return s
+
+
+def settings() -> Settings:
+    """The league settings the app was created with."""
+    value: Settings = current_app.extensions["paddock.settings"]
+    return value
+
+
+def storage() -> Storage:
+    """Content-addressed storage of models and replays."""
+    return Storage(settings().storage_dir)
+
+
+def viewer() -> User | None:
+    """The signed-in user, or None for a visitor."""
+    if current_user and current_user.is_authenticated:
+        user: User = current_user._get_current_object()  # type: ignore[attr-defined]
+        return user
+    return None
+
+
+def get_league_or_404(slug: str, user: User | None = None) -> League:
+    """The league ``slug`` if the viewer may see it, else 404."""
+    try:
+        return leagues.get_league(session(), slug, user or viewer())
+    except NotFound:
+        abort(404)
+
+
+def get_race_or_404(race_id: int, user: User | None = None) -> Race:
+    """The race ``race_id`` if the viewer may see its league, else 404."""
+    try:
+        return leagues.get_race(session(), race_id, user or viewer())
+    except NotFound:
+        abort(404)
+
+
+def get_entry_or_404(entry_id: int, user: User | None = None) -> Entry:
+    """An entry the viewer may see in full (its racer, the league's organizers), else 404."""
+    user = user or viewer()
+    try:
+        entry = submissions.get_entry(session(), entry_id)
+    except NotFound:
+        abort(404)
+    if not can_see_entry(entry, user):
+        abort(404)
+    return entry
+
+
+def can_see_entry(entry: Entry, user: User | None) -> bool:
+    """Whether ``user`` may see an entry's model, jobs and logs: its racer or an organizer."""
+    if user is None:
+        return False
+    if entry.racer_id == user.id:
+        return True
+    return leagues.can_manage(session(), entry.race.league, user)
+
+
+def require_manager_or_404(league: League, user: User | None = None) -> User:
+    """The viewer, if they manage ``league``; else 404 (organizer pages are not advertised)."""
+    user = user or viewer()
+    if user is None or not leagues.can_manage(session(), league, user):
+        abort(404)
+    return user
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list."""
+
+    items: Sequence[T]
+    page: int  #: 1-based
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        """How many pages there are (at least 1)."""
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def offset(self) -> int:
+        """Index of the first item of this page in the whole list."""
+        return (self.page - 1) * self.per_page
+
+    def to_dict(self) -> dict[str, Any]:
+        """The pagination block of an API list."""
+        return {"page": self.page, "per_page": self.per_page, "total": self.total,
+                "pages": self.pages}
+
+
+def page_args(default_per_page: int = DEFAULT_PER_PAGE) -> tuple[int, int]:
+    """``page`` and ``per_page`` from the query string, clamped to sane values."""
+    page = request.args.get("page", 1, type=int) or 1
+    per_page = request.args.get("per_page", default_per_page, type=int) or default_per_page
+    return min(max(1, page), MAX_PAGE), min(max(1, per_page), MAX_PER_PAGE)
+
+
+def paginate(items: Sequence[T], page: int, per_page: int) -> Page[T]:
+    """Slice an already computed list into one page (a page past the end is empty)."""
+    start = (page - 1) * per_page
+    return Page(items[start:start + per_page], page, per_page, len(items))

@@ -1,0 +1,219 @@
+"""The racer's garage: models, entries, live evaluation status, analysis, API tokens.
+
+Everything here belongs to the signed-in racer: another racer's model or entry is a 404
+(the league's organizers may also open an entry). The trace CSV and the analysis charts'
+data live in :mod:`web.views.garage_analysis`, on the same blueprint.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, url_for
+from flask_login import login_required
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from werkzeug.datastructures import FileStorage
+from werkzeug.wrappers import Response as Redirect
+from wtforms import StringField
+from wtforms.validators import DataRequired, Length, ValidationError
+
+from league import accounts, garage, leaderboard, submissions
+from league.errors import LeagueError, NotFound
+from league.models import PolicyModel, User
+from league.text import clean_name
+from web.extensions import limit, limiter
+from web.helpers import (
+    Page,
+    get_entry_or_404,
+    get_race_or_404,
+    page_args,
+    session,
+    storage,
+    viewer,
+)
+
+bp = Blueprint("garage", __name__, url_prefix="/garage")
+
+MAX_MODEL_NAME_CHARS = submissions.MAX_MODEL_NAME_CHARS
+ENTRIES_PER_PAGE = 25
+
+
+@bp.context_processor
+def _status_helpers() -> dict[str, Any]:
+    """How the garage's templates turn an entry status into a badge."""
+    return {"status_label": garage.status_label, "status_class": garage.status_class,
+            "status_final": garage.is_final, "action_space": garage.action_space_summary}
+
+
+class UploadForm(FlaskForm):
+    """A model file for a race, with optional metadata and name."""
+
+    model = FileField("Model file (.onnx)", validators=[
+        FileRequired("choose the .onnx file of your policy")],
+        description="an ONNX policy of at most 16 MiB; it is validated before anything is "
+                    "stored")
+    metadata = FileField("model_metadata.json (optional)",
+                         description="DeepRacer-style action space, if the file does not "
+                                     "embed its metadata")
+    name = StringField("Model name (optional)", validators=[Length(max=MAX_MODEL_NAME_CHARS)],
+                       description="default: the name in the metadata; each upload under a "
+                                   "name is its next version")
+
+    def validate_name(self, field: StringField) -> None:
+        """Refuse names the league would refuse (invisible characters, too long)."""
+        try:
+            clean_name(field.data or "", "a model name", MAX_MODEL_NAME_CHARS, required=False)
+        except LeagueError as err:
+            raise ValidationError(str(err)) from err
+
+
+class TokenForm(FlaskForm):
+    """A new personal API token's name."""
+
+    name = StringField("Token name", validators=[DataRequired(), Length(max=80)],
+                       description="what it is for, e.g. 'laptop' or 'training box'")
+
+
+def _me() -> User:
+    user = viewer()
+    if user is None:  # login_required ran first; this only narrows the type
+        abort(401)
+    return user
+
+
+def _read(upload: Any) -> bytes | None:
+    """The bytes of an uploaded file, or None when no file was chosen."""
+    if isinstance(upload, FileStorage) and upload.filename:
+        data: bytes = upload.read()
+        return data
+    return None
+
+
+@bp.route("/")
+@login_required
+def index() -> str:
+    """The racer's models and entries, with the live status of each entry."""
+    user = _me()
+    page, per_page = page_args(ENTRIES_PER_PAGE)
+    rows, total = garage.racer_entries(session(), user, offset=(page - 1) * per_page,
+                                       limit=per_page)
+    return render_template("garage/index.html", entries=Page(rows, page, per_page, total),
+                           models=garage.racer_models(session(), user))
+
+
+@bp.route("/races/<int:race_id>/enter", methods=["GET", "POST"])
+@login_required
+@limiter.limit(lambda: limit("upload"), methods=["POST"])
+def enter(race_id: int) -> Any:
+    """Upload a model to a race; a refusal is shown next to the file field (400)."""
+    race = get_race_or_404(race_id)
+    form = UploadForm()
+    if form.validate_on_submit():
+        try:
+            entry = submissions.submit_entry(
+                session(), storage(), race, _me(), _read(form.model.data) or b"",
+                _read(form.metadata.data), model_name=form.name.data or "")
+        except LeagueError as err:
+            session().rollback()
+            form.model.errors = [*form.model.errors, str(err)]  # type: ignore[list-item]
+        else:
+            session().commit()
+            flash(f"{entry.model.name} v{entry.model.version} is entered in {race.name}.",
+                  "success")
+            return redirect(url_for("garage.entry", entry_id=entry.id))
+    status = 400 if form.is_submitted() else 200
+    return render_template("garage/enter.html", race=race, form=form,
+                           closed=garage.entry_closed_reason(race)), status
+
+
+@bp.route("/entries/<int:entry_id>")
+@login_required
+def entry(entry_id: int) -> str:
+    """One entry: status, the per-trial results of its latest evaluation, downloads, charts."""
+    found = get_entry_or_404(entry_id)
+    return render_template("garage/entry.html", entry=found,
+                           status=leaderboard.entry_status(session(), found),
+                           evaluation=garage.latest_evaluation(session(), found),
+                           owner=found.racer_id == _me().id)
+
+
+@bp.route("/entries/<int:entry_id>/status.json")
+@login_required
+def entry_status(entry_id: int) -> Response:
+    """An entry's evaluation status, polled by the garage and entry pages."""
+    found = get_entry_or_404(entry_id)
+    status = leaderboard.entry_status(session(), found)
+    return jsonify({**status.to_dict(), "label": garage.status_label(status, found.race.format),
+                    "css": garage.status_class(status), "final": garage.is_final(status)})
+
+
+def _model_or_404(model_id: int) -> PolicyModel:
+    try:
+        return garage.get_model(session(), model_id, viewer())
+    except NotFound:
+        abort(404)
+
+
+@bp.route("/models/<int:model_id>")
+@login_required
+def model(model_id: int) -> str:
+    """One model name: its versions and the entries made with each."""
+    found = _model_or_404(model_id)
+    return render_template("garage/model.html", model=found,
+                           group=garage.model_versions(session(), found))
+
+
+@bp.route("/models/<int:model_id>/download")
+@login_required
+def model_download(model_id: int) -> Response:
+    """A model file, as an attachment only (never shown inline)."""
+    found = _model_or_404(model_id)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", found.name).strip("-.") or "model"
+    response = Response(garage.model_file(storage(), found),
+                        mimetype="application/octet-stream")
+    response.headers["Content-Disposition"] = \
+        f'attachment; filename="{stem}-v{found.version}.onnx"'
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.route("/tokens", methods=["GET", "POST"])
+@login_required
+def tokens() -> Any:
+    """Personal API tokens: create one (its secret is shown on this response only), list."""
+    user = _me()
+    form = TokenForm()
+    plain = None
+    if form.validate_on_submit():
+        try:
+            token, plain = accounts.create_token(session(), user, form.name.data or "")
+        except LeagueError as err:
+            form.name.errors = [*form.name.errors, str(err)]  # type: ignore[list-item]
+        else:
+            session().commit()
+            form = TokenForm(formdata=None)
+    status = 400 if form.is_submitted() and plain is None else 200
+    response = Response(render_template("garage/tokens.html", form=form, plain=plain,
+                                        tokens=garage.racer_tokens(session(), user)),
+                        status=status)
+    response.headers["Cache-Control"] = "no-store"  # the one page a secret is ever shown on
+    return response
+
+
+@bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])
+@login_required
+def revoke_token(token_id: int) -> Redirect:
+    """Revoke one of the racer's tokens; it stops working at once."""
+    try:
+        accounts.revoke_token(session(), _me(), token_id)
+    except NotFound:
+        abort(404)
+    session().commit()
+    flash("The token is revoked.", "success")
+    return redirect(url_for("garage.tokens"))
+
+
+from web.views import garage_analysis  # noqa: E402,F401  (its routes join this blueprint)

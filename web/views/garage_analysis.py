@@ -1,0 +1,54 @@
+"""The garage's downloads and chart data of one evaluation: the DeepRacer-style trace CSV of a
+trial and the analysis JSON the entry page draws (both rebuilt from the stored replays).
+
+An evaluation is shown to whoever may see its entry (its racer, the league's organizers);
+anyone else gets a 404, as for the entry itself.
+"""
+
+from __future__ import annotations
+
+from flask import Response, abort, jsonify, request
+from flask_login import login_required
+
+from league import garage, jobs
+from league.errors import NotFound
+from league.models import EvaluationJob
+from web.helpers import get_entry_or_404, session, storage
+from web.views.garage import bp
+
+
+def _job_or_404(job_id: int) -> EvaluationJob:
+    """A time-trial job whose entry the viewer may see, else 404."""
+    try:
+        job = jobs.get_job(session(), job_id)
+    except NotFound:
+        abort(404)
+    if job.entry_id is None:  # heats race several racers' entries: not a garage page
+        abort(404)
+    get_entry_or_404(job.entry_id)
+    return job
+
+
+@bp.route("/evaluations/<int:job_id>/trace.csv")
+@login_required
+def trace_csv(job_id: int) -> Response:
+    """One trial's trace log (``?trial=N``, default the ranked trial) as a CSV attachment."""
+    job = _job_or_404(job_id)
+    ranked = (job.result.data or {}).get("ranked_trial") if job.result else None
+    trial = request.args.get("trial", type=int) or ranked or 1
+    try:
+        text = garage.trace_csv(session(), storage(), job, trial)
+    except NotFound:
+        abort(404)
+    response = Response(text, mimetype="text/csv")
+    response.headers["Content-Disposition"] = \
+        f'attachment; filename="paddock-evaluation-{job.id}-trial-{trial}.csv"'
+    return response
+
+
+@bp.route("/evaluations/<int:job_id>/analysis.json")
+@login_required
+def analysis(job_id: int) -> Response:
+    """What the entry page's analysis charts draw, per trial and across trials."""
+    job = _job_or_404(job_id)
+    return jsonify(garage.job_analysis(session(), storage(), job))

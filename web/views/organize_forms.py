@@ -1,0 +1,346 @@
+"""The organizer pages' forms: leagues, divisions, seasons, races, members and entries.
+
+The validators mirror the league's own rules (``evaluator.results.RaceConfig`` for races) so
+that most mistakes are caught with a message next to the field before the league is asked;
+what the league still refuses is attached to the field it concerns by :func:`attach_error`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    DateTimeLocalField,
+    Field,
+    FloatField,
+    HiddenField,
+    IntegerField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from evaluator.errors import TrackError
+from evaluator.results import (
+    FORMATS,
+    MAX_LAPS,
+    MAX_OBSTACLES,
+    MAX_TIME_CAP_S,
+    MAX_TRIALS,
+    PENALTIES_S,
+    RANKINGS,
+)
+from evaluator.track import iter_tracks, library_names
+from league.models import DEFAULT_POINTS, Division, MemberRole, Season, Visibility, utcnow
+
+# datetime-local inputs send and show "2026-06-01T12:00"; the first format is the one shown.
+DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M",
+                    "%Y-%m-%d %H:%M:%S"]
+BAD_DATETIME = "a date and time in UTC, like 2026-06-01T18:00"
+VISIBILITIES = [(Visibility.PUBLIC.value, "Public: listed, anyone can see and join"),
+                (Visibility.UNLISTED.value, "Unlisted: anyone with the link can see and join"),
+                (Visibility.PRIVATE.value, "Private: members only, joined with the invite link")]
+RANKING_CHOICES = [("total", "Total time"), ("best-lap", "Best lap"),
+                   ("average-lap", "Average lap")]
+FORMAT_CHOICES = [("time-trial", "Time trial"), ("head-to-head", "Head-to-head")]
+KNOCKOUT_SIZES = (0, 2, 4, 8, 16)
+MAX_SEED = 2**63 - 1
+MAX_ROUND_INTERVAL_S = 7 * 24 * 3600
+MAX_DIVISIONS = 20
+SECONDS_OF_PENALTY = f"{PENALTIES_S[0]:g} to {PENALTIES_S[1]:g} seconds"
+assert {v for v, _ in RANKING_CHOICES} == set(RANKINGS)
+assert {v for v, _ in FORMAT_CHOICES} == set(FORMATS)
+
+
+def options(pairs: Iterable[tuple[Any, str]]) -> list[SelectChoice]:
+    """Choices of a select from (value, label) pairs."""
+    return [SelectChoice(str(value), label) for value, label in pairs]
+
+
+def _next_hour() -> dt.datetime:
+    return utcnow().replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
+
+
+def _week_later() -> dt.datetime:
+    return _next_hour() + dt.timedelta(days=7)
+
+
+def _season_end() -> dt.datetime:
+    return _next_hour() + dt.timedelta(days=90)
+
+
+def _random_seed() -> int:
+    return secrets.randbelow(2**31)
+
+
+def _when(label: str, default: Any, help_text: str = "UTC") -> DateTimeLocalField:
+    return DateTimeLocalField(label, validators=[DataRequired(BAD_DATETIME)], default=default,
+                              format=DATETIME_FORMATS, invalid_value_message=BAD_DATETIME,
+                              description=help_text)
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """A set of checkboxes (a multiple select that needs no ctrl-click)."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class NewLeagueForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    slug = StringField("Address", validators=[Optional(), Length(3, 64)],
+                       description="the league's address: /leagues/<address>; 3-64 lowercase "
+                                   "letters, digits and '-'; blank: made from the name")
+    description = TextAreaField("Description", validators=[Length(max=4000)],
+                                description="shown on the league page; plain text")
+    visibility = SelectField("Visibility", choices=options(VISIBILITIES),
+                             default=Visibility.PUBLIC.value)
+    divisions = TextAreaField("Divisions", default="Division 1",
+                              description="one per line, the top division first")
+
+    def validate_divisions(self, field: Field) -> None:
+        names = division_names(field.data or "")
+        if not names:
+            raise ValidationError("a league needs at least one division")
+        if len(names) > MAX_DIVISIONS:
+            raise ValidationError(f"at most {MAX_DIVISIONS} divisions")
+
+
+def division_names(text: str) -> list[str]:
+    """The division names of a one-per-line text (blank lines left out)."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class LeagueSettingsForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    description = TextAreaField("Description", validators=[Length(max=4000)],
+                                description="shown on the league page; plain text")
+    visibility = SelectField("Visibility", choices=options(VISIBILITIES))
+
+
+class DivisionForm(FlaskForm):
+    name = StringField("Division name", validators=[Length(max=80)])
+
+
+class SeasonForm(FlaskForm):
+    name = StringField("Name", validators=[Length(max=80)], default="Season",
+                       description="e.g. \"2026 spring\"")
+    starts_at = _when("Starts", _next_hour)
+    ends_at = _when("Ends", _season_end, "UTC; races of the season should close by then")
+    points_table = StringField(
+        "Points table", default=", ".join(str(p) for p in DEFAULT_POINTS),
+        validators=[DataRequired()],
+        description="points for 1st, 2nd, 3rd… place within a division, comma-separated, "
+                    "highest first; places beyond the list get 0")
+    promote = IntegerField("Promoted per division", default=2, validators=[
+        InputRequired("a whole number, 0 or more"), NumberRange(0, 1000)])
+    relegate = IntegerField("Relegated per division", default=2, validators=[
+        InputRequired("a whole number, 0 or more"), NumberRange(0, 1000)])
+    movement = SelectField("Counted as", default="racers",
+                           choices=options([("racers", "racers"),
+                                            ("percent", "percent of the division")]),
+                           description="at the season's end the top racers of each division "
+                                       "move up, the bottom ones down")
+
+    def validate_ends_at(self, field: Field) -> None:
+        if field.data and self.starts_at.data and field.data <= self.starts_at.data:
+            raise ValidationError("a season must end after it starts")
+
+    def validate_points_table(self, field: Field) -> None:
+        field.data = ", ".join(str(p) for p in parse_points(field.data or ""))
+
+    def _at_most_100_percent(self, field: Field) -> None:
+        if self.movement.data == "percent" and field.data is not None and field.data > 100:
+            raise ValidationError("at most 100 percent")
+
+    validate_promote = validate_relegate = _at_most_100_percent
+
+    @property
+    def points(self) -> list[int]:
+        """The points table as numbers."""
+        return parse_points(self.points_table.data or "")
+
+
+def parse_points(text: str) -> list[int]:
+    """A comma-separated points table as numbers; raise ``ValidationError`` when it is not
+    whole numbers >= 0, highest first."""
+    parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
+    if not parts or not all(p.isdigit() and p.isascii() for p in parts):
+        raise ValidationError("whole numbers >= 0 separated by commas, like 25, 18, 15")
+    points = [int(p) for p in parts]
+    if len(points) > 1000:
+        raise ValidationError("at most 1000 places")
+    if points != sorted(points, reverse=True):
+        raise ValidationError("highest first: each place gets no more points than the one "
+                              "before")
+    return points
+
+
+def track_choices() -> list[SelectChoice]:
+    """The tracks a race can use: the shipped library, then imported tracks."""
+    try:
+        return options((t.name, f"{t.title} ({t.name})" if t.title != t.name else t.name)
+                       for t in iter_tracks())
+    except TrackError:  # an unreadable import catalog: the library still works
+        return options((name, name) for name in library_names())
+
+
+class RaceForm(FlaskForm):
+    name = StringField("Name", validators=[Length(max=120)],
+                       description="blank: the track's name")
+    track = SelectField("Track", validate_choice=False, default="oval")
+    format = SelectField("Format", choices=options(FORMAT_CHOICES), default="time-trial",
+                         description="time trial: each entry alone on track; head-to-head: "
+                                     "entries race each other in rated rounds")
+    laps = IntegerField("Laps", default=3, validators=[
+        DataRequired(f"a whole number from 1 to {MAX_LAPS}"), NumberRange(1, MAX_LAPS)])
+    ranking = SelectField("Ranking", choices=options(RANKING_CHOICES), default="total",
+                          description="total time: the sum of the laps (the usual); best lap: "
+                                      "the fastest single lap; average lap: the mean lap. "
+                                      "Penalties count in lap times; an entry is ranked by its "
+                                      "best trial")
+    min_laps = IntegerField("Minimum laps", validators=[Optional(), NumberRange(1, MAX_LAPS)],
+                            description="laps a trial needs to be ranked; blank: all of them")
+    off_track_penalty = FloatField(
+        "Off-track penalty (s)", default=5.0,
+        validators=[InputRequired(SECONDS_OF_PENALTY), NumberRange(*PENALTIES_S)],
+        description=f"seconds the car stands still after leaving the track, "
+                    f"{PENALTIES_S[0]:g}-{PENALTIES_S[1]:g}")
+    collision_penalty = FloatField(
+        "Collision penalty (s)", default=5.0,
+        validators=[InputRequired(SECONDS_OF_PENALTY), NumberRange(*PENALTIES_S)],
+        description="seconds the car stands still after hitting a car or a box from behind")
+    trials = IntegerField("Trials", default=3, validators=[
+        DataRequired(f"a whole number from 1 to {MAX_TRIALS}"), NumberRange(1, MAX_TRIALS)],
+        description="time trial: runs per entry, each with its own fixed seed")
+    time_cap = FloatField("Time cap (s)", default=180.0, validators=[
+        DataRequired(f"1 to {MAX_TIME_CAP_S:g} seconds"), NumberRange(1, MAX_TIME_CAP_S)],
+        description="simulated seconds after which a run is over (\"time up\")")
+    obstacles = IntegerField("Obstacles", default=0,
+                             validators=[InputRequired(f"a whole number from 0 to {MAX_OBSTACLES}"),
+                                         NumberRange(0, MAX_OBSTACLES)],
+                             description=f"static boxes on the track, 0-{MAX_OBSTACLES}")
+    seed = IntegerField("Seed", default=_random_seed,
+                        validators=[InputRequired("a whole number, 0 or more"),
+                                    NumberRange(0, MAX_SEED)],
+                        description="the trials' seeds derive from it: every entry races the "
+                                    "same conditions")
+    opens_at = _when("Opens", _next_hour, "UTC; submissions are taken from then")
+    closes_at = _when("Closes", _week_later, "UTC; the leaderboard freezes and season points "
+                                             "are awarded")
+    season = SelectField("Season", coerce=int, default=0)
+    divisions = MultiCheckboxField("Divisions", coerce=int,
+                                   description="none ticked: open to every racer")
+    max_entries_per_day = IntegerField("Entries per racer per day",
+                                       validators=[Optional(), NumberRange(1, 100000)],
+                                       description="UTC days; blank: no limit")
+    max_entries_total = IntegerField("Entries per racer in total",
+                                     validators=[Optional(), NumberRange(1, 100000)],
+                                     description="blank: no limit")
+    round_interval_s = IntegerField("Round interval (s)", default=600, validators=[
+        InputRequired("a number of seconds"), NumberRange(60, MAX_ROUND_INTERVAL_S)],
+        description="head-to-head: seconds between rating rounds")
+    heats_per_round = IntegerField("Heats per round", default=1, validators=[
+        InputRequired(f"a whole number from 1 to {MAX_TRIALS}"), NumberRange(1, MAX_TRIALS)],
+        description="head-to-head: seat-swapped heats each pairing races per round")
+    knockout_size = SelectField("Knockout size", coerce=int, default=0,
+                                choices=options((n, str(n) if n else "no knockout")
+                                                for n in KNOCKOUT_SIZES),
+                                description="head-to-head: the best-rated entries race a final "
+                                            "bracket after the race closes")
+
+    def set_choices(self, seasons: Iterable[Season], divisions: Iterable[Division]) -> None:
+        """Offer the tracks and the league's seasons and divisions."""
+        self.track.choices = track_choices()
+        self.season.choices = options([(0, "No season")] + [(s.id, s.name) for s in seasons])
+        self.divisions.choices = options((d.id, d.name) for d in divisions)
+
+    def validate_track(self, field: Field) -> None:
+        if field.data not in {c.value for c in self.track.choices or []}:
+            raise ValidationError(f"unknown track {field.data!r}: choose one from the list")
+
+    def validate_min_laps(self, field: Field) -> None:
+        if field.data is not None and self.laps.data is not None and field.data > self.laps.data:
+            raise ValidationError("at most the number of laps")
+
+    def validate_closes_at(self, field: Field) -> None:
+        if field.data and self.opens_at.data and field.data <= self.opens_at.data:
+            raise ValidationError("a race must close after it opens")
+
+    def settings(self) -> dict[str, Any]:
+        """The race-engine settings and limits, under ``league.leagues.create_race``'s names."""
+        return {name: self[name].data for name in RACE_SETTINGS}
+
+
+RACE_SETTINGS = ("track", "format", "laps", "ranking", "min_laps", "off_track_penalty",
+                 "collision_penalty", "trials", "time_cap", "obstacles", "seed",
+                 "max_entries_per_day", "max_entries_total", "round_interval_s",
+                 "heats_per_round", "knockout_size")
+
+
+# Where a refusal of the league belongs on a form, by the words it starts with (a message
+# that starts with a field's name, like "laps must be ...", goes to that field by itself).
+RACE_ERROR_FIELDS = (("a race name", "name"), ("a race must close", "closes_at"),
+                     ("unknown track", "track"), ("a race's track", "track"),
+                     ("that season", "season"), ("that division", "divisions"),
+                     ("this race has entries", "form"), ("a closed race", "form"))
+LEAGUE_ERROR_FIELDS = (("a slug", "slug"), ("the slug", "slug"), ("a league name", "name"),
+                       ("a division name", "divisions"), ("a description", "description"),
+                       ("visibility", "visibility"))
+SEASON_ERROR_FIELDS = (("a season name", "name"), ("a season must end", "ends_at"),
+                       ("a points table", "points_table"))
+
+
+def attach_error(form: FlaskForm, message: str,
+                 hints: Iterable[tuple[str, str]] = RACE_ERROR_FIELDS) -> None:
+    """Show a refusal of the league next to the field it concerns, else above the form."""
+    name = next((n for prefix, n in hints if message.startswith(prefix)), "") or next(
+        (f.short_name for f in form if message.startswith(f"{f.short_name} ")), "")
+    if name and name in form:
+        form[name].errors = [*form[name].errors, message]
+    else:
+        form.form_errors.append(message)
+
+
+class MemberForm(FlaskForm):
+    role = SelectField("Role", choices=options([(MemberRole.MEMBER.value, "member"),
+                                                (MemberRole.ORGANIZER.value, "organizer")]))
+    division = SelectField("Division", coerce=int)
+
+    def set_choices(self, divisions: Iterable[Division]) -> None:
+        """Offer the league's divisions (0: none)."""
+        self.division.choices = options([(0, "none")] + [(d.id, d.name) for d in divisions])
+
+
+class ActionForm(FlaskForm):
+    """A button that posts: the form carries only its CSRF token."""
+
+
+class CloseRaceForm(FlaskForm):
+    confirm = BooleanField("Yes, close this race now",
+                           validators=[DataRequired("tick the box to confirm")])
+
+
+class DisqualifyForm(FlaskForm):
+    reason = StringField("Reason", validators=[DataRequired("a disqualification needs a reason"),
+                                               Length(max=2000)])
+
+
+class JoinForm(FlaskForm):
+    code = HiddenField()

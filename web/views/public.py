@@ -1,0 +1,142 @@
+"""Pages everyone sees without an account: home, leagues, seasons, racers.
+
+The race page is in :mod:`web.views.races` and the tracks gallery in :mod:`web.views.tracks`
+(routes of this same blueprint). Nothing here writes: every page is a GET and works without
+JavaScript. A private league, and everything in it, is a 404 for anyone who may not see it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from flask import Blueprint, abort, render_template, url_for
+from markupsafe import Markup
+
+from league import accounts, browse, leagues
+from league.errors import NotFound
+from league.models import League, Season, utcnow
+from web import pagecache
+from web.fragments import cached_html
+from web.helpers import Page, get_league_or_404, page_args, session, viewer
+
+bp = Blueprint("public", __name__)
+LEAGUES_PER_PAGE = 20
+HOME_RACES = 8  # featured, live and recent lists on the home page
+_SLOT = "__paddock_slot__"
+_INT_SLOT = 987654321987
+
+
+def link_maker(endpoint: str, arg: str, numeric: bool = False) -> Callable[[Any], str]:
+    """A fast ``url_for(endpoint, **{arg: value})`` for long tables: the URL is built once
+    with a placeholder and filled in per row (``url_for`` costs tens of microseconds, a few
+    milliseconds over a page of leaderboard rows). ``numeric``: the argument is an int."""
+    slot: Any = _INT_SLOT if numeric else _SLOT
+    pattern = url_for(endpoint, **{arg: slot})
+    head, _, tail = pattern.partition(str(slot))
+    return lambda value: f"{head}{quote(str(value), safe='')}{tail}"
+
+
+def viewer_role(league: League) -> dict[str, bool]:
+    """What the viewer may do in ``league``: join it, manage it; whether they are a member."""
+    user = viewer()
+    if user is None:
+        return {"member": False, "can_join": False, "can_manage": False}
+    member = leagues.membership(session(), league, user) is not None
+    return {"member": member, "can_join": not member,
+            "can_manage": leagues.can_manage(session(), league, user)}
+
+
+@bp.route("/")
+@pagecache.for_visitors
+def home() -> str:
+    """Featured (open) and live races, recent results, and how to take part."""
+    user = viewer()
+    s = session()
+    return render_template(
+        "public/home.html", featured=browse.open_races(s, user, utcnow(), HOME_RACES),
+        live=browse.live_races(s, user, HOME_RACES),
+        recent=browse.recent_results(s, user, HOME_RACES), links=links())
+
+
+@bp.route("/leagues", endpoint="leagues")
+def leagues_list() -> str:
+    """The leagues listed for the viewer, newest first."""
+    page, _ = page_args(LEAGUES_PER_PAGE)
+    found, total = browse.listed_leagues(session(), viewer(), offset=(page - 1) *
+                                         LEAGUES_PER_PAGE, limit=LEAGUES_PER_PAGE)
+    return render_template("public/leagues.html",
+                           leagues=Page(found, page, LEAGUES_PER_PAGE, total))
+
+
+@bp.route("/leagues/<slug>")
+@pagecache.for_visitors
+def league(slug: str) -> str:
+    """A league: divisions, the current season's standings, races, past seasons."""
+    league = get_league_or_404(slug)
+    s = session()
+    seasons = browse.league_seasons(s, league)
+    current = browse.current_season(seasons)
+    return render_template(
+        "public/league.html", league=league, **viewer_role(league), current=current,
+        tables=standings_html(current) if current else [],
+        races=browse.league_races(s, league),
+        past=[x for x in seasons if current is None or x.id != current.id], links=links())
+
+
+@bp.route("/leagues/<slug>/seasons/<int:season_id>")
+@pagecache.for_visitors
+def season(slug: str, season_id: int) -> str:
+    """A season: standings per division, its races, the points table and movement rules."""
+    league = get_league_or_404(slug)
+    found = session().get(Season, season_id)
+    if found is None or found.league_id != league.id:
+        abort(404)
+    return render_template(
+        "public/season.html", league=league, season=found, tables=standings_html(found),
+        races=browse.season_races(session(), found), links=links())
+
+
+@bp.route("/racers/<name>")
+def racer(name: str) -> str:
+    """A racer's results, season points and leagues (those the viewer may see listed)."""
+    try:
+        user = accounts.get_user(session(), name)
+    except NotFound:
+        abort(404)
+    profile = browse.racer_profile(session(), user, viewer())
+    return render_template("public/racer.html", profile=profile)
+
+
+def standings_html(season: Season) -> list[Markup]:
+    """Each division's standings table of ``season``, rendered once per version."""
+    def render(table: browse.DivisionTable) -> Markup:
+        key = ("standings", season.id, table.division.id if table.division else None)
+        return cached_html(key, table.rows, lambda: render_template(
+            "public/_standings.html", table=table,
+            racer_url=link_maker("public.racer", "name")))
+
+    return [render(t) for t in browse.season_tables(session(), season)]
+
+
+@dataclass(frozen=True)
+class Links:
+    """Links to public pages for long tables and lists (see :func:`link_maker`)."""
+
+    race: Callable[[Any], str]  #: by race id
+    league: Callable[[Any], str]  #: by slug
+    track: Callable[[Any], str]  #: by track name
+    racer: Callable[[Any], str]  #: by user name
+
+
+def links() -> Links:
+    """The link makers of this request's site root."""
+    return Links(race=link_maker("public.race", "race_id", numeric=True),
+                 league=link_maker("public.league", "slug"),
+                 track=link_maker("public.track", "name"),
+                 racer=link_maker("public.racer", "name"))
+
+
+from web.views import races, tracks  # noqa: E402,F401  (their routes join this blueprint)

@@ -1,0 +1,82 @@
+"""Replays: the viewer page and the replay data it loads.
+
+The viewer itself is ``static/js/replay.js`` (and the decoder ``replay_format.js``): it
+fetches the replay's stored bytes from :func:`data` and draws them on a canvas. A replay
+anyone may not see is a 404, exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, make_response, render_template, request
+from werkzeug.wrappers import Response
+
+from league import replays
+from league.errors import NotFound
+from web.helpers import session, storage, viewer
+
+bp = Blueprint("replays", __name__)
+
+# Stored replays never change (content-addressed), but who may see one can: cache privately.
+CACHE_CONTROL = "private, max-age=31536000, immutable"
+
+
+def _context_or_404(replay_id: int) -> replays.ReplayContext:
+    try:
+        return replays.get_replay(session(), replay_id, viewer())
+    except NotFound:
+        abort(404)
+
+
+def _start_time() -> float:
+    """The moment to open at (``?t=SECONDS``; the page's ``#t=`` wins in the browser)."""
+    t = request.args.get("t", 0.0, type=float)
+    return t if t is not None and 0.0 <= t < 1e6 else 0.0
+
+
+@bp.route("/evaluations/<int:job_id>/replay")
+def job(job_id: int) -> str:
+    """The replay of an evaluation (``?trial=N``; default: the trial it is ranked by)."""
+    try:
+        ctx = replays.job_replay(session(), job_id, viewer(), request.args.get("trial", type=int))
+    except NotFound:
+        abort(404)
+    return render_template("replays/view.html", ctx=ctx, start=_start_time())
+
+
+@bp.route("/replays/<int:replay_id>")
+def view(replay_id: int) -> str:
+    """The replay viewer."""
+    return render_template("replays/view.html", ctx=_context_or_404(replay_id),
+                           start=_start_time())
+
+
+@bp.route("/replays/<int:replay_id>.bin")
+def data(replay_id: int) -> Response:
+    """A replay's bytes (the gzipped columnar format of docs/REPLAY.md), as they are stored.
+
+    Served as opaque bytes, not as ``Content-Encoding: gzip``: the viewer inflates them
+    itself, and the download is the same file.
+    """
+    return _replay_bytes(_context_or_404(replay_id))
+
+
+@bp.route("/replays/<int:replay_id>/download")
+def download(replay_id: int) -> Response:
+    """A replay as a file download."""
+    ctx = _context_or_404(replay_id)
+    response = _replay_bytes(ctx)
+    response.headers["Content-Disposition"] = f'attachment; filename="{ctx.filename}"'
+    return response
+
+
+def _replay_bytes(ctx: replays.ReplayContext) -> Response:
+    """The stored bytes with a strong ETag (their digest); 304 when the browser has them."""
+    digest = ctx.replay.sha256
+    if request.if_none_match.contains(digest):
+        response = Response(status=304)
+    else:
+        response = make_response(storage().get("replays", digest))
+        response.mimetype = "application/octet-stream"
+    response.headers["Cache-Control"] = CACHE_CONTROL
+    response.set_etag(digest)
+    return response

@@ -167,11 +167,17 @@ class BrowserIssues:
 
     def watch(self, page: Any) -> None:
         """Start recording ``page``'s problems."""
-        page.on("console", lambda msg: self.add(page.url, f"console {msg.type}: {msg.text}")
+        page.on("console", lambda msg: self.add(page.url, _console_text(msg))
                 if msg.type == "error" else None)
         page.on("pageerror", lambda err: self.add(page.url, f"uncaught {err}"))
         page.on("response", lambda r: self.add(r.url, f"server error {r.status}")
                 if r.status >= 500 else None)
+
+
+def _console_text(msg: Any) -> str:
+    """A console error with the resource it is about (a failed load names no URL itself)."""
+    source = (msg.location or {}).get("url") or ""
+    return f"console {msg.type}: {msg.text}" + (f" ({source})" if source else "")
 
 
 @pytest.fixture
@@ -181,8 +187,14 @@ def issues() -> BrowserIssues:
 
 
 @pytest.fixture
-def new_page(browser: Any, issues: BrowserIssues) -> Iterator[Callable[..., Any]]:
-    """``new_page(**context_options)``: a watched page in a fresh browser context."""
+def new_page(browser: Any, issues: BrowserIssues,
+             live_server: LiveServer) -> Iterator[Callable[..., Any]]:
+    """``new_page(**context_options)``: a watched page in a fresh browser context.
+
+    It depends on ``live_server`` so that its pages close before the server stops: a page
+    outlives its test by a moment (the browser fetches the favicon after ``load``), and a
+    server that stops first would reset that request.
+    """
     contexts: list[Any] = []
 
     def open_page(**options: Any) -> Any:

@@ -1,6 +1,9 @@
 """The scheduler process: APScheduler 3 with its schedule kept in the league's database.
 
-Run exactly one (``paddock scheduler``), never inside web workers. Its jobs are thin: each opens
+Run exactly one (``paddock scheduler``), never inside web workers; :func:`sole_scheduler` makes a
+second one against the same database refuse to start (a PostgreSQL advisory lock, or a lock file
+beside an SQLite database, both released by the operating system or the server when the process
+dies, however it dies). Its jobs are thin: each opens
 one transaction, calls one domain function and logs one line. The domain functions are
 idempotent and take ``now``, so a job that runs late, twice, or again after a crash changes
 nothing more than one run on time; the job store (table ``apscheduler_jobs``, created by
@@ -14,13 +17,17 @@ reference to them; they find the database through :func:`configure`, which
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import importlib.util
 import logging
+import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import TypeVar
 
@@ -32,11 +39,12 @@ from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from league import headtohead, jobs, seasons
 from league.config import ConfigError, Settings
 from league.db import engine_options, make_engine, session_factory, transaction
-from league.errors import LeagueError, NotFound
+from league.errors import Conflict, LeagueError, NotFound
 from league.models import EvaluationJob, JobStatus, Race, Season, utcnow
 
 log = logging.getLogger(__name__)
@@ -44,6 +52,9 @@ log = logging.getLogger(__name__)
 JOBSTORE_TABLE = "apscheduler_jobs"  # APScheduler's own table; migrations leave it alone
 MISFIRE_GRACE_S = 60  # a run this late still happens (once: runs are coalesced)
 STOP_POLL_S = 0.1  # a stop requested while starting waits in steps of this long
+#: The PostgreSQL advisory lock a running scheduler holds ("paddock!" as a signed 64-bit key).
+SCHEDULER_LOCK_KEY = int.from_bytes(b"paddock!", "big")
+SCHEDULER_LOCK_SUFFIX = ".scheduler.lock"  # beside an SQLite database file
 
 T = TypeVar("T")
 # The jobs that move races and seasons forward run one at a time, so the scheduler never plans
@@ -260,6 +271,70 @@ def _drop_retired_jobs(scheduler: BlockingScheduler) -> None:
             job.remove()
 
 
+ANOTHER_SCHEDULER = ("another scheduler is already running against this database ({how}); "
+                     "run exactly one 'paddock scheduler' per league database")
+
+
+@contextmanager
+def sole_scheduler(settings: Settings) -> Iterator[None]:
+    """Hold this database's scheduler lock for the block; :class:`Conflict` if another has it.
+
+    PostgreSQL: a session-level advisory lock on a connection of its own, which the server
+    releases when that connection ends. SQLite: an exclusive ``flock`` on a file beside the
+    database, which the kernel releases when the process ends. An in-memory SQLite database
+    is private to its process and needs no lock.
+    """
+    url = sa.make_url(settings.database_url)
+    backend = url.get_backend_name()
+    if backend == "postgresql":
+        with _advisory_lock(settings.database_url):
+            yield
+    elif backend == "sqlite" and url.database not in (None, "", ":memory:"):
+        with _lock_file(Path(str(url.database) + SCHEDULER_LOCK_SUFFIX)):
+            yield
+    else:
+        log.warning("no single-scheduler lock on %s: make sure only one scheduler runs",
+                    backend)
+        yield
+
+
+@contextmanager
+def _advisory_lock(database_url: str) -> Iterator[None]:
+    engine = sa.create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            held = conn.scalar(sa.select(sa.func.pg_try_advisory_lock(SCHEDULER_LOCK_KEY)))
+            conn.commit()  # the lock is the session's: no transaction stays open with it
+            if not held:
+                raise Conflict(ANOTHER_SCHEDULER.format(
+                    how=f"PostgreSQL advisory lock {SCHEDULER_LOCK_KEY} is held"))
+            try:
+                yield
+            finally:
+                try:
+                    conn.scalar(sa.select(sa.func.pg_advisory_unlock(SCHEDULER_LOCK_KEY)))
+                    conn.commit()
+                except sa.exc.DBAPIError as err:  # the connection is gone: so is the lock
+                    log.warning("scheduler lock: %s", str(err).splitlines()[0])
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _lock_file(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Conflict(ANOTHER_SCHEDULER.format(how=f"{path} is locked")) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # for the operator who wonders which one
+        yield
+    finally:
+        os.close(fd)  # closing the file releases the lock
+
+
 def check_executor(settings: Settings) -> None:
     """Fail at once, not every second in the dispatch job, when Ray is chosen but missing."""
     if settings.executor == "ray" and importlib.util.find_spec("ray") is None:
@@ -269,6 +344,11 @@ def check_executor(settings: Settings) -> None:
 def run(settings: Settings) -> None:
     """Run the scheduler until SIGTERM or SIGINT, then stop after the running jobs finish."""
     check_executor(settings)
+    with sole_scheduler(settings):
+        _run(settings)
+
+
+def _run(settings: Settings) -> None:
     scheduler = build_scheduler(settings)
     returned = threading.Event()
     stopper: list[threading.Thread] = []

@@ -262,6 +262,29 @@ def test_run_stops_on_sigterm_while_starting(settings: Settings,
     assert time.monotonic() - began < 10
 
 
+# ------------------------------------------------------------------- one scheduler only
+def test_a_second_scheduler_lock_is_refused_until_the_first_lets_go(settings: Settings) -> None:
+    with scheduler.sole_scheduler(settings):
+        with pytest.raises(Conflict, match="another scheduler is already running"):
+            with scheduler.sole_scheduler(settings):
+                pass  # pragma: no cover - never reached
+    with scheduler.sole_scheduler(settings):  # released on the way out
+        pass
+
+
+def test_the_lock_is_per_database(settings: Settings, tmp_path: Path) -> None:
+    other = dataclasses.replace(settings,
+                                database_url=f"sqlite:///{tmp_path / 'other.sqlite3'}")
+    with scheduler.sole_scheduler(settings), scheduler.sole_scheduler(other):
+        pass
+
+
+def test_an_in_memory_database_needs_no_lock(settings: Settings) -> None:
+    memory = dataclasses.replace(settings, database_url="sqlite://")
+    with scheduler.sole_scheduler(memory), scheduler.sole_scheduler(memory):
+        pass
+
+
 # --------------------------------------------------------------------- a real process
 def _wait_for(condition: Callable[[], bool], proc: subprocess.Popen[bytes], log: Path,
               timeout: float = 30.0) -> None:
@@ -359,3 +382,37 @@ def test_a_race_the_database_refuses_to_close_does_not_hold_back_the_others(
     assert scheduler.open_close_races()[1] == [second.id]
     monkeypatch.setattr(seasons, "close_race", real)
     assert scheduler.open_close_races()[1] == [first.id]
+
+
+def test_a_second_scheduler_process_refuses_to_start(empty_url: str, tmp_path: Path) -> None:
+    """While one scheduler holds the lock, another exits at once and says why; the lock
+    goes with the process that held it, even when that process is killed."""
+    upgrade_database(empty_url)
+    env = {**os.environ, "DATABASE_URL": empty_url, "SECRET_KEY": "test",
+           "PADDOCK_STORAGE_DIR": str(tmp_path / "storage"),
+           "PADDOCK_INSTANCE_DIR": str(tmp_path / "instance")}
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\n"
+         "from league import scheduler\n"
+         "from league.config import Settings\n"
+         "with scheduler.sole_scheduler(Settings.from_env()):\n"
+         "    print('held', flush=True)\n"
+         "    time.sleep(600)\n"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().decode().strip() == "held"
+        second = subprocess.run([sys.executable, "-m", "league.scheduler"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1, second.stderr
+        assert "another scheduler is already running against this database" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+        if holder.stdout is not None:
+            holder.stdout.close()
+    settings = Settings.from_env(env)
+    with scheduler.sole_scheduler(settings):  # the killed holder's lock is gone
+        pass

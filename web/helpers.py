@@ -15,7 +15,7 @@ from flask import abort, current_app, request
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
-from league import leagues, submissions
+from league import access, leagues
 from league.config import Settings
 from league.errors import NotFound
 from league.models import Entry, League, Race, User
@@ -71,23 +71,10 @@ def get_race_or_404(race_id: int, user: User | None = None) -> Race:
 
 def get_entry_or_404(entry_id: int, user: User | None = None) -> Entry:
     """An entry the viewer may see in full (its racer, the league's organizers), else 404."""
-    user = user or viewer()
     try:
-        entry = submissions.get_entry(session(), entry_id)
+        return access.visible_entry(session(), entry_id, user or viewer())
     except NotFound:
         abort(404)
-    if not can_see_entry(entry, user):
-        abort(404)
-    return entry
-
-
-def can_see_entry(entry: Entry, user: User | None) -> bool:
-    """Whether ``user`` may see an entry's model, jobs and logs: its racer or an organizer."""
-    if user is None:
-        return False
-    if entry.racer_id == user.id:
-        return True
-    return leagues.can_manage(session(), entry.race.league, user)
 
 
 def require_manager_or_404(league: League, user: User | None = None) -> User:

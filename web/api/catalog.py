@@ -5,7 +5,7 @@ from __future__ import annotations
 from evaluator.track import iter_tracks
 from league import browse, leagues
 from league.models import User
-from web.api import api, lookup, present
+from web.api import api, present
 from web.api import schemas as s
 from web.api.registry import Auth
 from web.helpers import Page, page_args, paginate, session
@@ -35,7 +35,7 @@ def get_league(slug: str, caller: User | None) -> s.League:
 
     Unlisted leagues are shown to anyone with the slug; private ones to members only.
     """
-    return present.league_detail(session(), lookup.league(slug, caller), caller)
+    return present.league_detail(session(), leagues.get_league(session(), slug, caller), caller)
 
 
 @api.route("/leagues", "POST", tag="leagues", auth=Auth.REQUIRED, body=s.LeagueCreate,
@@ -53,7 +53,7 @@ def create_league(caller: User, body: s.LeagueCreate) -> tuple[s.League, int]:
 def create_season(slug: str, caller: User, body: s.SeasonCreate) -> tuple[s.Season, int]:
     """Add a season to a league (its organizers): dates, points table, promotion and
     relegation."""
-    league = lookup.league(slug, caller)
+    league = leagues.get_league(session(), slug, caller)
     season = leagues.create_season(session(), league, caller, body.name, body.starts_at,
                                    body.ends_at, body.points_table, body.promote,
                                    body.relegate, body.movement_in_percent)

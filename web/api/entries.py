@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from league import browse, submissions
+from league import access, browse, leagues, submissions
 from league.models import User
-from web.api import api, lookup, present
+from web.api import api, present
 from web.api import entry_schemas as es
 from web.api import schemas as s
 from web.api.registry import Auth
@@ -22,7 +22,7 @@ def submit_entry(race_id: int, caller: User, body: es.EntryUpload) -> tuple[es.E
     stored. A closed race (or one not open yet) is 409, a race limited to other divisions
     403, a spent submission limit 429.
     """
-    race = lookup.race(race_id, caller)
+    race = leagues.get_race(session(), race_id, caller)
     entry = submissions.submit_entry(session(), storage(), race, caller, body.model,
                                      body.metadata, model_name=body.name,
                                      max_attempts=settings().max_attempts)
@@ -34,14 +34,15 @@ def submit_entry(race_id: int, caller: User, body: es.EntryUpload) -> tuple[es.E
            responses={200: es.Entry}, errors=(404,))
 def get_entry(entry_id: int, caller: User) -> es.Entry:
     """Show an entry (its racer or the league's organizers): model, status, evaluations."""
-    return present.entry(session(), lookup.entry(entry_id, caller))
+    return present.entry(session(), access.visible_entry(session(), entry_id, caller))
 
 
 @api.route("/entries/<int:entry_id>/rerun", "POST", tag="entries", auth=Auth.REQUIRED,
            responses={201: es.Evaluation}, errors=(403, 404, 409))
 def rerun_entry(entry_id: int, caller: User) -> tuple[es.Evaluation, int]:
     """Evaluate an entry again (the league's organizers); earlier results are kept."""
-    job = submissions.rerun_entry(session(), lookup.entry(entry_id, caller), caller)
+    entry = access.visible_entry(session(), entry_id, caller)
+    job = submissions.rerun_entry(session(), entry, caller)
     session().commit()
     return present.evaluation(session(), job), 201
 
@@ -51,7 +52,7 @@ def rerun_entry(entry_id: int, caller: User) -> tuple[es.Evaluation, int]:
 def disqualify_entry(entry_id: int, caller: User, body: es.Disqualify) -> es.Entry:
     """Disqualify an entry with a reason (the league's organizers); it leaves the
     leaderboard and its queued evaluations are cancelled."""
-    entry = lookup.entry(entry_id, caller)
+    entry = access.visible_entry(session(), entry_id, caller)
     submissions.disqualify_entry(session(), entry, caller, body.reason)
     session().commit()
     return present.entry(session(), entry)

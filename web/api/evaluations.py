@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Response
 
-from league import replays
+from league import access, replays
 from league.models import User
-from web.api import api, lookup, present
+from web.api import api, present
 from web.api import entry_schemas as es
 from web.api.registry import Binary
 from web.helpers import session, storage
@@ -22,7 +22,7 @@ def get_evaluation(job_id: int, caller: User | None) -> es.Evaluation:
     evaluations are shown to the entry's racer and the league's organizers; head-to-head
     heats to everyone who may see the race.
     """
-    return present.evaluation(session(), lookup.evaluation(job_id, caller))
+    return present.evaluation(session(), access.visible_job(session(), job_id, caller))
 
 
 @api.route("/evaluations/<int:job_id>/replay", tag="evaluations", query=es.ReplayQuery,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from league import api_support, browse
+from league import api_support, browse, leagues
 from league.models import League, User, utcnow
-from web.api import api, lookup, present
+from web.api import api, present
 from web.api import schemas as s
 from web.api.registry import Auth
 from web.helpers import Page, page_args, session
@@ -18,7 +18,8 @@ def list_races(caller: User | None, query: s.RaceQuery) -> s.RaceList:
     Filter by ``status`` (open, scheduled, closed) and by ``league`` (a slug; unlisted and
     private leagues the caller may see included).
     """
-    league = lookup.league(query.league, caller) if query.league is not None else None
+    league = (leagues.get_league(session(), query.league, caller)
+              if query.league is not None else None)
     return _race_list(caller, league, query)
 
 
@@ -26,7 +27,7 @@ def list_races(caller: User | None, query: s.RaceQuery) -> s.RaceList:
            responses={200: s.RaceList}, errors=(404,))
 def league_races(slug: str, caller: User | None, query: s.LeagueRaceQuery) -> s.RaceList:
     """List a league's races, open ones first (filter by ``status``)."""
-    return _race_list(caller, lookup.league(slug, caller), query)
+    return _race_list(caller, leagues.get_league(session(), slug, caller), query)
 
 
 def _race_list(caller: User | None, league: League | None,
@@ -42,7 +43,7 @@ def _race_list(caller: User | None, league: League | None,
 @api.route("/races/<int:race_id>", tag="races", responses={200: s.Race}, errors=(404,))
 def get_race(race_id: int, caller: User | None) -> s.Race:
     """Show a race: its evaluation settings, window, divisions and limits."""
-    return present.race(lookup.race(race_id, caller))
+    return present.race(leagues.get_race(session(), race_id, caller))
 
 
 @api.route("/races/<int:race_id>/leaderboard", tag="races", query=s.PageQuery,
@@ -54,7 +55,7 @@ def leaderboard(race_id: int, caller: User | None, query: s.PageQuery) -> s.Lead
     (``format`` "time-trial"); a head-to-head race lists its rating table and, when it has
     one, the knockout bracket (``format`` "head-to-head").
     """
-    race = lookup.race(race_id, caller)
+    race = leagues.get_race(session(), race_id, caller)
     return present.race_leaderboard(session(), race, *page_args())
 
 
@@ -66,7 +67,7 @@ def create_race(slug: str, caller: User, body: s.RaceCreate) -> tuple[s.Race, in
     Settings left out take the engine's defaults (3 laps, 3 trials, total time, 5 s
     penalties); the race opens at ``opens_at`` (default now) and closes at ``closes_at``.
     """
-    league = lookup.league(slug, caller)
+    league = leagues.get_league(session(), slug, caller)
     fields = body.model_dump(exclude={"name", "opens_at", "closes_at", "season_id",
                                       "division_ids"})
     race = api_support.schedule_race(session(), league, caller, body.name,
@@ -82,7 +83,7 @@ def create_race(slug: str, caller: User, body: s.RaceCreate) -> tuple[s.Race, in
 def close_race(race_id: int, caller: User) -> s.ClosedRace:
     """Close a race now (its league's organizers): freeze the leaderboard, award season
     points, cancel queued evaluations. Closing a closed race changes nothing."""
-    race = lookup.race(race_id, caller)
+    race = leagues.get_race(session(), race_id, caller)
     points = api_support.close_race_now(session(), race, caller)
     session().commit()
     return present.closed_race(session(), race, points)

@@ -10,22 +10,21 @@ from __future__ import annotations
 from flask import Response, abort, jsonify, request
 from flask_login import login_required
 
-from league import garage, jobs
+from league import access, garage
 from league.errors import NotFound
 from league.models import EvaluationJob
-from web.helpers import get_entry_or_404, session, storage
+from web.helpers import session, storage, viewer
 from web.views.garage import bp
 
 
 def _job_or_404(job_id: int) -> EvaluationJob:
     """A time-trial job whose entry the viewer may see, else 404."""
     try:
-        job = jobs.get_job(session(), job_id)
+        job = access.visible_job(session(), job_id, viewer())
     except NotFound:
         abort(404)
     if job.entry_id is None:  # heats race several racers' entries: not a garage page
         abort(404)
-    get_entry_or_404(job.entry_id)
     return job
 
 

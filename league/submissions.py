@@ -49,7 +49,9 @@ def submit_entry(session: Session, storage: Storage, race: Race, racer: User, da
     Rules, in order: the race is open (between its open and close times, not closed); the
     racer may enter it (private leagues: members; races limited to divisions: racers of those
     divisions); the racer has entries left today (UTC) and in total; the model passes
-    validation. The model's version counts up per racer and name. A time-trial entry gets a
+    validation. The model's version counts up per racer and name; the same file with the same
+metadata under the same name is the version it already is (one model entered in several
+races is one version, its entries listed together in the garage). A time-trial entry gets a
     queued evaluation job; a head-to-head entry waits for the next round's heats.
     """
     now = now or utcnow()
@@ -63,20 +65,35 @@ def submit_entry(session: Session, storage: Storage, race: Race, racer: User, da
     name = clean_name((model_name or policy.metadata.name or "model")[:MAX_MODEL_NAME_CHARS],
                       "a model name", MAX_MODEL_NAME_CHARS)
     digest = storage.put("models", policy.data)
-    version = (session.scalar(sa.select(sa.func.max(PolicyModel.version)).where(
-        PolicyModel.owner_id == racer.id, PolicyModel.name == name)) or 0) + 1
-    model = PolicyModel(owner_id=racer.id, name=name, version=version, sha256=digest,
-                        size_bytes=len(policy.data),
-                        model_metadata=_metadata_doc(policy.metadata.to_json()),
-                        validation=policy.summary())
-    session.add(model)
-    session.flush()
+    model_metadata = _metadata_doc(policy.metadata.to_json())
+    model = _same_version(session, racer, name, digest, model_metadata)
+    if model is None:
+        version = (session.scalar(sa.select(sa.func.max(PolicyModel.version)).where(
+            PolicyModel.owner_id == racer.id, PolicyModel.name == name)) or 0) + 1
+        model = PolicyModel(owner_id=racer.id, name=name, version=version, sha256=digest,
+                            size_bytes=len(policy.data), model_metadata=model_metadata,
+                            validation=policy.summary())
+        session.add(model)
+        session.flush()
     entry = Entry(race_id=race.id, racer_id=racer.id, model_id=model.id, submitted_at=now)
     session.add(entry)
     session.flush()
     if race.format == TIME_TRIAL:  # head-to-head entries race in the rounds' heat jobs
         queue_evaluation(session, entry, now=now, max_attempts=max_attempts)
     return entry
+
+
+def _same_version(session: Session, racer: User, name: str, digest: str,
+                  model_metadata: dict[str, Any]) -> PolicyModel | None:
+    """The racer's newest version named ``name`` with these bytes and this metadata."""
+    for model in session.scalars(
+            sa.select(PolicyModel)
+            .where(PolicyModel.owner_id == racer.id, PolicyModel.name == name,
+                   PolicyModel.sha256 == digest)
+            .order_by(PolicyModel.version.desc())):
+        if model.model_metadata == model_metadata:
+            return model
+    return None
 
 
 def queue_evaluation(session: Session, entry: Entry, *, now: dt.datetime | None = None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
@@ -48,6 +48,35 @@ def test_versions_count_up_per_name(session: Session, storage: Storage, make: Fa
     versions = [submissions.submit_entry(session, storage, race, racer, make.policy(s),
                                          now=make.now).model.version for s in (1.0, 2.0)]
     assert versions == [1, 2]
+
+
+def test_the_same_file_is_the_same_version(session: Session, storage: Storage,
+                                           make: Factory) -> None:
+    """One model entered in two races is one version; new bytes, new metadata or another
+    name make a new one."""
+    league = make.league(session)
+    sprint = make.race(session, league, name="Sprint")
+    endurance = make.race(session, league, name="Endurance")
+    racer, rival = make.user(session), make.user(session, "rival")
+    data = make.policy(1.0)
+
+    def submit(race: Any, data: bytes, *, who: Any = racer, name: str = "",
+               metadata: Any = None) -> Any:
+        return submissions.submit_entry(session, storage, race, who, data, metadata,
+                                        model_name=name, now=make.now).model
+
+    first = submit(sprint, data)
+    again = submit(endurance, data)
+    assert (again.id, again.version) == (first.id, 1)
+    assert submit(sprint, make.policy(2.0)).version == 2
+    assert submit(endurance, data).id == first.id  # still the version it was
+    assert submit(sprint, data, name="other").version == 1
+    assert submit(sprint, data, who=rival).owner_id == rival.id
+    wider = {**first.model_metadata, "action_space": {
+        "steering_angle": {"low": -20.0, "high": 20.0}, "speed": {"low": 0.5, "high": 3.0}}}
+    changed = submit(endurance, data, metadata=wider)
+    assert changed.version == 3 and changed.model_metadata != first.model_metadata
+    assert {e.model_id for e in sprint.entries[:1] + endurance.entries[:1]} == {first.id}
 
 
 @pytest.mark.parametrize("when, message", [

@@ -64,10 +64,13 @@ def test_upload_enters_the_race_and_queues_the_evaluation(client, login, session
     page = client.get(r.headers["Location"]).get_data(as_text=True)
     assert "Speedy v1" in page and "is entered in Autumn Cup" in page
     assert 'data-final="false"' in page and ">queued</span>" in page
-    # a second upload under the same name is the next version
+    # the same file again is the same version; a new file under the same name is the next
     assert upload(client, race.id, data, name="Speedy").status_code == 302
+    assert upload(client, race.id, make.policy(3.0), name="Speedy").status_code == 302
     versions = session.scalars(sa.select(PolicyModel.version).order_by(PolicyModel.id)).all()
     assert versions == [1, 2]
+    assert [e.model.version for e in session.scalars(sa.select(Entry).order_by(Entry.id))] \
+        == [1, 1, 2]
 
 
 def test_a_refused_model_shows_the_reason_next_to_the_file_field(client, login, session, make,

@@ -1,9 +1,12 @@
 """Replays: a compact, versioned recording of one race run that a browser can load quickly.
 
 A replay holds the track's geometry and, for every car at every control step, its pose,
-speed, steering, lap progress, completed laps and flag bits. The byte format (gzip of a small
+speed, steering, lap progress, completed laps, the command it applied (steering, speed and the
+discrete action index) and flag bits. The byte format (gzip of a small
 little-endian layout: preamble, JSON header, columnar integer blocks) is specified in
-``docs/REPLAY.md``; this module is its reference encoder and decoder.
+``docs/REPLAY.md``; this module is its reference encoder and decoder. It writes format 2 and
+reads formats 1 and 2: a format-1 replay (written before the commands were kept) decodes with
+``None`` in the command columns.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from evaluator.telemetry import (
     Telemetry,
 )
 
-FORMAT_VERSION = 1  #: bump whenever the byte layout or a quantum changes
+FORMAT_VERSION = 2  #: the version written; bump whenever the byte layout or a quantum changes
 MAGIC = b"PDKREPLY"  #: first 8 bytes of the decompressed data
 PREAMBLE = struct.Struct("<8sII")  #: magic, format version, header length in bytes
 HEADER_ALIGN_BYTES = 4  #: the JSON header is space-padded so the blocks start 4-byte aligned
@@ -53,8 +56,7 @@ class _Column(NamedTuple):
     delta: bool
 
 
-#: The per-car columns, in block order (4-byte types first, so every block stays aligned).
-CAR_COLUMNS: tuple[_Column, ...] = (
+_STATE_COLUMNS: tuple[_Column, ...] = (
     _Column("x", "<i4", POSITION_QUANTUM_M, True),
     _Column("y", "<i4", POSITION_QUANTUM_M, True),
     _Column("yaw", "<i2", ANGLE_QUANTUM_RAD, True),
@@ -62,8 +64,22 @@ CAR_COLUMNS: tuple[_Column, ...] = (
     _Column("speed", "<i2", SPEED_QUANTUM_MPS, True),
     _Column("progress", "<i2", PROGRESS_QUANTUM_PCT, True),
     _Column("laps", "<i2", COUNT_QUANTUM, True),
-    _Column("flags", "<u1", COUNT_QUANTUM, False),
 )
+#: The command a car applied during the step that led to a frame (format 2 on).
+COMMAND_COLUMNS: tuple[_Column, ...] = (
+    _Column("command_steering", "<i2", ANGLE_QUANTUM_RAD, True),
+    _Column("command_speed", "<i2", SPEED_QUANTUM_MPS, True),
+    _Column("action", "<i2", COUNT_QUANTUM, True),
+)
+_FLAGS_COLUMN = _Column("flags", "<u1", COUNT_QUANTUM, False)
+#: The per-car columns of the format written, in block order (4-byte types first, so every
+#: block stays aligned).
+CAR_COLUMNS: tuple[_Column, ...] = (*_STATE_COLUMNS, *COMMAND_COLUMNS, _FLAGS_COLUMN)
+#: The per-car columns of every format this module reads.
+COLUMNS_BY_FORMAT: dict[int, tuple[_Column, ...]] = {
+    1: (*_STATE_COLUMNS, _FLAGS_COLUMN),
+    2: CAR_COLUMNS,
+}
 #: The track geometry blocks, in order: centerline, left border, right border (x then y).
 TRACK_BLOCKS: tuple[str, ...] = ("centerline", "left_border", "right_border")
 _TRACK_COLUMN = _Column("geometry", "<i4", POSITION_QUANTUM_M, True)
@@ -107,6 +123,17 @@ class ReplayCar:
     progress: np.ndarray  #: percent of the current lap, 0-100 (100 once finished)
     laps: np.ndarray  #: completed laps, int32
     flags: np.ndarray  #: ``FLAG_*`` bits of :mod:`evaluator.telemetry`, uint8
+    #: The command applied in the step that led to each frame (kept while frozen or parked):
+    #: steering radians, speed m/s, and the discrete action index (int16, -1 continuous).
+    #: ``None`` in a format-1 replay, which did not keep them.
+    command_steering: np.ndarray | None = None
+    command_speed: np.ndarray | None = None
+    action: np.ndarray | None = None
+
+    @property
+    def has_commands(self) -> bool:
+        """Whether the replay kept this car's commands (format 2 on)."""
+        return all(getattr(self, c.name) is not None for c in COMMAND_COLUMNS)
 
 
 @dataclass(eq=False)
@@ -149,10 +176,16 @@ class Replay:
         for c, d in zip(self.cars, other.cars, strict=True):
             if (c.name, c.policy_sha256, c.color) != (d.name, d.policy_sha256, d.color):
                 return False
-            if not all(np.array_equal(getattr(c, k.name), getattr(d, k.name))
+            if not all(_same_column(getattr(c, k.name), getattr(d, k.name))
                        for k in CAR_COLUMNS):
                 return False
         return True
+
+
+def _same_column(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return bool(np.array_equal(a, b))
 
 
 class Incident(NamedTuple):
@@ -180,6 +213,7 @@ def from_telemetry(tel: Telemetry, meta: Mapping[str, Any] | None = None,
     )
     progress = tel.lap_progress_pct()
     flags = tel.flags()
+    actions = tel.action_index[: tel.frames]
     cars = []
     for i, label in enumerate(tel.cars):
         cars.append(ReplayCar(
@@ -193,6 +227,10 @@ def from_telemetry(tel: Telemetry, meta: Mapping[str, Any] | None = None,
             progress=progress[:, i].copy(),
             laps=tel.column(_sim.C_LAPS)[:, i].astype(np.int32),
             flags=flags[:, i].copy(),
+            command_steering=tel.column(_sim.C_CMD_STEER)[:, i].copy(),
+            command_speed=tel.column(_sim.C_CMD_SPEED)[:, i].copy(),
+            action=(actions[:, i] if label.discrete
+                    else np.full(tel.frames, -1)).astype(np.int16),
         ))
     return Replay(track=rtrack, seed=int(tel.seed), dt=float(tel.dt), cars=cars,
                   meta=dict(meta or {}))
@@ -216,6 +254,8 @@ def _from_ints(ints: np.ndarray, col: _Column) -> np.ndarray:
     """The values a column's integers stand for (float64, or the integer type)."""
     if col.name == "laps":
         return ints.astype(np.int32)
+    if col.name == "action":
+        return ints.astype(np.int16)
     if col.name == "flags":
         return ints.astype(np.uint8)
     out: np.ndarray = ints.astype(np.float64) * col.quantum
@@ -257,10 +297,20 @@ def quantise(replay: Replay) -> Replay:
     for c in replay.cars:
         columns: dict[str, Any] = {
             col.name: _from_ints(_to_ints(getattr(c, col.name), col, col.name), col)
-            for col in CAR_COLUMNS}
+            for col in _columns(replay.format_version) if getattr(c, col.name) is not None}
         cars.append(replace(c, **columns))
     meta = json.loads(_meta_json(replay.meta))
     return replace(replay, track=track, cars=cars, meta=meta)
+
+
+def _columns(fmt: int) -> tuple[_Column, ...]:
+    """The per-car columns of format ``fmt`` (:class:`ReplayError` for one never written)."""
+    try:
+        return COLUMNS_BY_FORMAT[fmt]
+    except KeyError:
+        readable = ", ".join(str(v) for v in COLUMNS_BY_FORMAT)
+        raise ReplayError(f"replay format version {fmt} is not supported "
+                          f"(this reader reads versions {readable})") from None
 
 
 # ---------------------------------------------------------------------------------- encoding
@@ -286,8 +336,12 @@ def _check_shapes(replay: Replay) -> None:
         if np.shape(getattr(replay.track, k)) != (n, 2):
             raise ReplayError(f"track {k} must have shape ({n}, 2)")
     for i, c in enumerate(replay.cars):
-        for col in CAR_COLUMNS:
-            if np.shape(getattr(c, col.name)) != (frames,):
+        for col in _columns(replay.format_version):
+            values = getattr(c, col.name)
+            if values is None:
+                raise ReplayError(f"car {i} has no {col.name} (format "
+                                  f"{replay.format_version} keeps it)")
+            if np.shape(values) != (frames,):
                 raise ReplayError(f"car {i} {col.name} must have shape ({frames},)")
 
 
@@ -391,9 +445,7 @@ def decode(data: bytes) -> Replay:
     magic, fmt, head_len = PREAMBLE.unpack_from(raw)
     if magic != MAGIC:
         raise ReplayError(f"not a Paddock replay: magic {magic!r}, expected {MAGIC!r}")
-    if fmt != FORMAT_VERSION:
-        raise ReplayError(f"replay format version {fmt} is not supported "
-                          f"(this reader reads version {FORMAT_VERSION})")
+    car_columns = _columns(fmt)
     start = PREAMBLE.size + head_len
     if start > len(raw):
         raise ReplayError(f"truncated replay: the header needs {head_len} bytes, "
@@ -410,7 +462,7 @@ def decode(data: bytes) -> Replay:
         raise ReplayError(f"replay header: {frames} frames, {points} track points and "
                           f"{len(car_dicts)} cars; each must be at least 1")
     track_bytes = len(TRACK_BLOCKS) * 2 * points * np.dtype(_TRACK_COLUMN.dtype).itemsize
-    car_bytes = sum(np.dtype(c.dtype).itemsize for c in CAR_COLUMNS) * frames * len(car_dicts)
+    car_bytes = sum(np.dtype(c.dtype).itemsize for c in car_columns) * frames * len(car_dicts)
     body = len(raw) - start
     if body != track_bytes + car_bytes:
         what = "truncated replay" if body < track_bytes + car_bytes else "corrupt replay"
@@ -425,7 +477,7 @@ def decode(data: bytes) -> Replay:
             offset += points * np.dtype(_TRACK_COLUMN.dtype).itemsize
         geometry[k] = np.stack(axes, axis=1)
     columns: list[dict[str, np.ndarray]] = [{} for _ in car_dicts]
-    for col in CAR_COLUMNS:
+    for col in car_columns:
         for i in range(len(car_dicts)):
             columns[i][col.name] = _from_ints(_unpack(raw, offset, frames, col), col)
             offset += frames * np.dtype(col.dtype).itemsize

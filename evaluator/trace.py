@@ -24,11 +24,12 @@ an immobilised or reversed car, so ``immobilized`` and ``reversed`` are never wr
 DeepRacer's notebooks read one car per log: pass one car per episode number (one file per
 car, or distinct episode numbers for the cars of one run).
 
-A stored replay keeps less than a recording, so :func:`replay_trace_rows` rebuilds the rows
-from a decoded replay with three differences: ``steer`` and ``throttle`` are the car's actual
-steering angle and speed (a replay does not keep the command), ``action`` is always -1, and the
-last rows of a run cut short inside a penalty read the penalty left in the replay. Wheels on
-track and the closest waypoint are computed again on the replay's track, as the simulator does.
+:func:`replay_trace_rows` rebuilds the rows from a decoded replay. Its values are the
+replay's, so within the replay's quanta (docs/REPLAY.md) of the recording's, and the last rows
+of a run cut short inside a penalty read the penalty left in the replay. Wheels on track and
+the closest waypoint are computed again on the replay's track, as the simulator does. A
+format-1 replay did not keep the commands: its ``steer`` and ``throttle`` are the car's actual
+steering angle and speed, and ``action`` is -1.
 """
 
 from __future__ import annotations
@@ -223,7 +224,12 @@ def replay_trace_rows(episode: int, replay: Replay, car_index: int = 0, time_up:
     statuses = _statuses(flags, time_up)
     fx, fy = front_point(c.x, c.y, c.yaw)
     yaw = np.degrees(c.yaw)
-    steer = np.degrees(c.steering)
+    if c.command_steering is not None and c.command_speed is not None and c.action is not None:
+        steer, throttle = np.degrees(c.command_steering), c.command_speed
+        actions = c.action
+    else:  # format 1: the car's actual steering and speed stand in for the command
+        steer, throttle = np.degrees(c.steering), c.speed
+        actions = np.full(replay.frames, CONTINUOUS_ACTION)
     wheels, waypoint = _wheels_and_waypoints(track, c.x, c.y, c.yaw, fx, fy, flags)
     pause = _penalty_left(flags) * replay.dt
     length = float(replay.track.length)
@@ -232,7 +238,7 @@ def replay_trace_rows(episode: int, replay: Replay, car_index: int = 0, time_up:
         status = statuses[t - 1]
         yield TraceRow(
             episode=int(episode), steps=t, X=float(fx[t]), Y=float(fy[t]), yaw=float(yaw[t]),
-            steer=float(steer[t]), throttle=float(c.speed[t]), action=CONTINUOUS_ACTION,
+            steer=float(steer[t]), throttle=float(throttle[t]), action=int(actions[t]),
             reward=NO_REWARD, done=bool(flags[t] & FLAG_DONE) or t == last,
             all_wheels_on_track=bool(wheels[t] >= WHEELS),
             progress=LAP_COMPLETE_PCT if status == STATUS_LAP_COMPLETE else float(c.progress[t]),

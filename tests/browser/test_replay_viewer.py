@@ -17,6 +17,7 @@ import pytest
 from evaluator import replay
 from league import submissions
 from tests.support import replays as sample
+from tests.support.replay_formats import as_format_1
 
 if TYPE_CHECKING:
     from tests.browser.conftest import LiveServer
@@ -211,6 +212,11 @@ def test_decoder_matches_the_reference(page: Any, live_server: LiveServer, seede
             for col in ("x", "y", "yaw", "steering", "speed", "progress"):
                 assert got[col] == pytest.approx(float(getattr(car, col)[f]), abs=1e-9), col
             assert (got["laps"], got["flags"]) == (int(car.laps[f]), int(car.flags[f]))
+            assert car.command_steering is not None and car.command_speed is not None
+            assert got["commandSteering"] == pytest.approx(float(car.command_steering[f]),
+                                                           abs=1e-9)
+            assert got["commandSpeed"] == pytest.approx(float(car.command_speed[f]), abs=1e-9)
+            assert car.action is not None and got["action"] == int(car.action[f])
     ours = [(x["frame"], x["car"], x["kind"])
             for x in page.evaluate("() => window.paddockReplay.incidents()")
             if x["kind"] != "overtake"]
@@ -218,17 +224,36 @@ def test_decoder_matches_the_reference(page: Any, live_server: LiveServer, seede
     assert ours == theirs and len(ours) > 3
 
 
+def test_a_replay_kept_before_format_2_still_plays(page: Any, live_server: LiveServer,
+                                                   make: Any, heat_bytes: bytes) -> None:
+    """Format-1 replays (no command columns) stored by earlier releases go on playing."""
+    old = as_format_1(heat_bytes)
+    ref = replay.decode(old)
+    with live_server.session() as s:
+        tt = sample.time_trial(s, live_server.storage, make, old, trials=1, ranked=1)
+        s.commit()
+    view = open_viewer(page, live_server.url(f"/replays/{tt.replays[0].id}"))
+    assert view["loaded"] and ref.format_version == 1
+    last = ref.frames - 1
+    for i, car in enumerate(ref.cars):
+        got = page.evaluate(f"() => window.paddockReplay.sample({last}, {i})")
+        assert got["x"] == pytest.approx(float(car.x[last]), abs=1e-9)
+        assert (got["commandSteering"], got["commandSpeed"], got["action"]) == (None,) * 3
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_function("() => window.paddockReplay.state().time > 0.5")
+
+
 def corrupt_versions(good: bytes) -> dict[str, tuple[bytes, str]]:
     """Broken replay files and the message the viewer must give for each."""
     raw = zlib.decompress(good, replay.GZIP_WBITS)
     regzip = zlib.compressobj(9, zlib.DEFLATED, replay.GZIP_WBITS)
-    version2 = regzip.compress(raw[:8] + (2).to_bytes(4, "little") + raw[12:]) + regzip.flush()
+    version3 = regzip.compress(raw[:8] + (3).to_bytes(4, "little") + raw[12:]) + regzip.flush()
     regzip = zlib.compressobj(9, zlib.DEFLATED, replay.GZIP_WBITS)
     short = regzip.compress(raw[:-10]) + regzip.flush()
     return {
         "not-gzip": (b"PK\x03\x04 this is a zip file", "not gzip-compressed"),
         "truncated": (good[: len(good) // 2], "gzip stream is damaged or truncated"),
-        "version": (version2, "format version 2 is not supported"),
+        "version": (version3, "format version 3 is not supported"),
         "short": (short, "truncated replay"),
     }
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from evaluator import replay, trace
 from evaluator.metadata import parse_metadata
 from evaluator.observation import I_HEADING, I_OFFSET, OBS_DIM
 from evaluator.onnx_io import mlp_policy
@@ -324,6 +325,16 @@ def test_discrete_policy_drives_its_argmax_action(pair: tuple[int, int], speed: 
     assert t.total_time_s is not None
     # a lap of 24.8 m cannot be faster than the commanded speed allows
     assert t.total_time_s > result.track.length / speed
+    # the stored replay keeps what was chosen: its trace log is the recording's
+    stored = replay.decode(replay.encode(replay.from_telemetry(tel)))
+    assert stored.cars[0].action is not None
+    np.testing.assert_array_equal(stored.cars[0].action[1:], chosen)
+    live = list(trace.trace_rows(1, tel, 0))
+    rebuilt = list(trace.replay_trace_rows(1, stored, 0, track=result.track))
+    assert [r.action for r in rebuilt] == [r.action for r in live] == chosen.tolist()
+    np.testing.assert_allclose([r.steer for r in rebuilt], [r.steer for r in live], atol=3e-3)
+    np.testing.assert_allclose([r.throttle for r in rebuilt], [r.throttle for r in live],
+                               atol=6e-4)
 
 
 def test_faster_discrete_actions_give_a_faster_lap() -> None:

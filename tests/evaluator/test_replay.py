@@ -17,6 +17,7 @@ from evaluator.drivers import Driver, PurePursuitDriver
 from evaluator.errors import PaddockError, ReplayError
 from evaluator.telemetry import FLAG_BLAME, FLAG_LAP, CarLabel, Telemetry
 from evaluator.track import Track, load_track
+from tests.support.replay_formats import as_format_1
 
 if TYPE_CHECKING:
     from conftest import RaceRecorder
@@ -108,7 +109,7 @@ def test_byte_layout_follows_the_spec(incident_replay: replay.Replay) -> None:
     r = incident_replay
     raw = raw_bytes(r)
     magic, fmt, head_len = struct.unpack_from("<8sII", raw, 0)
-    assert (magic, fmt) == (b"PDKREPLY", 1)
+    assert (magic, fmt) == (b"PDKREPLY", 2)
     start = 16 + head_len
     assert start % 4 == 0
     head = json.loads(raw[16:start])
@@ -124,7 +125,42 @@ def test_byte_layout_follows_the_spec(incident_replay: replay.Replay) -> None:
     flags_start = len(raw) - cars * f
     flags2 = np.frombuffer(raw, "<u1", f, flags_start + 2 * f)
     np.testing.assert_array_equal(flags2, r.cars[2].flags)
-    assert len(raw) == car_start + cars * f * (4 + 4 + 2 * 5 + 1)
+    # the commanded speed of car 1: int16 mm/s, delta-coded, after x, y and six int16 columns
+    speed_start = car_start + 2 * cars * f * 4 + 6 * cars * f * 2 + f * 2
+    cmd1 = np.cumsum(np.frombuffer(raw, "<i2", f, speed_start).astype(np.int64))
+    np.testing.assert_allclose(cmd1 / 1000, r.cars[1].command_speed, atol=5e-4)
+    assert len(raw) == car_start + cars * f * (4 + 4 + 2 * 8 + 1)
+
+
+def test_commands_come_from_the_recording(incident_run: Telemetry,
+                                          incident_replay: replay.Replay) -> None:
+    tel, r = incident_run, incident_replay
+    for i, c in enumerate(r.cars):
+        assert c.has_commands
+        np.testing.assert_array_equal(c.command_steering, tel.column(_sim.C_CMD_STEER)[:, i])
+        np.testing.assert_array_equal(c.command_speed, tel.column(_sim.C_CMD_SPEED)[:, i])
+        assert c.action is not None and set(c.action.tolist()) == {-1}  # continuous drivers
+    # the swerving car commands more steering than its wheels reach at once
+    c = r.cars[2]
+    assert np.max(np.abs(c.command_steering - c.steering)) > 1e-3
+
+
+def test_format_1_replays_still_decode(incident_replay: replay.Replay) -> None:
+    """Replays stored before the commands were kept: every other column as before."""
+    old = replay.decode(as_format_1(replay.encode(incident_replay)))
+    new = replay.quantise(incident_replay)
+    assert old.format_version == 1 and old.frames == new.frames
+    for a, b in zip(old.cars, new.cars, strict=True):
+        assert not a.has_commands and a.command_speed is None and a.action is None
+        for col in replay.COLUMNS_BY_FORMAT[1]:
+            np.testing.assert_array_equal(getattr(a, col.name), getattr(b, col.name))
+    assert replay.incidents(old) == replay.incidents(new)
+    assert replay.quantise(old) == old
+    with pytest.raises(ReplayError, match="writes format 2, not 1"):
+        replay.encode(old)
+    new.cars[0].action = None
+    with pytest.raises(ReplayError, match="car 0 has no action"):
+        replay.encode(new)
 
 
 def test_yaw_wraps_across_pi(incident_replay: replay.Replay) -> None:
@@ -198,8 +234,10 @@ def test_wrong_magic_and_version_raise(incident_replay: replay.Replay) -> None:
     raw = raw_bytes(incident_replay)
     with pytest.raises(ReplayError, match="magic"):
         replay.decode(gzip(b"NOTREPLY" + raw[8:]))
-    with pytest.raises(ReplayError, match="version 2 is not supported"):
-        replay.decode(gzip(raw[:8] + struct.pack("<I", 2) + raw[12:]))
+    with pytest.raises(ReplayError, match="version 3 is not supported"):
+        replay.decode(gzip(raw[:8] + struct.pack("<I", 3) + raw[12:]))
+    with pytest.raises(ReplayError, match="the header says format 2, the preamble 1"):
+        replay.decode(gzip(raw[:8] + struct.pack("<I", 1) + raw[12:]))
     with pytest.raises(ReplayError, match="preamble"):
         replay.decode(gzip(raw[:10]))
 

@@ -124,7 +124,8 @@ def test_submit_waits_for_the_result_it_would_get_at_home(
     status = cli.main(["submit", _model(tmp_path, data), "--race", race_id, "--wait",
                        "--interval", "0.1"])
     lines = capsys.readouterr().out.splitlines()
-    assert status == 0 and lines[0].endswith("(follower v2); waiting for its evaluation...")
+    # the same file again is the version it already is
+    assert status == 0 and lines[0].endswith("(follower v1); waiting for its evaluation...")
     assert lines[1].startswith("entry ") and f"{home['ranking_time_s']:.3f} s" in lines[1]
     assert [line.split(":")[0] for line in lines[2:]] == ["  trial 1", "  trial 2"]
 

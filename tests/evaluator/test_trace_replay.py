@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 from typing import TYPE_CHECKING
@@ -12,8 +13,9 @@ import pytest
 from evaluator import replay, trace
 from evaluator.drivers import Driver, PurePursuitDriver
 from evaluator.errors import TrackError
-from evaluator.telemetry import Telemetry
+from evaluator.telemetry import CarLabel, Telemetry
 from evaluator.track import load_track
+from tests.support.replay_formats import as_format_1
 
 if TYPE_CHECKING:
     from conftest import RaceRecorder
@@ -45,16 +47,39 @@ def test_rows_match_the_recording(heat: Telemetry, stored: replay.Replay) -> Non
         assert len(rebuilt) == len(recorded) == heat.frames - 1
         for key in EXACT:
             assert [getattr(r, key) for r in rebuilt] == [getattr(r, key) for r in recorded]
+        # steer and throttle are the commands, within the replay's quanta (0.05 mrad, 0.5 mm/s)
         for key, tol in (("X", 6e-4), ("Y", 6e-4), ("yaw", 3e-3), ("progress", 6e-3),
-                         ("pause_duration", 1e-9)):
+                         ("pause_duration", 1e-9), ("steer", 3e-3), ("throttle", 6e-4)):
             np.testing.assert_allclose([getattr(r, key) for r in rebuilt],
                                        [getattr(r, key) for r in recorded], atol=tol, rtol=0)
-        # the actual steering and speed of the car, not the command
-        np.testing.assert_allclose([r.steer for r in rebuilt],
-                                   np.degrees(stored.cars[i].steering[1:]))
-        np.testing.assert_allclose([r.throttle for r in rebuilt], stored.cars[i].speed[1:])
         statuses |= {r.episode_status for r in rebuilt}
     assert {"off_track", "crashed", "prepare", "pause", "lap_complete", "park"} <= statuses
+
+
+def test_discrete_actions_come_back(heat: Telemetry) -> None:
+    """A discrete policy's action indices are kept exactly; a continuous car writes -1."""
+    tel = copy.deepcopy(heat)
+    tel.cars[1] = CarLabel(tel.cars[1].name, discrete=True)
+    tel.action_index[: tel.frames, 1] = np.arange(tel.frames) % 5
+    tel.action_index[0, 1] = -1
+    stored = replay.decode(replay.encode(replay.from_telemetry(tel)))
+    recorded = [r.action for r in trace.trace_rows(1, tel, 1)]
+    rebuilt = [r.action for r in trace.replay_trace_rows(1, stored, 1)]
+    assert rebuilt == recorded and set(rebuilt) == {0, 1, 2, 3, 4}
+    assert {r.action for r in trace.replay_trace_rows(1, stored, 0)} == {-1}
+
+
+def test_format_1_replays_fall_back_to_the_cars_state(stored: replay.Replay) -> None:
+    """A replay kept before the commands were: actual steering and speed, action -1."""
+    old = replay.decode(as_format_1(replay.encode(stored)))
+    for i in range(3):
+        rows = list(trace.replay_trace_rows(4, old, i))
+        current = list(trace.replay_trace_rows(4, stored, i))
+        np.testing.assert_allclose([r.steer for r in rows], np.degrees(old.cars[i].steering[1:]))
+        np.testing.assert_allclose([r.throttle for r in rows], old.cars[i].speed[1:])
+        assert {r.action for r in rows} == {-1}
+        for key in EXACT + ("X", "Y", "yaw", "progress", "pause_duration"):
+            assert [getattr(r, key) for r in rows] == [getattr(r, key) for r in current]
 
 
 def test_csv_has_deepracer_columns_and_a_row_per_step(stored: replay.Replay) -> None:

@@ -665,9 +665,12 @@
     sample(frame, car) {
       const r = state.replay;
       const c = r.cars[car];
+      const kept = (column) => (column ? column[frame] : null); // commands: format 2 on
       return { x: c.x[frame], y: c.y[frame], yaw: c.yaw[frame], steering: c.steering[frame],
         speed: c.speed[frame], progress: c.progress[frame], laps: c.laps[frame],
-        flags: c.flags[frame], position: state.positions[frame * r.cars.length + car] };
+        commandSteering: kept(c.commandSteering), commandSpeed: kept(c.commandSpeed),
+        action: kept(c.action), flags: c.flags[frame],
+        position: state.positions[frame * r.cars.length + car] };
     },
     /** The incidents "next incident" goes through. */
     incidents() {

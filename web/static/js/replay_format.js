@@ -1,8 +1,9 @@
-/* Paddock replay decoder: format version 1 exactly as docs/REPLAY.md specifies it.
+/* Paddock replay decoder: format versions 2 and 1 exactly as docs/REPLAY.md specifies them.
  *
  * PaddockReplayFormat.decode(bytes) takes the stored file (gzip) as an ArrayBuffer or
  * Uint8Array and resolves to {header, dt, frames, duration, track, cars, meta}; positions are
- * metres, angles radians, speeds m/s, progress percent. Anything that is not a valid replay
+ * metres, angles radians, speeds m/s, progress percent; a car's commandSteering, commandSpeed
+ * and action are there from format 2 on (absent in a format-1 replay). Anything that is not a valid replay
  * rejects with a ReplayFormatError whose message says what is wrong, in one line.
  * racePositions(replay) and incidents(replay, positions) derive what the viewer jumps to,
  * the way evaluator/replay.py incidents() does, plus overtakes.
@@ -11,13 +12,13 @@
   "use strict";
 
   const MAGIC = "PDKREPLY";
-  const FORMAT_VERSION = 1;
+  const FORMAT_VERSION = 2; // the newest; every version in COLUMNS_BY_FORMAT is read
   const PREAMBLE_BYTES = 16; // magic, uint32 version, uint32 header length
   const MAX_INFLATED_BYTES = 64 * 1024 * 1024;
   const TRACK_BLOCKS = ["center", "left", "right"]; // centerline, left border, right border
   const TRACK_QUANTUM = 1e-3; // millimetres
   // The per-car columns in block order: type, quantum (null: stored as is), delta coding.
-  const CAR_COLUMNS = [
+  const STATE_COLUMNS = [
     { name: "x", type: Int32Array, quantum: 1e-3, delta: true },
     { name: "y", type: Int32Array, quantum: 1e-3, delta: true },
     { name: "yaw", type: Int16Array, quantum: 1e-4, delta: true },
@@ -25,8 +26,17 @@
     { name: "speed", type: Int16Array, quantum: 1e-3, delta: true },
     { name: "progress", type: Int16Array, quantum: 1e-2, delta: true },
     { name: "laps", type: Int16Array, quantum: null, delta: true },
-    { name: "flags", type: Uint8Array, quantum: null, delta: false },
   ];
+  const COMMAND_COLUMNS = [ // format 2 on
+    { name: "commandSteering", type: Int16Array, quantum: 1e-4, delta: true },
+    { name: "commandSpeed", type: Int16Array, quantum: 1e-3, delta: true },
+    { name: "action", type: Int16Array, quantum: null, delta: true },
+  ];
+  const FLAGS_COLUMN = { name: "flags", type: Uint8Array, quantum: null, delta: false };
+  const COLUMNS_BY_FORMAT = {
+    1: [...STATE_COLUMNS, FLAGS_COLUMN],
+    2: [...STATE_COLUMNS, ...COMMAND_COLUMNS, FLAGS_COLUMN],
+  };
   const OVERTAKE_HOLD_FRAMES = 15; // a gained position counts once it is held for 1 s
   const INCIDENT_ORDER = { off_track: 0, collision: 1, overtake: 2 };
   const FLAGS = {
@@ -134,9 +144,11 @@
     }
     const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
     const version = dv.getUint32(8, true);
-    if (version !== FORMAT_VERSION) {
+    const columns = Object.prototype.hasOwnProperty.call(COLUMNS_BY_FORMAT, version)
+      ? COLUMNS_BY_FORMAT[version] : null;
+    if (columns === null) {
       throw new ReplayFormatError(`replay format version ${version} is not supported ` +
-        `(this viewer reads version ${FORMAT_VERSION})`);
+        `(this viewer reads versions ${Object.keys(COLUMNS_BY_FORMAT).join(", ")})`);
     }
     const headLen = dv.getUint32(12, true);
     const start = PREAMBLE_BYTES + headLen;
@@ -162,7 +174,7 @@
       throw new ReplayFormatError(`replay header: dt must be a positive number, got ${dt}`);
     }
     const trackBytes = TRACK_BLOCKS.length * 2 * points * 4;
-    const perFrame = CAR_COLUMNS.reduce((n, c) => n + c.type.BYTES_PER_ELEMENT, 0);
+    const perFrame = columns.reduce((n, c) => n + c.type.BYTES_PER_ELEMENT, 0);
     const carBytes = perFrame * frames * carHeads.length;
     const body = raw.length - start;
     if (body !== trackBytes + carBytes) {
@@ -196,7 +208,7 @@
         color: get(c, "color", "int", where),
       };
     });
-    for (const col of CAR_COLUMNS) {
+    for (const col of columns) {
       for (const car of cars) {
         let block = take(col.type, frames);
         if (col.delta) block = undelta(block);

@@ -1,0 +1,38 @@
+"""Replays in the byte layouts of earlier format versions (docs/REPLAY.md), made from current
+ones, for the tests that older stored replays go on playing."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+
+import numpy as np
+
+from evaluator import replay
+
+
+def as_format_1(data: bytes) -> bytes:
+    """A stored format-2 replay rewritten the way format 1 stored it (docs/REPLAY.md): the
+    same header and blocks without the command columns. Replays kept before format 2 look
+    like this, and they must go on playing."""
+    raw = zlib.decompress(data, wbits=16 + zlib.MAX_WBITS)
+    magic, fmt, head_len = struct.unpack_from("<8sII", raw)
+    assert fmt == 2, f"expected a format-2 replay, got format {fmt}"
+    start = 16 + head_len
+    head = json.loads(raw[16:start])
+    head["format"] = 1
+    text = json.dumps(head, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)
+    frames, cars = head["frames"], len(head["cars"])
+    offset = start + 6 * 4 * head["track"]["points"]
+    kept = [raw[start:offset]]
+    for col in replay.COLUMNS_BY_FORMAT[2]:
+        size = np.dtype(col.dtype).itemsize * frames * cars
+        if col in replay.COLUMNS_BY_FORMAT[1]:
+            kept.append(raw[offset:offset + size])
+        offset += size
+    assert offset == len(raw)
+    out = struct.pack("<8sII", magic, 1, len(text)) + text + b"".join(kept)
+    comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return comp.compress(out) + comp.flush()

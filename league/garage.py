@@ -250,10 +250,13 @@ def job_analysis(session: Session, storage: Storage, job: EvaluationJob) -> dict
 
     Per trial: the racing line (DeepRacer's front point) with speed and steering at every
     frame the car drove (frozen and parked frames left out), each frame's lap and lap
-    progress, where the car left the track and the lap times of the result. Across trials:
-    every lap time and their spread. The track is the replay's own geometry.
+    progress, where the car left the track, the lap times of the result and, for a discrete
+    action space, how often each action was chosen (unchosen ones included; ``None`` for a
+    continuous space or a replay kept before the actions were). Across trials: every lap time
+    and their spread. The track is the replay's own geometry.
     """
     replays = job_replays(session, job)
+    spec = _action_spec(job)
     data = job.result.data if job.result is not None else {}
     by_trial = {int(t.get("trial", 0)): t for t in data.get("trials") or []
                 if isinstance(t, dict)}
@@ -261,7 +264,7 @@ def job_analysis(session: Session, storage: Storage, job: EvaluationJob) -> dict
     for number, row in replays.items():
         rp = _decode(storage, row)
         track = track or _track(rp)
-        trials.append(_trial_analysis(number, rp, by_trial.get(number, {})))
+        trials.append(_trial_analysis(number, rp, by_trial.get(number, {}), spec))
     laps = [{"trial": t["trial"], "lap": k, "time_s": s}
             for t in trials for k, s in enumerate(t["lap_times_s"], start=1)]
     times = [lap["time_s"] for lap in laps]
@@ -271,7 +274,30 @@ def job_analysis(session: Session, storage: Storage, job: EvaluationJob) -> dict
                   "median": statistics.median(times),
                   "stdev": round(statistics.pstdev(times), 6)}
     return {"job_id": job.id, "entry_id": job.entry_id, "ranked_trial": data.get("ranked_trial"),
+            "action_space": spec.kind if spec is not None else None,
             "track": track, "trials": trials, "laps": laps, "lap_time_spread": spread}
+
+
+def _action_spec(job: EvaluationJob) -> ActionSpec | None:
+    """The action space of the job's model (``None`` if its metadata cannot say)."""
+    if job.entry is None:
+        return None
+    try:
+        return ActionSpec.from_metadata(job.entry.model.model_metadata or None)
+    except (PaddockError, ValueError, TypeError, KeyError):
+        return None
+
+
+def _action_breakdown(spec: ActionSpec | None, c: replay.ReplayCar,
+                      frames: np.ndarray) -> list[dict[str, Any]] | None:
+    """Each discrete action with how often it was chosen in ``frames``."""
+    if spec is None or spec.kind != "discrete" or c.action is None:
+        return None
+    chosen = np.asarray(c.action[frames], dtype=np.int64)
+    counts = np.bincount(chosen[chosen >= 0], minlength=len(spec.choices))
+    return [{"index": k, "steering_deg": float(steer), "speed": float(speed),
+             "count": int(counts[k])}
+            for k, (steer, speed) in enumerate(spec.choices)]
 
 
 def _decode(storage: Storage, row: Replay) -> replay.Replay:
@@ -300,7 +326,8 @@ def _track(rp: replay.Replay) -> dict[str, Any]:
                for k in replay.TRACK_BLOCKS}}
 
 
-def _trial_analysis(number: int, rp: replay.Replay, result: Mapping[str, Any]) -> dict[str, Any]:
+def _trial_analysis(number: int, rp: replay.Replay, result: Mapping[str, Any],
+                    spec: ActionSpec | None = None) -> dict[str, Any]:
     c = rp.cars[0]
     flags = np.asarray(c.flags, dtype=np.uint8)
     fx, fy = trace.front_point(c.x, c.y, c.yaw)
@@ -327,4 +354,5 @@ def _trial_analysis(number: int, rp: replay.Replay, result: Mapping[str, Any]) -
                         "progress": round(float(c.progress[f]), VALUE_DECIMALS),
                         "x": round(float(fx[f]), POSITION_DECIMALS),
                         "y": round(float(fy[f]), POSITION_DECIMALS)} for f in off],
+        "actions": _action_breakdown(spec, c, frames),
     }

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from league import submissions
 from league.models import Entry, League, Race, Season
 from tests.support.dbfixtures import PASSWORD
 from tests.web.api_support import open_race
@@ -136,3 +137,35 @@ def test_organizer_creates_a_league_a_season_and_a_race(
     page.goto(live_server.url("/leagues/friday-racers"))
     assert page.get_by_text("Royal Park Trial").first.is_visible()
     screenshot(page, "4-league-page")
+
+
+def test_a_discrete_policy_gets_its_action_breakdown(live_server: LiveServer, page: Any,
+                                                     make: Any, screenshot: Any) -> None:
+    """The entry page draws how often each action of a discrete action space was chosen."""
+    race_id = _open_race(live_server, make)
+    with live_server.session() as s:
+        racer = make.user(s, "bea")
+        entry = submissions.submit_entry(s, live_server.storage, s.get_one(Race, race_id),
+                                         racer, make.discrete_policy())
+        s.commit()
+        entry_id = entry.id
+    live_server.run_queued_jobs()
+    page.goto(live_server.url("/login"))
+    page.get_by_label("User name or e-mail").fill("bea")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/garage/")
+    page.goto(live_server.url(f"/garage/entries/{entry_id}"))
+    figure = page.locator("[data-actions-figure]")
+    figure.wait_for(state="visible")
+    page.wait_for_function("() => !document.querySelector('[data-analysis-controls]').hidden")
+    inked = page.evaluate("""() => {
+        const c = document.querySelector('[data-chart="actions"]');
+        const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
+        return n;
+    }""")
+    assert inked > 1000  # labels and bars were drawn
+    figure.scroll_into_view_if_needed()
+    screenshot(page, "action-breakdown")

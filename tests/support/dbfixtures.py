@@ -136,6 +136,21 @@ def policy_bytes(speed: float = 2.0, name: str = "follower") -> bytes:
     return mlp_policy([(w, np.zeros(2, dtype=np.float32))], meta).SerializeToString()
 
 
+#: The action space of :func:`discrete_policy_bytes`: (steering degrees, speed m/s).
+DISCRETE_ACTIONS = ((-20.0, 1.5), (20.0, 1.5), (0.0, 3.0), (0.0, 0.5))
+
+
+def discrete_policy_bytes(name: str = "chooser") -> bytes:
+    """A valid discrete policy over :data:`DISCRETE_ACTIONS` that only ever chooses action 0
+    or 1 (steering back to the centerline at 1.5 m/s): actions 2 and 3 are never chosen."""
+    meta = ModelMetadata(ActionSpec.discrete(DISCRETE_ACTIONS), name=name)
+    w = np.zeros((len(DISCRETE_ACTIONS), OBS_DIM), dtype=np.float32)
+    b = np.array([10.0, 10.0, -10.0, -10.0], dtype=np.float32)
+    w[0, I_HEADING], w[0, I_OFFSET] = 2.0, 1.0  # right when the car points or sits left
+    w[1, I_HEADING], w[1, I_OFFSET] = -2.0, -1.0
+    return mlp_policy([(w, b)], meta).SerializeToString()
+
+
 class Factory:
     """Plain factories for league objects (``make.user(session, ...)`` in tests)."""
 
@@ -144,6 +159,10 @@ class Factory:
     def policy(self, speed: float = 2.0, name: str = "follower") -> bytes:
         """A valid policy file (see :func:`policy_bytes`)."""
         return policy_bytes(speed, name)
+
+    def discrete_policy(self, name: str = "chooser") -> bytes:
+        """A valid discrete policy file (see :func:`discrete_policy_bytes`)."""
+        return discrete_policy_bytes(name)
 
     def user(self, session: Session, name: str = "racer", role: str = "racer",
              **kw: Any) -> m.User:

@@ -10,7 +10,9 @@ import numpy as np
 import sqlalchemy as sa
 
 from evaluator import replay, trace
+from evaluator.telemetry import FLAG_RESET
 from league.models import Entry, Replay
+from tests.support.dbfixtures import DISCRETE_ACTIONS
 from tests.web.garage_support import claim, open_race, race_claimed, upload
 
 STATUS_KEYS = {"entry_id", "status", "job_id", "attempts", "queued_at", "started_at",
@@ -18,13 +20,14 @@ STATUS_KEYS = {"entry_id", "status", "job_id", "attempts", "queued_at", "started
                "disqualified", "label", "css", "final"}
 
 
-def _entered(client, login, session, make, **race_kw):
+def _entered(client, login, session, make, policy=None, **race_kw):
     """Ada's entry in an open race (uploaded through the form): (entry id, job id)."""
     race = open_race(session, make, name="Cup", **race_kw)
     ada = make.user(session, "ada")
     session.commit()
     login(client, ada)
-    assert upload(client, race.id, make.policy(speed=3.6), name="fast").status_code == 302
+    data = make.policy(speed=3.6) if policy is None else policy
+    assert upload(client, race.id, data, name="fast").status_code == 302
     entry = session.scalars(sa.select(Entry)).one()
     ids = entry.id, entry.jobs[0].id
     session.commit()
@@ -102,6 +105,48 @@ def test_entry_page_results_trace_and_analysis(client, login, session, make, db,
     assert len(data["laps"]) == 4 and data["lap_time_spread"]["min"] == min(
         lap["time_s"] for lap in data["laps"])
     assert len(data["track"]["left_border"]) == len(decoded.track.left_border)
+
+
+def test_the_action_breakdown_of_a_discrete_policy(client, login, session, make, db, storage):
+    entry_id, job_id = _entered(client, login, session, make, policy=make.discrete_policy(),
+                                trials=2)
+    race_claimed(db, storage, claim(db))
+    html = client.get(f"/garage/entries/{entry_id}").get_data(as_text=True)
+    assert "data-actions-figure" in html and "Action breakdown" in html
+    data = client.get(f"/garage/evaluations/{job_id}/analysis.json").get_json()
+    assert data["action_space"] == "discrete"
+    for t in data["trials"]:
+        actions = t["actions"]
+        assert [(a["index"], a["steering_deg"], a["speed"]) for a in actions] == \
+            [(k, s, v) for k, (s, v) in enumerate(DISCRETE_ACTIONS)]
+        counts = [a["count"] for a in actions]
+        assert counts[0] > 0 and counts[1] > 0 and counts[2:] == [0, 0]
+        # one choice per frame driven, except the frames a car is put back on the track in
+        # (it served its penalty during that step: the policy was not asked)
+        row = session.scalars(sa.select(Replay).where(Replay.job_id == job_id,
+                                                      Replay.trial == t["trial"])).one()
+        flags = replay.decode(storage.get("replays", row.sha256)).cars[0].flags
+        resets = sum(1 for f in t["samples"]["frame"] if flags[f] & FLAG_RESET)
+        assert sum(counts) == len(t["samples"]["frame"]) - resets
+    # the trace CSV of the same trial counts the same choices
+    r = client.get(f"/garage/evaluations/{job_id}/trace.csv?trial=1")
+    rows = list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))
+    assert {int(row["action"]) for row in rows} - {-1} == {0, 1}
+    # -1 only where the policy was not asked: serving a penalty, or put back on the track
+    assert {row["episode_status"] for row in rows if row["action"] == "-1"} <= \
+        {"pause", "prepare", "off_track"}
+    # steer and throttle are the chosen actions' (within the replay's 0.05 mrad quantum)
+    assert {(round(float(row["steer"]), 2), float(row["throttle"])) for row in rows} == \
+        {DISCRETE_ACTIONS[0], DISCRETE_ACTIONS[1]}
+
+
+def test_a_continuous_policy_has_no_action_breakdown(client, login, session, make, db,
+                                                     storage):
+    _, job_id = _entered(client, login, session, make)
+    race_claimed(db, storage, claim(db))
+    data = client.get(f"/garage/evaluations/{job_id}/analysis.json").get_json()
+    assert data["action_space"] == "continuous"
+    assert [t["actions"] for t in data["trials"]] == [None]
 
 
 def test_a_league_organizer_may_download_the_trace(client, login, session, make, db, storage):

@@ -1,6 +1,7 @@
 // Analysis charts of one evaluation, drawn on <canvas> from the garage's analysis.json:
 // racing line over the track coloured by speed with the off-tracks, speed and steering along
-// the track (one line per lap) and the spread of lap times across trials.
+// the track (one line per lap), the spread of lap times across trials and, for a discrete
+// action space, how often each action was chosen.
 (function () {
   "use strict";
 
@@ -273,6 +274,39 @@
                  a.left + 6, a.top + 4);
   }
 
+  function drawActions(trial) {
+    var figure = section.querySelector("[data-actions-figure]");
+    figure.hidden = data.action_space !== "discrete";
+    if (figure.hidden) return;
+    var rows = trial.actions ? trial.actions.length : 0, top = 12, rowH = 24;
+    var canvas = section.querySelector('[data-chart="actions"]');
+    canvas.dataset.w = canvas.dataset.w || canvas.width;
+    canvas.dataset.h = Math.max(120, top * 2 + rows * rowH); // a row per action, up to 30
+    var s = surface("actions"), ctx = s.ctx;
+    if (!trial.actions) {
+      emptyNote(s, "this trial's replay was kept before the actions were recorded");
+      return;
+    }
+    var total = trial.actions.reduce(function (n, a) { return n + a.count; }, 0);
+    var most = Math.max.apply(null, trial.actions.map(function (a) { return a.count; }).concat([1]));
+    var labelW = 150, barX = labelW + 8, barMax = s.w - barX - 70;
+    ctx.textBaseline = "middle";
+    trial.actions.forEach(function (a, i) {
+      var y = top + i * rowH, mid = y + rowH / 2;
+      ctx.fillStyle = INK;
+      ctx.textAlign = "right";
+      ctx.fillText("#" + a.index + "  " + a.steering_deg.toFixed(1) + "°, " + a.speed.toFixed(2) +
+                   " m/s", labelW, mid);
+      ctx.fillStyle = GRID;
+      ctx.fillRect(barX, y + 3, barMax, rowH - 6);
+      ctx.fillStyle = LAP_COLORS[0];
+      ctx.fillRect(barX, y + 3, barMax * a.count / most, rowH - 6);
+      ctx.fillStyle = a.count ? INK : MUTED;
+      ctx.textAlign = "left";
+      ctx.fillText(total ? (100 * a.count / total).toFixed(1) + " %" : "–", barX + barMax + 6, mid);
+    });
+  }
+
   function show(number) {
     var trial = data.trials.filter(function (t) { return t.trial === number; })[0];
     if (!trial) return;
@@ -287,6 +321,7 @@
     drawAlongTrack("speed", trial, "speed", [0, Math.max(1, Math.ceil(top))], "speed (m/s)");
     drawAlongTrack("steering", trial, "steering_deg", [-MAX_STEER_DEG, MAX_STEER_DEG],
                    "steering (°)");
+    drawActions(trial);
   }
 
   say("Loading the analysis…");

@@ -38,13 +38,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from evaluator import replay, version
-from evaluator.drivers import Driver, PurePursuitDriver
-from evaluator.telemetry import CarLabel, Telemetry
+from evaluator.drivers import Driver, PurePursuitDriver, record_drivers
+from evaluator.telemetry import Telemetry
 from evaluator.track import Track, load_track
-from evaluator.world import World
 from league import leagues
 from league.db import Base, make_engine, session_factory
 from league.models import (
@@ -95,24 +92,8 @@ def _log(msg: str) -> None:
 # ------------------------------------------------------------------------------ replays
 def record(track: Track, drivers: list[Driver], laps: int) -> Telemetry:
     """Race ``drivers`` from a grid under race rules until all finish, recording every step."""
-    n = len(drivers)
-    world = World(track, n, race=True, off_track_penalty=PENALTY_S,
-                  collision_penalty=PENALTY_S, laps=laps)
-    world.start_grid(list(range(n)), rng=np.random.default_rng(SEED))
-    cap = 15 * 60 * laps
-    tel = Telemetry(track, SEED, [CarLabel(f"car {i + 1}") for i in range(n)], cap)
-    tel.capture(world)
-    for d in drivers:
-        d.reset(world)
-    actions = np.zeros((n, 2))
-    for _ in range(cap):
-        for i, d in enumerate(drivers):
-            actions[i] = d.act(world, i)
-        world.step(actions)
-        tel.capture(world)
-        if all(world.done(i) for i in range(n)):
-            break
-    return tel
+    return record_drivers(track, drivers, 15 * 60 * laps, laps=laps, penalty_s=PENALTY_S,
+                          seed=SEED)
 
 
 def replay_bytes(track: Track, drivers: list[Driver]) -> bytes:

@@ -8,11 +8,15 @@ reproducible functions, because its commands feed back into the simulation.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
 
 from evaluator import _geometry as geo
 from evaluator import _sim, car, observation
 from evaluator._detmath import DEG_PER_RAD, atan2, sincos
-from evaluator.track import TrackKernel
+from evaluator.telemetry import CarLabel, Telemetry
+from evaluator.track import Track, TrackKernel
 from evaluator.world import World
 
 SPEED_SAMPLES_M = (0.0, 0.4, 0.8, 1.2, 1.6, 2.0, 2.5, 3.0)  # where corner speeds are checked
@@ -95,3 +99,31 @@ class PurePursuitDriver(Driver):
                 target = allowed
         return max(target, car.MIN_SPEED_MPS)
 
+
+def record_drivers(track: Track, drivers: Sequence[Driver], max_steps: int, *, laps: int,
+                   penalty_s: float, seed: int, labels: Sequence[CarLabel] | None = None,
+                   action_index: Callable[[World], np.ndarray] | None = None) -> Telemetry:
+    """Race ``drivers`` from a grid under race rules (off-track and collision penalties of
+    ``penalty_s``), recording every step until all finish or ``max_steps`` have run.
+
+    ``labels`` name the cars (default ``car 1``, ``car 2`` ...); ``action_index(world)``, if
+    given, is the discrete action index recorded for every car after each step.
+    """
+    n = len(drivers)
+    world = World(track, n, race=True, off_track_penalty=penalty_s,
+                  collision_penalty=penalty_s, laps=laps)
+    world.start_grid(list(range(n)), rng=np.random.default_rng(seed))
+    names = list(labels) if labels is not None else [CarLabel(f"car {i + 1}") for i in range(n)]
+    tel = Telemetry(track, seed, names, max_steps)
+    tel.capture(world)
+    for d in drivers:
+        d.reset(world)
+    actions = np.zeros((n, 2))
+    for _ in range(max_steps):
+        for i, d in enumerate(drivers):
+            actions[i] = d.act(world, i)
+        world.step(actions)
+        tel.capture(world, None if action_index is None else action_index(world))
+        if all(world.done(i) for i in range(n)):
+            break
+    return tel

@@ -9,7 +9,7 @@ import pytest
 
 from evaluator import car
 from evaluator._detmath import PI, sincos
-from evaluator.drivers import Driver, PurePursuitDriver
+from evaluator.drivers import Driver, PurePursuitDriver, record_drivers
 from evaluator.telemetry import CarLabel, Telemetry
 from evaluator.track import Track, load_track
 from evaluator.world import World
@@ -126,24 +126,12 @@ class RaceRecorder:
                  labels: list[CarLabel] | None = None, discrete: bool = False) -> Telemetry:
         """With ``discrete``, step t records action index t % 5 for every car."""
         n = len(drivers)
-        w = World(track, n, race=True, off_track_penalty=RECORD_PENALTY_S,
-                  collision_penalty=RECORD_PENALTY_S, laps=laps)
-        w.start_grid(list(range(n)), rng=np.random.default_rng(RECORD_SEED))
         if labels is None:
             labels = [CarLabel(f"car-{i}", discrete=discrete) for i in range(n)]
-        tel = Telemetry(track, RECORD_SEED, labels, steps)
-        tel.capture(w)
-        for d in drivers:
-            d.reset(w)
-        actions = np.zeros((n, 2))
-        for _ in range(steps):
-            for i, d in enumerate(drivers):
-                actions[i] = d.act(w, i)
-            w.step(actions)
-            tel.capture(w, np.full(n, w.steps % 5) if discrete else None)
-            if all(w.done(i) for i in range(n)):
-                break
-        return tel
+        return record_drivers(
+            track, drivers, steps, laps=laps, penalty_s=RECORD_PENALTY_S, seed=RECORD_SEED,
+            labels=labels,
+            action_index=(lambda w: np.full(n, w.steps % 5)) if discrete else None)
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,9 @@ league, another racer's model or entry looks exactly like a missing one.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 from flask import abort, current_app, request
 from flask_login import current_user
@@ -23,6 +23,7 @@ from league.storage import Storage
 from web.extensions import db
 
 T = TypeVar("T")
+P = ParamSpec("P")
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 200
 MAX_PAGE = 1_000_000  # past any real list; keeps the SQL offset a sane number
@@ -53,28 +54,27 @@ def viewer() -> User | None:
     return None
 
 
-def get_league_or_404(slug: str, user: User | None = None) -> League:
-    """The league ``slug`` if the viewer may see it, else 404."""
+def or_404(lookup: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``lookup(*args, **kwargs)``, or a 404 when the league says there is no such thing."""
     try:
-        return leagues.get_league(session(), slug, user or viewer())
+        return lookup(*args, **kwargs)
     except NotFound:
         abort(404)
+
+
+def get_league_or_404(slug: str, user: User | None = None) -> League:
+    """The league ``slug`` if the viewer may see it, else 404."""
+    return or_404(leagues.get_league, session(), slug, user or viewer())
 
 
 def get_race_or_404(race_id: int, user: User | None = None) -> Race:
     """The race ``race_id`` if the viewer may see its league, else 404."""
-    try:
-        return leagues.get_race(session(), race_id, user or viewer())
-    except NotFound:
-        abort(404)
+    return or_404(leagues.get_race, session(), race_id, user or viewer())
 
 
 def get_entry_or_404(entry_id: int, user: User | None = None) -> Entry:
     """An entry the viewer may see in full (its racer, the league's organizers), else 404."""
-    try:
-        return access.visible_entry(session(), entry_id, user or viewer())
-    except NotFound:
-        abort(404)
+    return or_404(access.visible_entry, session(), entry_id, user or viewer())
 
 
 def require_manager_or_404(league: League, user: User | None = None) -> User:

@@ -20,7 +20,7 @@ from wtforms import StringField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from league import accounts, garage, leaderboard, submissions
-from league.errors import LeagueError, NotFound
+from league.errors import LeagueError
 from league.models import PolicyModel, User
 from league.text import clean_name
 from web.extensions import limit, limiter
@@ -28,6 +28,7 @@ from web.helpers import (
     Page,
     get_entry_or_404,
     get_race_or_404,
+    or_404,
     page_args,
     session,
     storage,
@@ -150,10 +151,7 @@ def entry_status(entry_id: int) -> Response:
 
 
 def _model_or_404(model_id: int) -> PolicyModel:
-    try:
-        return garage.get_model(session(), model_id, viewer())
-    except NotFound:
-        abort(404)
+    return or_404(garage.get_model, session(), model_id, viewer())
 
 
 @bp.route("/models/<int:model_id>")
@@ -207,10 +205,7 @@ def tokens() -> Any:
 @login_required
 def revoke_token(token_id: int) -> Redirect:
     """Revoke one of the racer's tokens; it stops working at once."""
-    try:
-        accounts.revoke_token(session(), _me(), token_id)
-    except NotFound:
-        abort(404)
+    or_404(accounts.revoke_token, session(), _me(), token_id)
     session().commit()
     flash("The token is revoked.", "success")
     return redirect(url_for("garage.tokens"))

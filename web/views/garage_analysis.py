@@ -11,18 +11,14 @@ from flask import Response, abort, jsonify, request
 from flask_login import login_required
 
 from league import access, garage
-from league.errors import NotFound
 from league.models import EvaluationJob
-from web.helpers import session, storage, viewer
+from web.helpers import or_404, session, storage, viewer
 from web.views.garage import bp
 
 
 def _job_or_404(job_id: int) -> EvaluationJob:
     """A time-trial job whose entry the viewer may see, else 404."""
-    try:
-        job = access.visible_job(session(), job_id, viewer())
-    except NotFound:
-        abort(404)
+    job = or_404(access.visible_job, session(), job_id, viewer())
     if job.entry_id is None:  # heats race several racers' entries: not a garage page
         abort(404)
     return job
@@ -35,10 +31,7 @@ def trace_csv(job_id: int) -> Response:
     job = _job_or_404(job_id)
     ranked = (job.result.data or {}).get("ranked_trial") if job.result else None
     trial = request.args.get("trial", type=int) or ranked or 1
-    try:
-        text = garage.trace_csv(session(), storage(), job, trial)
-    except NotFound:
-        abort(404)
+    text = or_404(garage.trace_csv, session(), storage(), job, trial)
     response = Response(text, mimetype="text/csv")
     response.headers["Content-Disposition"] = \
         f'attachment; filename="paddock-evaluation-{job.id}-trial-{trial}.csv"'

@@ -19,6 +19,7 @@ from league.models import League, User, Visibility
 from web.helpers import (
     Page,
     get_league_or_404,
+    or_404,
     page_args,
     require_manager_or_404,
     session,
@@ -161,7 +162,7 @@ def add_division(slug: str) -> str | Response:
 def rename_division(slug: str, division_id: int) -> str | Response:
     """Rename a division."""
     league, user = managed_league(slug)
-    division = _or_404(leagues.get_division, league, division_id)
+    division = or_404(leagues.get_division, session(), league, division_id)
     form = DivisionForm(prefix=f"div{division.id}")
     if form.validate_on_submit():
         try:
@@ -173,14 +174,6 @@ def rename_division(slug: str, division_id: int) -> str | Response:
             flash(f"Division renamed to {division.name}.", "success")
             return redirect(url_for("organize.league", slug=league.slug, _anchor="divisions"))
     return _manage_page(league, rename_forms={division.id: form})
-
-
-def _or_404(lookup: Any, *args: Any) -> Any:
-    """``lookup(session, *args)``, or a 404 when the league says it does not exist."""
-    try:
-        return lookup(session(), *args)
-    except NotFound:
-        abort(404)
 
 
 @bp.route("/leagues/<slug>/seasons/new", methods=["GET", "POST"])
@@ -209,7 +202,7 @@ def new_season(slug: str) -> str | Response:
 def member(slug: str, user_id: int) -> str | Response:
     """Change a member's role and division."""
     league, user = managed_league(slug)
-    m = _or_404(members.get_member, league, user_id)
+    m = or_404(members.get_member, session(), league, user_id)
     form = MemberForm(prefix=f"m{user_id}")
     form.set_choices(league.divisions)
     if form.validate_on_submit():
@@ -230,7 +223,7 @@ def member(slug: str, user_id: int) -> str | Response:
 def remove_member(slug: str, user_id: int) -> str | Response:
     """Remove a member from the league (never the last organizer)."""
     league, user = managed_league(slug)
-    m = _or_404(members.get_member, league, user_id)
+    m = or_404(members.get_member, session(), league, user_id)
     name = m.user.name
     if ActionForm().validate_on_submit():
         try:

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
 from league import leagues, seasons, submissions
-from league.errors import Conflict, InvalidInput, NotFound
+from league.errors import Conflict, InvalidInput
 from league.models import Entry, League, Race, RaceStatus, User, utcnow
 from web.helpers import (
     Page,
     get_race_or_404,
+    or_404,
     page_args,
     require_manager_or_404,
     session,
@@ -39,10 +40,7 @@ def _managed_race(race_id: int) -> tuple[Race, User]:
 
 def _managed_entry(entry_id: int) -> tuple[Entry, User]:
     """The entry ``entry_id`` and the viewer, if they manage its race's league; else 404."""
-    try:
-        entry = submissions.get_entry(session(), entry_id)
-    except NotFound:
-        abort(404)
+    entry = or_404(submissions.get_entry, session(), entry_id)
     return entry, require_manager_or_404(entry.race.league)
 
 

@@ -16,11 +16,10 @@ from flask import Blueprint, abort, render_template, url_for
 from markupsafe import Markup
 
 from league import accounts, browse, leagues
-from league.errors import NotFound
 from league.models import League, Season, utcnow
 from web import pagecache
 from web.fragments import cached_html
-from web.helpers import Page, get_league_or_404, page_args, session, viewer
+from web.helpers import Page, get_league_or_404, or_404, page_args, session, viewer
 
 bp = Blueprint("public", __name__)
 LEAGUES_PER_PAGE = 20
@@ -102,10 +101,7 @@ def season(slug: str, season_id: int) -> str:
 @bp.route("/racers/<name>")
 def racer(name: str) -> str:
     """A racer's results, season points and leagues (those the viewer may see listed)."""
-    try:
-        user = accounts.get_user(session(), name)
-    except NotFound:
-        abort(404)
+    user = or_404(accounts.get_user, session(), name)
     profile = browse.racer_profile(session(), user, viewer())
     return render_template("public/racer.html", profile=profile)
 

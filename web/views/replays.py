@@ -7,12 +7,11 @@ anyone may not see is a 404, exactly like a missing one.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, make_response, render_template, request
+from flask import Blueprint, make_response, render_template, request
 from werkzeug.wrappers import Response
 
 from league import replays
-from league.errors import NotFound
-from web.helpers import session, storage, viewer
+from web.helpers import or_404, session, storage, viewer
 
 bp = Blueprint("replays", __name__)
 
@@ -21,10 +20,7 @@ CACHE_CONTROL = "private, max-age=31536000, immutable"
 
 
 def _context_or_404(replay_id: int) -> replays.ReplayContext:
-    try:
-        return replays.get_replay(session(), replay_id, viewer())
-    except NotFound:
-        abort(404)
+    return or_404(replays.get_replay, session(), replay_id, viewer())
 
 
 def _start_time() -> float:
@@ -36,10 +32,8 @@ def _start_time() -> float:
 @bp.route("/evaluations/<int:job_id>/replay")
 def job(job_id: int) -> str:
     """The replay of an evaluation (``?trial=N``; default: the trial it is ranked by)."""
-    try:
-        ctx = replays.job_replay(session(), job_id, viewer(), request.args.get("trial", type=int))
-    except NotFound:
-        abort(404)
+    ctx = or_404(replays.job_replay, session(), job_id, viewer(),
+                 request.args.get("trial", type=int))
     return render_template("replays/view.html", ctx=ctx, start=_start_time())
 
 

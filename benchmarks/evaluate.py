@@ -29,7 +29,7 @@ import onnxruntime as ort
 
 from evaluator import version
 from evaluator.race import RaceResult, run_race
-from evaluator.results import RaceConfig
+from evaluator.race_settings import RaceConfig
 from evaluator.sandbox import PolicyProcess, SandboxOptions, bwrap_works
 from evaluator.track import load_track
 from evaluator.validate import ValidatedPolicy, load_policy_file

@@ -6,8 +6,9 @@ Run from the repository root with the project's venv::
     .venv/bin/python benchmarks/league_jobs.py --quick    # smoke run, about a minute
 
 A fresh SQLite database and storage in a temporary directory, the ``local`` executor as an
-operator runs it (``python -m league.worker --workers 2`` in its own process tree, idle-waiting
-for work) and the shipped demo bots, submitted through ``league.submissions.submit_entry``:
+operator runs it (``python -m league.processes.worker --workers 2`` in its own process tree,
+idle-waiting for work) and the shipped demo bots, submitted through
+``league.rules.submissions.submit_entry``:
 
 * upload accepted → result on the leaderboard, one submission at a time;
 * time-trial evaluations per hour with every worker busy;
@@ -42,12 +43,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from evaluator import version
-from league import accounts, leagues, submissions
 from league.config import Settings
 from league.db import Base, make_engine, session_factory, transaction
-from league.headtohead import ROUND_SEEDS, ROUND_STAGE, heat_seed, round_robin_pairs
-from league.jobs import FINAL
-from league.leaderboard import race_leaderboard
 from league.models import (
     Entry,
     EvaluationJob,
@@ -62,8 +59,12 @@ from league.models import (
     User,
     utcnow,
 )
+from league.processes.worker import Worker
+from league.rules import accounts, leagues, races, submissions
+from league.rules.headtohead import ROUND_SEEDS, ROUND_STAGE, heat_seed, round_robin_pairs
+from league.rules.jobs import FINAL
+from league.rules.leaderboard import race_leaderboard
 from league.storage import Storage
-from league.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[1]
 BOTS = sorted((ROOT / "evaluator" / "bots").glob("*.onnx"))
@@ -124,7 +125,7 @@ class Bench:
         league = session.scalars(sa.select(League)).one()
         organizer = session.get_one(User, self.organizer_id)
         now = utcnow()
-        race = leagues.create_race(session, league, organizer, name,
+        race = races.create_race(session, league, organizer, name,
                                    now - dt.timedelta(days=1), now + dt.timedelta(days=7),
                                    track=TRACK, laps=LAPS, **settings)
         race.status = RaceStatus.OPEN
@@ -357,12 +358,12 @@ def _profile(worker: Worker, jobs_n: int) -> dict[str, Any]:
 
 
 def _start_pool(tmp: Path, url: str, storage: Path) -> subprocess.Popen[bytes]:
-    """``python -m league.worker --workers N`` as an operator starts it; its log to a file."""
+    """``python -m league.processes.worker --workers N`` as an operator starts it; log to a file."""
     env = {**os.environ, "DATABASE_URL": url, "PADDOCK_STORAGE_DIR": str(storage),
            "PADDOCK_INSTANCE_DIR": str(tmp), "SECRET_KEY": "benchmark",
            "PADDOCK_WORKERS": str(WORKERS)}
     log = (tmp / "workers.log").open("wb")
-    return subprocess.Popen([sys.executable, "-m", "league.worker"], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "league.processes.worker"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
 
 

@@ -42,7 +42,6 @@ from evaluator import replay, version
 from evaluator.drivers import Driver, PurePursuitDriver, record_drivers
 from evaluator.telemetry import Telemetry
 from evaluator.track import Track, load_track
-from league import leagues
 from league.db import Base, make_engine, session_factory
 from league.models import (
     Entry,
@@ -57,6 +56,7 @@ from league.models import (
     User,
 )
 from league.models import Replay as ReplayRow
+from league.rules import leagues, races
 from league.storage import Storage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,9 +122,9 @@ def seed(factory: Any, storage: Storage, tt: bytes, h2h: bytes) -> tuple[int, in
         league = leagues.create_league(s, organizer, "bench", "Benchmark league")
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         window = (now - dt.timedelta(days=1), now + dt.timedelta(days=7))
-        tt_race = leagues.create_race(s, league, organizer, "Time trial", *window, track=TRACK,
+        tt_race = races.create_race(s, league, organizer, "Time trial", *window, track=TRACK,
                                       laps=LAPS, trials=1)
-        h2h_race = leagues.create_race(s, league, organizer, "Grand prix", *window,
+        h2h_race = races.create_race(s, league, organizer, "Grand prix", *window,
                                        track=TRACK, laps=LAPS, format="head-to-head")
         entries = [_entry(s, h2h_race, u) for u in users[1:]]
         tt_entry = _entry(s, tt_race, users[1], "time-trial-bot")

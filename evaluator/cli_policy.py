@@ -21,7 +21,18 @@ from evaluator.errors import PolicyFailed, PolicyRejected
 from evaluator.metadata import parse_metadata
 from evaluator.onnx_io import pack
 from evaluator.race import RaceResult, invalid_result, run_race
-from evaluator.results import FORMATS, RANKINGS, RaceConfig
+from evaluator.race_settings import (
+    DEFAULT_LAPS,
+    DEFAULT_PENALTY_S,
+    DEFAULT_RANKING,
+    DEFAULT_TIME_CAP_S,
+    DEFAULT_TRACK,
+    DEFAULT_TRIALS,
+    FORMATS,
+    RANKINGS,
+    Format,
+    RaceConfig,
+)
 from evaluator.sandbox import PolicyProcess, SandboxOptions
 from evaluator.track import load_track
 from evaluator.validate import ValidatedPolicy, load_policy_file, validate_policy
@@ -102,7 +113,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> RaceConfig:
-    fmt = args.format or ("head-to-head" if args.opponent else "time-trial")
+    fmt = args.format or (Format.HEAD_TO_HEAD if args.opponent else Format.TIME_TRIAL)
     return RaceConfig(track=args.track, format=fmt, laps=args.laps, trials=args.trials,
                       ranking=args.ranking, off_track_penalty=args.off_track_penalty,
                       collision_penalty=args.collision_penalty, time_cap=args.time_cap,
@@ -224,14 +235,16 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--metadata", help="model_metadata.json for MODEL")
     p.add_argument("--opponent", action="append", default=[], metavar="MODEL",
                    help="an opponent policy (repeat for more); implies head-to-head")
-    p.add_argument("--track", default="oval", help="library track name or .npy/.csv file")
+    p.add_argument("--track", default=DEFAULT_TRACK, help="library track name or .npy/.csv file")
     p.add_argument("--format", choices=FORMATS)
-    p.add_argument("--laps", type=int, default=3)
-    p.add_argument("--trials", type=int, default=3)
-    p.add_argument("--ranking", choices=RANKINGS, default="total")
-    p.add_argument("--off-track-penalty", type=float, default=5.0, metavar="SECONDS")
-    p.add_argument("--collision-penalty", type=float, default=5.0, metavar="SECONDS")
-    p.add_argument("--time-cap", type=float, default=180.0, metavar="SECONDS")
+    p.add_argument("--laps", type=int, default=DEFAULT_LAPS)
+    p.add_argument("--trials", type=int, default=DEFAULT_TRIALS)
+    p.add_argument("--ranking", choices=RANKINGS, default=DEFAULT_RANKING)
+    p.add_argument("--off-track-penalty", type=float, default=DEFAULT_PENALTY_S,
+                   metavar="SECONDS")
+    p.add_argument("--collision-penalty", type=float, default=DEFAULT_PENALTY_S,
+                   metavar="SECONDS")
+    p.add_argument("--time-cap", type=float, default=DEFAULT_TIME_CAP_S, metavar="SECONDS")
     p.add_argument("--min-laps", type=int, help="laps needed to be ranked (default: all)")
     p.add_argument("--obstacles", type=int, default=0, help="static boxes on the track")
     p.add_argument("--seed", type=int, default=0)

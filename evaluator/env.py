@@ -16,14 +16,13 @@ from evaluator.actions import ActionSpec
 from evaluator.drivers import Driver, PurePursuitDriver
 from evaluator.errors import SimulationError
 from evaluator.params import ParamsBuilder, RewardFunction, call_reward_function
+from evaluator.race_settings import DEFAULT_PENALTY_S, DEFAULT_TRACK
 from evaluator.track import Track, load_track
 from evaluator.world import Obstacle, World, spread_obstacles
 
-DEFAULT_TRACK = "oval"  # the first track of the library
 MAX_EPISODE_STEPS = 2700  # registered step limit: 3 minutes of simulated time
 OFF_TRACK_REWARD = -1.0  # default reward on the step a car leaves the track or crashes
 DEFAULT_OPPONENT_SPEEDS = (1.6, 2.2)  # built-in opponents' top speeds, m/s
-DEFAULT_PENALTY_S = 5.0  # race-semantics penalty used for opponents when none is given
 
 Opponent = Driver | Callable[[np.ndarray], Any]
 ModelMetadata = Mapping[str, Any] | str | os.PathLike[str] | ActionSpec | None

@@ -25,14 +25,13 @@ import numpy as np
 
 from evaluator import _sim, car
 from evaluator.errors import PolicyFailed
+from evaluator.race_settings import MAX_CARS, MIN_CARS, RaceConfig, RaceConfigError
 from evaluator.results import (
     DNF,
     FINISHED,
     INVALID_POLICY,
     POLICY_ERROR,
     CarResult,
-    RaceConfig,
-    RaceConfigError,
     TrialResult,
     rank_trials,
 )
@@ -71,7 +70,7 @@ class RaceResult:
     def to_dict(self) -> dict[str, Any]:
         """The JSON object printed by ``paddock evaluate --json`` and stored by the league."""
         first = self.cars[0]
-        h2h = self.config.format == "head-to-head"
+        h2h = self.config.head_to_head
         out: dict[str, Any] = {
             "paddock_version": PADDOCK_VERSION, "sim_version": SIM_VERSION,
             "track": self.track.name, "track_digest": self.track.digest,
@@ -101,10 +100,11 @@ def run_race(config: RaceConfig, policies: Sequence[ValidatedPolicy], *,
              progress: Progress | None = None, record: bool = True) -> RaceResult:
     """Evaluate ``policies`` under ``config``: one policy for a time trial, two or more
     (the first is the entrant, the rest its opponents) for head-to-head."""
-    if config.format == "time-trial" and len(policies) != 1:
+    if not config.head_to_head and len(policies) != 1:
         raise RaceConfigError(f"a time trial races one policy, got {len(policies)}")
-    if config.format == "head-to-head" and not 2 <= len(policies) <= 8:
-        raise RaceConfigError(f"head-to-head races 2 to 8 policies, got {len(policies)}")
+    if config.head_to_head and not MIN_CARS <= len(policies) <= MAX_CARS:
+        raise RaceConfigError(f"head-to-head races {MIN_CARS} to {MAX_CARS} policies, "
+                              f"got {len(policies)}")
     trk = track if track is not None else load_track(config.track)
     opts = _spin_policy(options or SandboxOptions(), len(policies))
     procs: list[PolicyProcess] = []
@@ -189,13 +189,13 @@ class _Runner:
             self.progress(self.done_steps, self._total_steps())
 
     def _total_steps(self) -> int:
-        heats = self.config.trials * (len(self.procs) if self.config.format == "head-to-head"
+        heats = self.config.trials * (len(self.procs) if self.config.head_to_head
                                       else 1)
         return heats * self.cap_steps
 
     def run(self) -> RaceResult:
         """Run every trial or heat and rank the cars."""
-        if self.config.format == "time-trial":
+        if not self.config.head_to_head:
             trials = self._time_trial()
             cars = [self._car(0, trials)]
             return RaceResult(self.config, self.track, cars, [0], self.telemetry)

@@ -1,103 +1,23 @@
-"""Race settings and results: typed, and convertible to the JSON of ``paddock evaluate``.
+"""Race results: typed, and convertible to the JSON of ``paddock evaluate``.
 
-The JSON shape is a contract (DESIGN.md): the league stores it and its API returns it, so a
+The settings they were raced under are :class:`evaluator.race_settings.RaceConfig`.
+
+The JSON shape is a contract: the league stores it and its API returns it, so a
 racer can compare the league's result with the one computed at home field by field.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from evaluator.errors import PaddockError
-
-FORMATS = ("time-trial", "head-to-head")
-RANKINGS = ("total", "best-lap", "average-lap")
-PENALTIES_S = (0.0, 60.0)  # allowed range of a penalty, seconds
-MAX_LAPS = 50
-MAX_TRIALS = 20
-MAX_TIME_CAP_S = 3600.0
-MAX_CARS = 8
-MAX_OBSTACLES = 12
+from evaluator.race_settings import Ranking
 
 # Statuses of a trial, a car and a whole evaluation.
 FINISHED = "finished"  # completed its laps (a trial) / was ranked (an evaluation)
 DNF = "dnf"  # ran, but did not complete enough laps before the time cap
 POLICY_ERROR = "policy_error"  # the policy crashed, overran a deadline or returned garbage
 INVALID_POLICY = "invalid_policy"  # the file was refused before racing
-
-
-class RaceConfigError(PaddockError, ValueError):
-    """Raised when race settings are out of range or inconsistent."""
-
-
-@dataclass(frozen=True)
-class RaceConfig:
-    """The rules of one evaluation; every entrant of a race is evaluated with the same."""
-
-    track: str = "oval"  #: library track name, or a .npy/.csv path
-    format: str = "time-trial"  #: "time-trial" or "head-to-head"
-    laps: int = 3  #: continuous laps per trial (heat)
-    trials: int = 3  #: time trial: trials; head-to-head: rounds of seat-swapped heats
-    ranking: str = "total"  #: "total", "best-lap" or "average-lap"
-    off_track_penalty: float = 5.0  #: seconds frozen after leaving the track
-    collision_penalty: float = 5.0  #: seconds frozen after hitting a car from behind
-    time_cap: float = 180.0  #: simulated seconds after which a trial is over ("time up")
-    min_laps: int | None = None  #: laps a trial needs to be ranked (default: all of them)
-    seed: int = 0  #: race seed; trial seeds derive from it
-    obstacles: int = 0  #: static boxes on the track (object avoidance)
-
-    def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise RaceConfigError(f"format must be one of {', '.join(FORMATS)}, "
-                                  f"got {self.format!r}")
-        if self.ranking not in RANKINGS:
-            raise RaceConfigError(f"ranking must be one of {', '.join(RANKINGS)}, "
-                                  f"got {self.ranking!r}")
-        _int_in(self.laps, 1, MAX_LAPS, "laps")
-        _int_in(self.trials, 1, MAX_TRIALS, "trials")
-        _int_in(self.seed, 0, 2**63 - 1, "seed")
-        _int_in(self.obstacles, 0, MAX_OBSTACLES, "obstacles")
-        if self.min_laps is not None:
-            _int_in(self.min_laps, 1, self.laps, "min_laps")
-        for name in ("off_track_penalty", "collision_penalty"):
-            v = getattr(self, name)
-            if not (_is_number(v) and math.isfinite(v)
-                    and PENALTIES_S[0] <= v <= PENALTIES_S[1]):
-                raise RaceConfigError(f"{name} must be {PENALTIES_S[0]:g} to "
-                                      f"{PENALTIES_S[1]:g} seconds, got {v!r}")
-        if not (_is_number(self.time_cap) and math.isfinite(self.time_cap)
-                and 1.0 <= self.time_cap <= MAX_TIME_CAP_S):
-            raise RaceConfigError(f"time_cap must be 1 to {MAX_TIME_CAP_S:g} seconds, "
-                                  f"got {self.time_cap!r}")
-
-    @property
-    def required_laps(self) -> int:
-        """Laps a trial needs to be ranked."""
-        return self.laps if self.min_laps is None else self.min_laps
-
-    def with_(self, **changes: Any) -> RaceConfig:
-        """A copy with some settings changed (validated again)."""
-        return replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The settings under their API/CLI names."""
-        return {"track": self.track, "format": self.format, "laps": self.laps,
-                "trials": self.trials, "ranking": self.ranking,
-                "off_track_penalty": self.off_track_penalty,
-                "collision_penalty": self.collision_penalty, "time_cap": self.time_cap,
-                "min_laps": self.required_laps, "seed": self.seed,
-                "obstacles": self.obstacles}
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _int_in(v: Any, lo: int, hi: int, name: str) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise RaceConfigError(f"{name} must be a whole number from {lo} to {hi}, got {v!r}")
 
 
 @dataclass
@@ -136,8 +56,10 @@ class TrialResult:
 
     def ranking_value(self, ranking: str) -> float | None:
         """The time this trial is ranked by under ``ranking``."""
-        return {"total": self.total_time_s, "best-lap": self.best_lap_s,
-                "average-lap": self.average_lap_s}[ranking]
+        values: dict[str, float | None] = {
+            Ranking.TOTAL: self.total_time_s, Ranking.BEST_LAP: self.best_lap_s,
+            Ranking.AVERAGE_LAP: self.average_lap_s}
+        return values[ranking]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the ``trials`` items of ``paddock evaluate --json``)."""

@@ -17,9 +17,10 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from evaluator import _sim, car, observation
-from evaluator.env import DEFAULT_PENALTY_S, DEFAULT_TRACK, OFF_TRACK_REWARD, ModelMetadata
+from evaluator.env import OFF_TRACK_REWARD, ModelMetadata
 from evaluator.env import _action_spec as action_spec
 from evaluator.params import ParamsBuilder, RewardFunction, call_reward_function
+from evaluator.race_settings import DEFAULT_PENALTY_S, DEFAULT_TRACK
 from evaluator.track import Track, load_track
 from evaluator.world import World
 

@@ -14,6 +14,7 @@ import numpy as np
 from evaluator import _sim, car, observation
 from evaluator._detmath import DEG_PER_RAD, RAD_PER_DEG, sincos
 from evaluator.errors import SimulationError
+from evaluator.race_settings import DEFAULT_PENALTY_S
 from evaluator.track import SEARCH_RADIUS_M, Track
 
 GRID_GAP_M = 0.6  # distance between grid slots along the track
@@ -104,8 +105,8 @@ class World:
         num_cars: int = 1,
         *,
         race: bool | Sequence[bool] = True,
-        off_track_penalty: float = 5.0,
-        collision_penalty: float = 5.0,
+        off_track_penalty: float = DEFAULT_PENALTY_S,
+        collision_penalty: float = DEFAULT_PENALTY_S,
         laps: int = 0,
         interact: bool = True,
         obstacles: Sequence[Obstacle] = (),

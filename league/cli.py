@@ -13,26 +13,22 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
 from alembic.util import CommandError
 from sqlalchemy.orm import Session
 
 from evaluator import cli as evaluator_cli
 from evaluator.errors import PaddockError
-from league import accounts, launcher, worker
 from league.config import ConfigError, Settings
-from league.db import is_sqlite, make_engine, session_factory, transaction
+from league.db import make_engine, session_factory, transaction, upgrade_database
 from league.errors import InvalidInput, LeagueError
 from league.models import Role
+from league.processes import launcher, worker
+from league.rules import accounts
 
 EXIT_FAILURE = 1  # the command ran and failed (database down, name taken, ...)
 EXIT_USAGE = 2  # bad flags or input
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 DEFAULT_TOKEN_LABEL = "cli"
 
@@ -47,36 +43,6 @@ def _configure_logging() -> None:
     run of every job) only when something goes wrong."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-
-
-def alembic_config(url: str) -> AlembicConfig:
-    """Alembic's configuration for this project's migrations, on the database at ``url``."""
-    if not (MIGRATIONS_DIR / "env.py").is_file():
-        raise ConfigError(f"the migrations are missing (looked in {MIGRATIONS_DIR})")
-    config = AlembicConfig()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.attributes["database_url"] = url
-    return config
-
-
-def upgrade_database(url: str, revision: str = "head") -> str | None:
-    """Apply the migrations up to ``revision``; returns the database's revision after."""
-    if is_sqlite(url):
-        database = sa.make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), revision)
-    return current_revision(url)
-
-
-def current_revision(url: str) -> str | None:
-    """The migration revision the database at ``url`` is at (None: not migrated)."""
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
-    finally:
-        engine.dispose()
 
 
 @contextmanager
@@ -135,7 +101,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
     """Run the scheduler until SIGTERM or SIGINT."""
-    from league import scheduler
+    from league.processes import scheduler
 
     settings = Settings.from_env()
     _configure_logging()
@@ -144,7 +110,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Run the local evaluation workers (:mod:`league.worker`) until SIGTERM or SIGINT."""
+    """Run the local evaluation workers (:mod:`league.processes.worker`) until SIGTERM or SIGINT."""
     Settings.from_env()  # a bad setting fails here, with the one-line error of every command
     status: int = worker.cmd_worker(args)
     return status

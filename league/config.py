@@ -19,6 +19,8 @@ DEFAULT_INSTANCE_DIR = Path("instance")  # relative to the working directory, li
 EXECUTORS = ("local", "ray")
 SECRET_KEY_FILE = "secret_key"
 
+DEFAULT_MAX_ATTEMPTS = 3  # deliveries of a job before it fails for good
+
 
 class ConfigError(ValueError):
     """Raised when a configuration value is malformed."""
@@ -36,7 +38,7 @@ class Settings:
     workers: int = 2  #: local worker processes (``PADDOCK_WORKERS``)
     lease_s: float = 30.0  #: a claimed job's lease; heartbeats renew it (``PADDOCK_LEASE_S``)
     heartbeat_s: float = 5.0  #: how often a worker renews its leases
-    max_attempts: int = 3  #: deliveries of a job before it fails for good
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS  #: deliveries of a job before it fails for good
     poll_s: float = 0.2  #: how often an idle worker looks for work
     sandbox_strict: bool = False  #: missing sandbox layers are an error (PADDOCK_SANDBOX_STRICT)
     sandbox_bwrap: bool = True  #: use bubblewrap when installed (PADDOCK_SANDBOX_BWRAP)

@@ -1,4 +1,5 @@
-"""Database plumbing: the declarative base, engines and sessions outside Flask.
+"""Database plumbing: the declarative base, engines and sessions outside Flask, and the schema's
+migrations (:func:`upgrade_database`, the Alembic scripts under :data:`MIGRATIONS_DIR`).
 
 Models derive from :class:`Base` (plain SQLAlchemy 2.0); the web app hands the same base to
 Flask-SQLAlchemy, so the scheduler and workers use the very same models without Flask.
@@ -8,15 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from league.config import ConfigError
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # writers wait this long for SQLite's lock
 READ_ONLY = "paddock_read_only"  # execution option: this transaction only reads
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"  # Alembic's scripts
 
 # Stable constraint names, so Alembic migrations can refer to them on every backend.
 NAMING_CONVENTION = {
@@ -98,3 +106,33 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def alembic_config(url: str) -> AlembicConfig:
+    """Alembic's configuration for this project's migrations, on the database at ``url``."""
+    if not (MIGRATIONS_DIR / "env.py").is_file():
+        raise ConfigError(f"the migrations are missing (looked in {MIGRATIONS_DIR})")
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["database_url"] = url
+    return config
+
+
+def upgrade_database(url: str, revision: str = "head") -> str | None:
+    """Apply the migrations up to ``revision``; returns the database's revision after."""
+    if is_sqlite(url):
+        database = sa.make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(url), revision)
+    return current_revision(url)
+
+
+def current_revision(url: str) -> str | None:
+    """The migration revision the database at ``url`` is at (None: not migrated)."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()

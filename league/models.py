@@ -13,6 +13,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from evaluator.race_settings import (
+    DEFAULT_FORMAT,
+    DEFAULT_LAPS,
+    DEFAULT_PENALTY_S,
+    DEFAULT_RANKING,
+    DEFAULT_TIME_CAP_S,
+    DEFAULT_TRIALS,
+)
+from league.config import DEFAULT_MAX_ATTEMPTS
 from league.db import Base
 
 DEFAULT_POINTS = [25, 18, 15, 12, 10, 8, 6, 4, 2, 1]  # season points by finishing position
@@ -218,7 +227,7 @@ race_divisions = sa.Table(
 
 
 class Race(Base):
-    """One race: the evaluation settings (``evaluator.results.RaceConfig``) and its window."""
+    """One race: the evaluation settings (``evaluator.race_settings.RaceConfig``) and its window."""
 
     __tablename__ = "races"
 
@@ -228,14 +237,14 @@ class Race(Base):
     name: Mapped[str] = mapped_column(sa.String(120))
     track: Mapped[str] = mapped_column(sa.String(120))
     track_digest: Mapped[str] = mapped_column(sa.String(64))  #: geometry the race is run on
-    format: Mapped[str] = mapped_column(sa.String(16), default="time-trial")
-    laps: Mapped[int] = mapped_column(default=3)
+    format: Mapped[str] = mapped_column(sa.String(16), default=str(DEFAULT_FORMAT))
+    laps: Mapped[int] = mapped_column(default=DEFAULT_LAPS)
     min_laps: Mapped[int | None]
-    ranking: Mapped[str] = mapped_column(sa.String(16), default="total")
-    off_track_penalty: Mapped[float] = mapped_column(default=5.0)
-    collision_penalty: Mapped[float] = mapped_column(default=5.0)
-    trials: Mapped[int] = mapped_column(default=3)
-    time_cap: Mapped[float] = mapped_column(default=180.0)
+    ranking: Mapped[str] = mapped_column(sa.String(16), default=str(DEFAULT_RANKING))
+    off_track_penalty: Mapped[float] = mapped_column(default=DEFAULT_PENALTY_S)
+    collision_penalty: Mapped[float] = mapped_column(default=DEFAULT_PENALTY_S)
+    trials: Mapped[int] = mapped_column(default=DEFAULT_TRIALS)
+    time_cap: Mapped[float] = mapped_column(default=DEFAULT_TIME_CAP_S)
     seed: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     obstacles: Mapped[int] = mapped_column(default=0)
     opens_at: Mapped[dt.datetime]
@@ -341,7 +350,7 @@ class EvaluationJob(Base):
     heat_id: Mapped[int | None] = mapped_column(sa.ForeignKey("heats.id", ondelete="CASCADE"))
     status: Mapped[JobStatus] = mapped_column(sa.String(16), default=JobStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
-    max_attempts: Mapped[int] = mapped_column(default=3)
+    max_attempts: Mapped[int] = mapped_column(default=DEFAULT_MAX_ATTEMPTS)
     lease_owner: Mapped[str | None] = mapped_column(sa.String(120))
     lease_expires_at: Mapped[dt.datetime | None]
     queued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -24,7 +24,8 @@ from league.db import Base, engine_options, is_sqlite
 config = context.config
 log = logging.getLogger("alembic.env")
 
-# APScheduler's job table (league.scheduler.JOBSTORE_TABLE), created and owned by its job store.
+# APScheduler's job table (league.processes.scheduler.JOBSTORE_TABLE), created and owned by its
+# job store.
 JOBSTORE_TABLE = "apscheduler_jobs"
 
 if config.config_file_name is not None and Path(config.config_file_name).is_file():

@@ -11,9 +11,8 @@ from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter, Map
 
-from league.cli import MIGRATIONS_DIR
 from league.config import Settings
-from league.db import READ_ONLY, configure_engine, engine_options, is_sqlite
+from league.db import MIGRATIONS_DIR, READ_ONLY, configure_engine, engine_options, is_sqlite
 from league.models import User
 from web import errors, filters, security
 from web.extensions import csrf, db, limiter, login_manager, migrate

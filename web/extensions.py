@@ -10,8 +10,8 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 
-from league import api_support
 from league.db import Base
+from league.rules import accounts
 
 # The league's own declarative base: the web app, the scheduler and the workers share one set
 # of models and one MetaData (with its naming convention), which Flask-Migrate compares.
@@ -43,7 +43,7 @@ def _token_owner() -> int | None:
         scheme, _, plain = request.headers.get("Authorization", "").strip().partition(" ")
         token = None
         if scheme.lower() == "bearer" and plain.strip():
-            token = api_support.find_token(db.session, plain.strip())  # type: ignore[arg-type]
+            token = accounts.find_token(db.session, plain.strip())  # type: ignore[arg-type]
         g.rate_limit_owner = None if token is None else token.user_id
     owner: int | None = g.rate_limit_owner
     return owner

@@ -1,6 +1,6 @@
 """Rendered HTML of the longest tables (leaderboards, standings), kept per web process.
 
-:mod:`league.cache` hands out the *same* list object for a race's leaderboard (a season's
+:mod:`league.read.cache` hands out the *same* list object for a race's leaderboard (a season's
 standings) for as long as its version is unchanged. Rendering 100 leaderboard rows costs more
 than everything else on the race page together, so the rendered table is kept beside the list
 it was rendered from and reused while the league hands out that very object: a new result or

@@ -15,10 +15,11 @@ from flask import abort, current_app, request
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
-from league import access, leagues
 from league.config import Settings
 from league.errors import NotFound
 from league.models import Entry, League, Race, User
+from league.read import access
+from league.rules import leagues, races
 from league.storage import Storage
 from web.extensions import db
 
@@ -69,7 +70,7 @@ def get_league_or_404(slug: str, user: User | None = None) -> League:
 
 def get_race_or_404(race_id: int, user: User | None = None) -> Race:
     """The race ``race_id`` if the viewer may see its league, else 404."""
-    return or_404(leagues.get_race, session(), race_id, user or viewer())
+    return or_404(races.get_race, session(), race_id, user or viewer())
 
 
 def get_entry_or_404(entry_id: int, user: User | None = None) -> Entry:

@@ -5,7 +5,7 @@ race is on. For a visitor who is not signed in (and has no message waiting to be
 a page is the same for everyone, so each web process keeps the HTML it rendered, per URL, and
 serves it again while both hold:
 
-* the league's data stamp is unchanged (:func:`league.cache.data_stamp`: no commit in this
+* the league's data stamp is unchanged (:func:`league.read.cache.data_stamp`: no commit in this
   process touched what public pages read, and no new result, entry, evaluation, race points
   or division appeared in the database), and
 * it is younger than ``PUBLIC_PAGE_CACHE_S`` seconds (config; default 1, 0 turns the cache
@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from flask import Flask, current_app, request
 from flask import session as cookie_session
 
-from league import cache
+from league.read import cache
 from web.helpers import session, viewer
 
 DEFAULT_MAX_AGE_S = 1.0

@@ -35,8 +35,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from league.config import Settings
 from league.db import Base, make_engine, session_factory
+from league.processes.worker import Worker
 from league.storage import Storage
-from league.worker import Worker
 from web import create_app
 from web.extensions import db as flask_db
 

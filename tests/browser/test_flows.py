@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from league import submissions
 from league.models import Entry, League, Race, Season
+from league.rules import submissions
 from tests.support.dbfixtures import PASSWORD
 from tests.web.api_support import open_race
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from evaluator import replay
-from league import submissions
+from league.rules import submissions
 from tests.support import replays as sample
 from tests.support.replay_formats import as_format_1
 

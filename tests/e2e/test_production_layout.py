@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from evaluator.race import run_race
-from evaluator.results import RaceConfig
+from evaluator.race_settings import RaceConfig
 from evaluator.validate import validate_policy
 from tests.support.dbfixtures import BACKENDS, _create_pg_database, _drop_pg_database
 

@@ -41,7 +41,8 @@ from evaluator.errors import PolicyFailed, PolicyRejected, SandboxUnavailable
 from evaluator.metadata import MAX_METADATA_BYTES
 from evaluator.observation import OBS_DIM
 from evaluator.race import RaceResult, run_race
-from evaluator.results import DNF, FINISHED, POLICY_ERROR, RaceConfig
+from evaluator.race_settings import RaceConfig
+from evaluator.results import DNF, FINISHED, POLICY_ERROR
 from evaluator.sandbox import LAYERS, STRICT_ENV, PolicyProcess, SandboxOptions
 from evaluator.validate import (
     MAX_INITIALIZER_ELEMENTS,

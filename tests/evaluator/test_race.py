@@ -19,16 +19,8 @@ from evaluator.metadata import parse_metadata
 from evaluator.observation import I_HEADING, I_OFFSET, OBS_DIM
 from evaluator.onnx_io import mlp_policy
 from evaluator.race import RaceResult, run_race, trial_seed
-from evaluator.results import (
-    DNF,
-    FINISHED,
-    POLICY_ERROR,
-    RANKINGS,
-    RaceConfig,
-    RaceConfigError,
-    TrialResult,
-    rank_trials,
-)
+from evaluator.race_settings import RANKINGS, RaceConfig, RaceConfigError
+from evaluator.results import DNF, FINISHED, POLICY_ERROR, TrialResult, rank_trials
 from evaluator.sandbox import SandboxOptions
 from evaluator.validate import ValidatedPolicy, validate_policy
 from evaluator.world import penalty_steps

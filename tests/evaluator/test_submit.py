@@ -19,13 +19,13 @@ from evaluator import cli
 from evaluator.race import run_race
 from evaluator.submit import Client, Part, RateLimited, SubmitError, encode_multipart, wait_for
 from evaluator.validate import validate_policy
-from league import accounts
 from league.cli import main as paddock_main
 from league.config import Settings
-from league.leagues import race_config
 from league.models import Entry, Race, utcnow
+from league.processes.worker import Worker
+from league.rules import accounts
+from league.rules.races import race_config
 from league.storage import Storage
-from league.worker import Worker
 from tests.support.dbfixtures import Database, Factory
 from web import create_app
 from web.extensions import db as flask_db

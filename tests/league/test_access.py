@@ -1,4 +1,4 @@
-"""league.access: who sees an entry or an evaluation in full; the rest looks missing."""
+"""league.read.access: who sees an entry or an evaluation in full; the rest looks missing."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from league import access, leagues
 from league.errors import NotFound
+from league.read import access
+from league.rules import leagues
 from tests.support import replays as sample
 
 if TYPE_CHECKING:

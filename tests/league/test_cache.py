@@ -9,10 +9,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from league import cache, leagues, seasons
-from league.leaderboard import race_leaderboard
 from league.models import Entry
-from league.seasons import season_standings
+from league.read import cache
+from league.rules import leagues, seasons
+from league.rules.leaderboard import race_leaderboard
+from league.rules.seasons import season_standings
 
 if TYPE_CHECKING:
     from tests.support.dbfixtures import Database, Factory

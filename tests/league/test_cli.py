@@ -14,10 +14,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-import league
-from league import accounts, cli, worker
+import league.processes
+from league import cli, db
 from league.config import Settings
 from league.models import ApiToken, Role, User
+from league.processes import worker
+from league.rules import accounts
 
 if TYPE_CHECKING:
     from conftest import Database
@@ -122,8 +124,8 @@ def test_token_create(on_db: Database, env: pytest.MonkeyPatch,
     assert plain.startswith(accounts.TOKEN_PREFIX) and "\n" not in plain
     assert "shown only this once" in captured.err and plain not in captured.err
     with on_db.factory() as session:
-        user = accounts.user_for_token(session, plain)
-        assert user is not None and user.name == "dana"
+        found = accounts.find_token(session, plain)
+        assert found is not None and found.user.name == "dana"
         token = session.scalar(sa.select(ApiToken))
         assert token is not None and token.name == "laptop"
     assert _run(["token", "create", "nobody"], env) == cli.EXIT_FAILURE
@@ -170,8 +172,8 @@ def test_scheduler_and_worker_delegate(env: pytest.MonkeyPatch,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     calls: list[tuple[str, Any]] = []
     fake_scheduler = types.SimpleNamespace(run=lambda s: calls.append(("scheduler", s)))
-    env.setitem(sys.modules, "league.scheduler", fake_scheduler)
-    env.setattr(league, "scheduler", fake_scheduler, raising=False)
+    env.setitem(sys.modules, "league.processes.scheduler", fake_scheduler)
+    env.setattr(league.processes, "scheduler", fake_scheduler, raising=False)
     env.setattr(worker, "cmd_worker", lambda args: calls.append(("worker", args)) or 0)
     assert cli.main(["scheduler"]) == 0
     assert cli.main(["worker", "--workers", "5", "--once"]) == 0
@@ -196,7 +198,7 @@ def test_console_script(tmp_path: Path) -> None:
         return subprocess.run([str(script), *args], env=env, input=stdin, capture_output=True,
                               text=True, timeout=120, cwd=tmp_path)
 
-    cli.upgrade_database(f"sqlite:///{tmp_path / 'inst' / 'paddock.sqlite3'}")
+    db.upgrade_database(f"sqlite:///{tmp_path / 'inst' / 'paddock.sqlite3'}")
     proc = paddock("user", "create", "erin", "--email", "erin@example.org", "--password-stdin",
                    stdin=PASSWORD + "\n")
     assert proc.returncode == 0, proc.stderr

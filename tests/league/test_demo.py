@@ -15,10 +15,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from league import demo, headtohead, seasons
 from league.config import Settings
 from league.db import make_engine, session_factory, transaction
-from league.leaderboard import race_leaderboard
 from league.models import (
     EvaluationJob,
     JobStatus,
@@ -29,8 +27,11 @@ from league.models import (
     SeasonStatus,
     User,
 )
+from league.processes import demo
+from league.processes.worker import Worker
+from league.rules import headtohead, seasons
+from league.rules.leaderboard import race_leaderboard
 from league.storage import Storage
-from league.worker import Worker
 from tests.support.dbfixtures import Database
 
 NOW = dt.datetime(2026, 6, 1, 12, 0, 0)

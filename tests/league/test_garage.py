@@ -13,12 +13,13 @@ from sqlalchemy.orm import Session
 
 from evaluator import replay, trace
 from evaluator.telemetry import FLAG_DONE, FLAG_PENALTY
-from league import garage, submissions
 from league.errors import NotFound
-from league.leaderboard import entry_status
 from league.models import Entry, EvaluationJob, FailureKind, JobStatus, Replay
+from league.processes.worker import Worker
+from league.read import garage
+from league.rules import submissions
+from league.rules.leaderboard import entry_status
 from league.storage import Storage
-from league.worker import Worker
 from tests.support.dbfixtures import Database, Factory
 from tests.web.garage_support import settings_for
 
@@ -75,13 +76,13 @@ def test_entries_with_status_and_rank(session: Session, make: Factory) -> None:
     queued = make.entry(session, race, ada)
     session.add(EvaluationJob(entry_id=queued.id, status=JobStatus.QUEUED))
     session.flush()
-    rows, total = garage.racer_entries(session, ada)
+    rows, total = garage.garage_entries(session, ada)
     assert total == 3
     by_id = {r.entry.id: r for r in rows}
     assert by_id[fast.id].rank == 2 and by_id[slow.id].rank is None  # the best entry counts
     assert by_id[queued.id].status.status == JobStatus.QUEUED
     assert by_id[fast.id].race.name == "Cup" and by_id[fast.id].league.id == race.league_id
-    page, total = garage.racer_entries(session, ada, offset=1, limit=1)
+    page, total = garage.garage_entries(session, ada, offset=1, limit=1)
     assert total == 3 and len(page) == 1
 
 

@@ -12,10 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from league import headtohead as h2h
-from league import knockout, leagues, seasons
 from league.errors import InvalidInput
-from league.headtohead import Player
 from league.models import (
     Entry,
     EvaluationJob,
@@ -27,6 +24,9 @@ from league.models import (
     RaceStatus,
     Rating,
 )
+from league.rules import headtohead as h2h
+from league.rules import knockout, leagues, seasons
+from league.rules.headtohead import Player
 
 if TYPE_CHECKING:
     from conftest import Factory

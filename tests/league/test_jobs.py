@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from league import jobs, submissions
 from league.db import transaction
 from league.errors import InvalidInput
 from league.models import EvaluationJob, FailureKind, JobStatus, Replay, Result
+from league.rules import jobs, submissions
 from league.storage import Storage
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy.orm import Session
 
-from league.leaderboard import entry_status, race_leaderboard
 from league.models import EvaluationJob, FailureKind, JobKind, JobStatus, Race
+from league.rules.leaderboard import entry_status, race_leaderboard
 
 if TYPE_CHECKING:
     from conftest import Factory

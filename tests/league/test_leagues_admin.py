@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from league import leagues, members, submissions
 from league.errors import Conflict, Forbidden, InvalidInput, NotFound
 from league.models import MemberRole, Membership, RaceStatus, User, Visibility
+from league.rules import leagues, members, races, submissions
 
 if TYPE_CHECKING:
     from tests.support.dbfixtures import Factory
@@ -137,7 +137,7 @@ def test_update_race_window_any_time_rules_only_without_entries(session: Session
     org = make.organizer(session, league)
     race = make.race(session, league, laps=3)
     season = leagues.create_season(session, league, org, "S", make.now - DAY, make.now + 60 * DAY)
-    changed = leagues.update_race(session, race, org, "Sprint", race.opens_at,
+    changed = races.update_race(session, race, org, "Sprint", race.opens_at,
                                   race.closes_at + DAY, season=season,
                                   divisions=[league.divisions[0]], laps=5,
                                   max_entries_per_day=2, now=make.now)
@@ -147,30 +147,30 @@ def test_update_race_window_any_time_rules_only_without_entries(session: Session
     racer = make.racer(session, "ann")
     make.entry(session, race, racer)
     with pytest.raises(Conflict, match="laps"):
-        leagues.update_race(session, race, org, "Sprint", race.opens_at, race.closes_at,
+        races.update_race(session, race, org, "Sprint", race.opens_at, race.closes_at,
                             season=season, divisions=race.divisions, laps=4)
     assert race.laps == 5
     # the settings that do not change results still may; omitted ones keep their value
-    leagues.update_race(session, race, org, "Sprint", race.opens_at, race.closes_at + DAY,
+    races.update_race(session, race, org, "Sprint", race.opens_at, race.closes_at + DAY,
                         season=None, max_entries_per_day=None, now=make.now)
     assert (race.laps, race.season_id, race.max_entries_per_day, race.divisions) == \
         (5, None, None, [])
     with pytest.raises(InvalidInput, match="close after"):
-        leagues.update_race(session, race, org, "x", race.closes_at, race.opens_at)
+        races.update_race(session, race, org, "x", race.closes_at, race.opens_at)
     race.status = RaceStatus.CLOSED
     with pytest.raises(Conflict, match="closed"):
-        leagues.update_race(session, race, org, "x", race.opens_at, race.closes_at)
+        races.update_race(session, race, org, "x", race.opens_at, race.closes_at)
 
 
 def test_update_race_moving_the_opening_reschedules(session: Session, make: Factory) -> None:
     race = make.race(session)
     org = make.organizer(session, race.league)
     race.status = RaceStatus.OPEN
-    leagues.update_race(session, race, org, "", make.now + DAY, make.now + 3 * DAY,
+    races.update_race(session, race, org, "", make.now + DAY, make.now + 3 * DAY,
                         now=make.now)
     assert race.status == RaceStatus.SCHEDULED and race.name == "oval"
     with pytest.raises(Forbidden):
-        leagues.update_race(session, race, make.racer(session, "eve"), "", race.opens_at,
+        races.update_race(session, race, make.racer(session, "eve"), "", race.opens_at,
                             race.closes_at)
 
 
@@ -182,9 +182,9 @@ def test_race_entries_newest_first_with_status(session: Session, make: Factory) 
     make.result(session, first, 31.5)
     second = make.entry(session, race, bob, make.now + DAY)
     submissions.disqualify_entry(session, second, org, "copied model")
-    rows, total = leagues.race_entries(session, race, limit=1)
+    rows, total = races.race_entries(session, race, limit=1)
     assert total == 2 and [e.id for e, _ in rows] == [second.id]
     assert rows[0][1].disqualified and "copied model" in rows[0][1].reason
-    rows, _ = leagues.race_entries(session, race, offset=1)
+    rows, _ = races.race_entries(session, race, offset=1)
     assert [(e.id, s.time_s, str(s.status)) for e, s in rows] == [(first.id, 31.5,
                                                                     "succeeded")]

@@ -14,10 +14,19 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 
-from league import scheduler
-from league.cli import MIGRATIONS_DIR, alembic_config, current_revision, upgrade_database
-from league.db import READ_ONLY, Base, configure_engine, make_engine, session_factory
+from league.db import (
+    MIGRATIONS_DIR,
+    READ_ONLY,
+    Base,
+    alembic_config,
+    configure_engine,
+    current_revision,
+    make_engine,
+    session_factory,
+    upgrade_database,
+)
 from league.models import User
+from league.processes import scheduler
 
 if TYPE_CHECKING:
     from conftest import Database

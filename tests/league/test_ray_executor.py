@@ -14,10 +14,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from league import jobs, ray_executor, submissions
 from league.config import Settings
-from league.leaderboard import race_leaderboard
 from league.models import Entry, EvaluationJob, JobStatus, Race, Result
+from league.processes import ray_executor
+from league.rules import jobs, submissions
+from league.rules.leaderboard import race_leaderboard
 from league.storage import Storage
 
 ray = pytest.importorskip("ray")

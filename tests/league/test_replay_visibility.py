@@ -1,4 +1,4 @@
-"""league.replays: finding a replay, who may watch it, and what its page shows."""
+"""league.read.replays: finding a replay, who may watch it, and what its page shows."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 import league.models as m
-from league import leagues, replays
 from league.errors import NotFound
+from league.read import replays
+from league.rules import leagues
 from tests.support import replays as sample
 
 if TYPE_CHECKING:

@@ -24,10 +24,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.orm import Session
 
 import league
-from league import jobs, leagues, scheduler, seasons, submissions
-from league.cli import upgrade_database
 from league.config import ConfigError, Settings
-from league.db import make_engine, session_factory
+from league.db import make_engine, session_factory, upgrade_database
 from league.errors import Conflict
 from league.models import (
     EvaluationJob,
@@ -39,6 +37,8 @@ from league.models import (
     SeasonStatus,
     utcnow,
 )
+from league.processes import scheduler
+from league.rules import jobs, leagues, seasons, submissions
 from league.storage import Storage
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def test_jobs_are_registered_with_their_options(settings: Settings) -> None:
         assert job.misfire_grace_time == scheduler.MISFIRE_GRACE_S
         # The job store keeps a reference to a module-level function, not the function.
         module, name = job.func_ref.split(":")
-        assert module == "league.scheduler" and callable(getattr(scheduler, name))
+        assert module == "league.processes.scheduler" and callable(getattr(scheduler, name))
     store = sched._lookup_jobstore("default")
     assert isinstance(store, SQLAlchemyJobStore)
     assert store.jobs_t.name == scheduler.JOBSTORE_TABLE
@@ -131,7 +131,7 @@ def test_dispatch_hands_jobs_to_ray(settings: Settings, monkeypatch: pytest.Monk
         return 3
 
     fake = types.SimpleNamespace(dispatch=fake_dispatch)
-    monkeypatch.setitem(sys.modules, "league.ray_executor", fake)
+    monkeypatch.setitem(sys.modules, "league.processes.ray_executor", fake)
     monkeypatch.setattr(league, "ray_executor", fake, raising=False)
     scheduler.configure(dataclasses.replace(settings, executor="ray"))
     assert scheduler.dispatch() == 3
@@ -322,7 +322,7 @@ def test_scheduler_process_survives_sigkill(empty_url: str, tmp_path: Path,
     def start(n: int) -> tuple[subprocess.Popen[bytes], Path]:
         log = tmp_path / f"scheduler-{n}.log"
         with log.open("wb") as fh:
-            proc = subprocess.Popen([sys.executable, "-m", "league.scheduler"], cwd=ROOT,
+            proc = subprocess.Popen([sys.executable, "-m", "league.cli", "scheduler"], cwd=ROOT,
                                     env=env, stdout=fh, stderr=subprocess.STDOUT)
         return proc, log
 
@@ -355,7 +355,7 @@ def test_scheduler_process_survives_sigkill(empty_url: str, tmp_path: Path,
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
-    assert "league.scheduler: stopped" in log.read_text()
+    assert "league.processes.scheduler: stopped" in log.read_text()
     job = job_row()
     assert job.attempts == 2 and job.status == JobStatus.QUEUED
     assert job.log.count("attempt 1 lost") == 1 and job.log.count("attempt 2 lost") == 1
@@ -394,7 +394,7 @@ def test_a_second_scheduler_process_refuses_to_start(empty_url: str, tmp_path: P
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import sys, time\n"
-         "from league import scheduler\n"
+         "from league.processes import scheduler\n"
          "from league.config import Settings\n"
          "with scheduler.sole_scheduler(Settings.from_env()):\n"
          "    print('held', flush=True)\n"
@@ -403,8 +403,8 @@ def test_a_second_scheduler_process_refuses_to_start(empty_url: str, tmp_path: P
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline().decode().strip() == "held"
-        second = subprocess.run([sys.executable, "-m", "league.scheduler"], cwd=ROOT, env=env,
-                                capture_output=True, text=True, timeout=60)
+        second = subprocess.run([sys.executable, "-m", "league.cli", "scheduler"], cwd=ROOT,
+                                env=env, capture_output=True, text=True, timeout=60)
         assert second.returncode == 1, second.stderr
         assert "another scheduler is already running against this database" in second.stderr
         assert "Traceback" not in second.stderr

@@ -10,7 +10,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from league import leagues, seasons
 from league.models import (
     Division,
     DivisionMove,
@@ -26,6 +25,7 @@ from league.models import (
     SeasonStatus,
     User,
 )
+from league.rules import leagues, seasons
 
 if TYPE_CHECKING:
     from conftest import Factory

@@ -9,9 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from league import submissions
 from league.errors import Conflict, Forbidden, InvalidInput, LimitExceeded
 from league.models import Entry, EvaluationJob, JobStatus, PolicyModel, Visibility
+from league.rules import submissions
 from league.storage import Storage
 
 if TYPE_CHECKING:

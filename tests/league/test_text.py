@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from league import leagues
 from league.errors import InvalidInput
-from league.text import clean_description, clean_name
+from league.rules import leagues
+from league.rules.text import clean_description, clean_name
 
 
 @pytest.mark.parametrize("raw", [

@@ -1,8 +1,9 @@
 """Workers: evaluations end to end, and fault tests with real worker processes.
 
-The first half runs a :class:`~league.worker.Worker` in the test process: results, failures
-and their reasons, heats, stopping and abandoning. The second half starts real processes
-(``python -m league.worker``) against the test database and kills, races and duplicates them.
+The first half runs a :class:`~league.processes.worker.Worker` in the test process: results,
+failures and their reasons, heats, stopping and abandoning. The second half starts real
+processes (``python -m league.processes.worker``) against the test database and kills, races and
+duplicates them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-import league.worker
+import league.processes.worker
 from evaluator import replay
 from evaluator.actions import ActionSpec
 from evaluator.metadata import ModelMetadata
@@ -32,11 +33,8 @@ from evaluator.observation import OBS_DIM
 from evaluator.onnx_io import mlp_policy
 from evaluator.race import run_race
 from evaluator.validate import validate_policy
-from league import headtohead, jobs, submissions
 from league.config import Settings
 from league.db import transaction
-from league.evaluation import deliver, evaluate_job
-from league.leagues import race_config
 from league.models import (
     Entry,
     EvaluationJob,
@@ -49,8 +47,11 @@ from league.models import (
     Result,
     User,
 )
+from league.processes.evaluation import deliver, evaluate_job
+from league.processes.worker import Worker
+from league.rules import headtohead, jobs, submissions
+from league.rules.races import race_config
 from league.storage import Storage
-from league.worker import Worker
 
 if TYPE_CHECKING:
     from conftest import Database, Factory
@@ -261,7 +262,7 @@ def test_a_heat_fails_clearly_without_head_to_head_support(
         monkeypatch: pytest.MonkeyPatch) -> None:
     _, job_id = _heat_job(session, storage, make)
     session.close()
-    monkeypatch.setitem(sys.modules, "league.headtohead", None)
+    monkeypatch.setitem(sys.modules, "league.rules.headtohead", None)
     run_one(db, storage)
     job = job_of(db, job_id)
     assert (job.status, job.failure_kind) == (JobStatus.FAILED, FailureKind.INFRASTRUCTURE)
@@ -330,7 +331,7 @@ def test_a_crashing_evaluation_fails_with_the_error(db: Database, session: Sessi
     def crash(*_args: Any, **_kw: Any) -> None:
         raise RuntimeError("simulated defect")
 
-    monkeypatch.setattr(league.worker, "evaluate_job", crash)
+    monkeypatch.setattr(league.processes.worker, "evaluate_job", crash)
     job = job_of(db, run_one(db, storage) or 0)
     assert (job.status, job.failure_kind) == (JobStatus.FAILED, FailureKind.INFRASTRUCTURE)
     assert job.failure_reason == "the evaluation crashed: RuntimeError: simulated defect"
@@ -405,7 +406,7 @@ def test_a_worker_process_evaluates_a_submitted_entry(db: Database, session: Ses
     job_id = entry.jobs[0].id
     session.commit()
     session.close()
-    procs.start("worker", "-m", "league.worker", "--once")
+    procs.start("worker", "-m", "league.processes.worker", "--once")
     assert procs.finish("worker")[0] == 0, procs.logs()
     job = job_of(db, job_id)
     assert job.status == JobStatus.SUCCEEDED, procs.logs()
@@ -417,7 +418,7 @@ def test_a_killed_workers_job_is_finished_once_by_another(db: Database, session:
                                                           storage: Storage, make: Factory,
                                                           procs: Processes) -> None:
     job_id = _long_job(session, storage, make)
-    procs.start("pool", "-m", "league.worker", "--workers", "2")
+    procs.start("pool", "-m", "league.processes.worker", "--workers", "2")
     owner = wait_for(lambda: running_owner(db, job_id), "the job to be claimed", procs.logs)
     os.kill(int(owner.rsplit("-", 1)[1]), signal.SIGKILL)
     job = wait_for(lambda: final_job(db, job_id), "the job to finish", procs.logs)
@@ -445,7 +446,7 @@ def test_two_workers_share_a_queue_without_doubling(db: Database, session: Sessi
     job_ids = [enter(session, storage, make, race, racer).jobs[0].id for _ in range(6)]
     session.commit()
     session.close()
-    procs.start("pool", "-m", "league.worker", "--workers", "2")
+    procs.start("pool", "-m", "league.processes.worker", "--workers", "2")
     finished = [wait_for(lambda j=j: final_job(db, j), "every job to finish", procs.logs)
                 for j in job_ids]
     procs.stop_pool()
@@ -460,8 +461,8 @@ DELIVER = """
 import sys
 from league.config import Settings
 from league.db import transaction
-from league.evaluation import deliver, evaluate_job
-from league.worker import Worker
+from league.processes.evaluation import deliver, evaluate_job
+from league.processes.worker import Worker
 
 worker = Worker(Settings.from_env(), sys.argv[1])
 outcome = evaluate_job(worker.factory, worker.storage, int(sys.argv[2]), worker.settings)

@@ -28,8 +28,8 @@ from evaluator.actions import ActionSpec
 from evaluator.metadata import ModelMetadata
 from evaluator.observation import I_HEADING, I_OFFSET, OBS_DIM
 from evaluator.onnx_io import mlp_policy
-from league import accounts, leagues
 from league.db import Base, make_engine, session_factory
+from league.rules import accounts, leagues, races
 from league.storage import Storage
 
 POSTGRES_ADMIN_URL = os.environ.get("PADDOCK_TEST_POSTGRES",
@@ -190,7 +190,7 @@ class Factory:
         settings = {"track": "oval", "laps": 1, "trials": 1, **kw}
         opens = settings.pop("opens_at", self.now - dt.timedelta(days=1))
         closes = settings.pop("closes_at", self.now + dt.timedelta(days=7))
-        return leagues.create_race(session, league, self.organizer(session, league),
+        return races.create_race(session, league, self.organizer(session, league),
                                    settings.pop("name", "Race"), opens, closes, **settings)
 
     def racer(self, session: Session, name: str = "racer") -> m.User:

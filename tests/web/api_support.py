@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 from werkzeug.test import TestResponse
 
 from evaluator.submit import Part, encode_multipart
-from league import accounts
 from league.config import Settings
 from league.models import League, Race, User, utcnow
+from league.processes.worker import Worker
+from league.rules import accounts
 from league.storage import Storage
-from league.worker import Worker
 from tests.support.dbfixtures import Database, Factory
 
 PREFIX = "/api/v1"

@@ -12,9 +12,9 @@ from werkzeug.test import TestResponse
 
 from league.config import Settings
 from league.db import transaction
-from league.evaluation import deliver, evaluate_job
-from league.jobs import claim_job
 from league.models import League, Race, utcnow
+from league.processes.evaluation import deliver, evaluate_job
+from league.rules.jobs import claim_job
 from league.storage import Storage
 from tests.support.dbfixtures import Database, Factory
 

@@ -16,8 +16,6 @@ from sqlalchemy.orm import Session
 from evaluator import replay
 from evaluator.race import run_race
 from evaluator.validate import validate_policy
-from league import leagues
-from league.leagues import race_config
 from league.models import (
     Entry,
     EvaluationJob,
@@ -30,6 +28,8 @@ from league.models import (
     Result,
     User,
 )
+from league.rules import leagues
+from league.rules.races import race_config
 from league.storage import Storage
 from tests.support.dbfixtures import Database, Factory
 from tests.web.api_support import (

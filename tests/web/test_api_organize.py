@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from league import leagues
 from league.models import EvaluationJob, JobStatus, League, Race, RaceStatus, Season, utcnow
+from league.rules import leagues
 from tests.support.dbfixtures import Factory
 from tests.web.api_support import ApiClient, error_of, open_race, token_for
 

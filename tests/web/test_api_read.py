@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from evaluator.track import iter_tracks
-from league import leagues
 from league.models import ApiToken, Race, RaceStatus, Rating, User, utcnow
+from league.rules import leagues
 from tests.support.dbfixtures import Database, Factory
 from tests.web.api_support import (
     ApiClient,

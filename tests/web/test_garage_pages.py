@@ -10,7 +10,6 @@ import re
 
 import sqlalchemy as sa
 
-from league import leagues
 from league.models import (
     Entry,
     EvaluationJob,
@@ -21,6 +20,7 @@ from league.models import (
     Visibility,
     utcnow,
 )
+from league.rules import leagues
 from tests.web.garage_support import open_race, upload
 
 

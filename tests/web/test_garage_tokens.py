@@ -6,8 +6,8 @@ import re
 
 import sqlalchemy as sa
 
-from league import accounts
 from league.models import ApiToken
+from league.rules import accounts
 
 
 def _plain(html: str) -> str | None:
@@ -24,7 +24,7 @@ def test_a_token_is_shown_once_and_works_until_revoked(client, login, session, m
     plain = _plain(r.get_data(as_text=True))
     assert plain and plain.startswith(accounts.TOKEN_PREFIX)
     assert "shown this once" in r.get_data(as_text=True)
-    assert accounts.user_for_token(session, plain).id == ada.id
+    assert accounts.find_token(session, plain).user.id == ada.id
     token = session.scalars(sa.select(ApiToken)).one()
     assert token.token_hash != plain and plain not in token.token_hash
     session.commit()
@@ -41,7 +41,7 @@ def test_a_token_is_shown_once_and_works_until_revoked(client, login, session, m
     html = client.get("/garage/tokens").get_data(as_text=True)
     assert "The token is revoked." in html and "revoked 20" in html
     session.expire_all()
-    assert accounts.user_for_token(session, plain) is None
+    assert accounts.find_token(session, plain) is None
 
 
 def test_token_form_errors_and_others_tokens(client, login, session, make):

@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
-from league import accounts, leagues
 from league.errors import InvalidInput
+from league.rules import accounts, leagues
 from tests.support.dbfixtures import PASSWORD
 from tests.web.api_support import token_for
 

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from league import leagues
 from league.db import READ_ONLY
 from league.models import Division, League, Membership, Season, User
+from league.rules import leagues
 
 
 def _errors(html: str) -> list[str]:

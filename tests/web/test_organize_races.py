@@ -13,9 +13,7 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from league import leagues
 from league.db import READ_ONLY
-from league.leaderboard import race_leaderboard
 from league.models import (
     EvaluationJob,
     JobStatus,
@@ -24,6 +22,8 @@ from league.models import (
     RacePoints,
     RaceStatus,
 )
+from league.rules import leagues
+from league.rules.leaderboard import race_leaderboard
 
 DAY = dt.timedelta(days=1)
 RACE = {"name": "Sunday Sprint", "track": "kidney", "format": "time-trial", "laps": "5",

@@ -11,9 +11,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from league import leagues, seasons
 from league.errors import InvalidInput
 from league.models import EvaluationJob, JobKind, JobStatus, League, RaceStatus, Season, User
+from league.rules import leagues, seasons
 
 if TYPE_CHECKING:
     from tests.support.dbfixtures import Factory

@@ -11,9 +11,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from league import headtohead as h2h
-from league import knockout
 from league.models import Race, RaceStatus, Rating
+from league.rules import headtohead as h2h
+from league.rules import knockout
 from tests.web.test_public_pages import page
 
 if TYPE_CHECKING:

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from evaluator import replay
-from league import leagues, submissions
 from league.config import Settings
-from league.worker import Worker
+from league.processes.worker import Worker
+from league.rules import leagues, submissions
 from tests.support import replays as sample
 
 

@@ -5,7 +5,7 @@ token, which a browser never sends by itself, can act in a user's name.
 
 A request without the header is anonymous; one with a header that is not a valid, unrevoked
 token is refused with 401 on every endpoint (a script with a stale token should hear so, not
-quietly see less). The token's last use is recorded as :mod:`league.api_support` describes:
+quietly see less). The token's last use is recorded as :mod:`league.rules.accounts` describes:
 for GET and HEAD in a separate short transaction, at most once a minute per token, so the
 request's own transaction stays read-only; for writes within the request's transaction.
 """
@@ -17,8 +17,8 @@ from typing import cast
 from flask import g, request
 from sqlalchemy.orm import Session as OrmSession
 
-from league import api_support
 from league.models import User, utcnow
+from league.rules import accounts
 from web.api.errors import unauthorized
 from web.extensions import db
 from web.helpers import session
@@ -54,14 +54,14 @@ def _authenticate() -> User | None:
     scheme, _, plain = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not plain.strip():
         raise unauthorized("the Authorization header must be 'Bearer <token>'")
-    token = api_support.find_token(session(), plain.strip())
+    token = accounts.find_token(session(), plain.strip())
     if token is None:
         raise unauthorized("the API token is unknown or revoked")
     now = utcnow()
-    if api_support.token_use_due(token, now):
+    if accounts.token_use_due(token, now):
         if request.method in SAFE_METHODS:
             with OrmSession(db.engine) as side, side.begin():
-                api_support.record_token_use(side, token.id, now)
+                accounts.record_token_use(side, token.id, now)
         else:
-            api_support.record_token_use(session(), token.id, now)
+            accounts.record_token_use(session(), token.id, now)
     return token.user

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from evaluator.track import iter_tracks
-from league import browse, leagues
 from league.models import User
+from league.read import browse
+from league.rules import leagues
 from web.api import api, present
 from web.api import schemas as s
 from web.api.registry import Auth

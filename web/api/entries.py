@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from league import access, browse, leagues, submissions
 from league.models import User
+from league.read import access, browse
+from league.rules import races, submissions
 from web.api import api, present
 from web.api import entry_schemas as es
 from web.api import schemas as s
@@ -22,7 +23,7 @@ def submit_entry(race_id: int, caller: User, body: es.EntryUpload) -> tuple[es.E
     stored. A closed race (or one not open yet) is 409, a race limited to other divisions
     403, a spent submission limit 429.
     """
-    race = leagues.get_race(session(), race_id, caller)
+    race = races.get_race(session(), race_id, caller)
     entry = submissions.submit_entry(session(), storage(), race, caller, body.model,
                                      body.metadata, model_name=body.name,
                                      max_attempts=settings().max_attempts)

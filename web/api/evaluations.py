@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Response
 
-from league import access, replays
 from league.models import User
+from league.read import access, replays
 from web.api import api, present
 from web.api import entry_schemas as es
 from web.api.registry import Binary

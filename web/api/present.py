@@ -9,10 +9,12 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from evaluator.race_settings import Format
 from evaluator.track import Track as TrackData
-from league import cache, headtohead, knockout, leaderboard, leagues, replays
 from league import models as m
 from league.errors import NotFound
+from league.read import cache, replays
+from league.rules import headtohead, knockout, leaderboard, leagues
 from web.api import entry_schemas as es
 from web.api import schemas as s
 from web.helpers import Page, paginate
@@ -81,7 +83,7 @@ def closed_race(session: Session, r: m.Race, points: Sequence[m.RacePoints]) -> 
 def race_leaderboard(session: Session, r: m.Race, page: int, per_page: int) -> s.Leaderboard:
     """One page of a time trial's leaderboard, or of a head-to-head race's rating table
     with its knockout bracket."""
-    if r.format == headtohead.HEAD_TO_HEAD:
+    if r.format == Format.HEAD_TO_HEAD:
         table = paginate(headtohead.rating_table(session, r), page, per_page)
         bracket = knockout.knockout_bracket(session, r) if r.knockout_size >= 2 else None
         return s.Leaderboard(s.HeadToHeadLeaderboard(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from league import api_support, browse, leagues
 from league.models import League, User, utcnow
+from league.read import browse
+from league.rules import leagues, races, seasons
 from web.api import api, present
 from web.api import schemas as s
 from web.api.registry import Auth
@@ -43,7 +44,7 @@ def _race_list(caller: User | None, league: League | None,
 @api.route("/races/<int:race_id>", tag="races", responses={200: s.Race}, errors=(404,))
 def get_race(race_id: int, caller: User | None) -> s.Race:
     """Show a race: its evaluation settings, window, divisions and limits."""
-    return present.race(leagues.get_race(session(), race_id, caller))
+    return present.race(races.get_race(session(), race_id, caller))
 
 
 @api.route("/races/<int:race_id>/leaderboard", tag="races", query=s.PageQuery,
@@ -55,7 +56,7 @@ def leaderboard(race_id: int, caller: User | None, query: s.PageQuery) -> s.Lead
     (``format`` "time-trial"); a head-to-head race lists its rating table and, when it has
     one, the knockout bracket (``format`` "head-to-head").
     """
-    race = leagues.get_race(session(), race_id, caller)
+    race = races.get_race(session(), race_id, caller)
     return present.race_leaderboard(session(), race, *page_args())
 
 
@@ -70,7 +71,7 @@ def create_race(slug: str, caller: User, body: s.RaceCreate) -> tuple[s.Race, in
     league = leagues.get_league(session(), slug, caller)
     fields = body.model_dump(exclude={"name", "opens_at", "closes_at", "season_id",
                                       "division_ids"})
-    race = api_support.schedule_race(session(), league, caller, body.name,
+    race = races.schedule_race(session(), league, caller, body.name,
                                      body.opens_at or utcnow(), body.closes_at,
                                      season_id=body.season_id, division_ids=body.division_ids,
                                      **fields)
@@ -83,7 +84,7 @@ def create_race(slug: str, caller: User, body: s.RaceCreate) -> tuple[s.Race, in
 def close_race(race_id: int, caller: User) -> s.ClosedRace:
     """Close a race now (its league's organizers): freeze the leaderboard, award season
     points, cancel queued evaluations. Closing a closed race changes nothing."""
-    race = leagues.get_race(session(), race_id, caller)
-    points = api_support.close_race_now(session(), race, caller)
+    race = races.get_race(session(), race_id, caller)
+    points = seasons.close_race_now(session(), race, caller)
     session().commit()
     return present.closed_race(session(), race, points)

@@ -21,7 +21,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from evaluator.results import RaceConfig
+from evaluator.race_settings import RaceConfig
 from league.models import RaceStatus, SeasonStatus, Visibility
 
 

@@ -11,8 +11,8 @@ from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from league import accounts
 from league.errors import Conflict, InvalidInput
+from league.rules import accounts
 from web.extensions import limit, limiter
 from web.helpers import session, viewer
 

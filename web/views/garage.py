@@ -19,10 +19,11 @@ from werkzeug.wrappers import Response as Redirect
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length, ValidationError
 
-from league import accounts, garage, leaderboard, submissions
 from league.errors import LeagueError
 from league.models import PolicyModel, User
-from league.text import clean_name
+from league.read import garage
+from league.rules import accounts, leaderboard, submissions
+from league.rules.text import clean_name
 from web.extensions import limit, limiter
 from web.helpers import (
     Page,
@@ -98,7 +99,7 @@ def index() -> str:
     """The racer's models and entries, with the live status of each entry."""
     user = _me()
     page, per_page = page_args(ENTRIES_PER_PAGE)
-    rows, total = garage.racer_entries(session(), user, offset=(page - 1) * per_page,
+    rows, total = garage.garage_entries(session(), user, offset=(page - 1) * per_page,
                                        limit=per_page)
     return render_template("garage/index.html", entries=Page(rows, page, per_page, total),
                            models=garage.racer_models(session(), user))

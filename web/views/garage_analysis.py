@@ -10,8 +10,8 @@ from __future__ import annotations
 from flask import Response, abort, jsonify, request
 from flask_login import login_required
 
-from league import access, garage
 from league.models import EvaluationJob
+from league.read import access, garage
 from web.helpers import or_404, session, storage, viewer
 from web.views.garage import bp
 

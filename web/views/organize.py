@@ -13,9 +13,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
-from league import browse, leagues, members
 from league.errors import Conflict, InvalidInput, LeagueError, NotFound
 from league.models import League, User, Visibility
+from league.read import browse
+from league.rules import leagues, members
 from web.helpers import (
     Page,
     get_league_or_404,

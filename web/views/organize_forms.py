@@ -1,6 +1,6 @@
 """The organizer pages' forms: leagues, divisions, seasons, races, members and entries.
 
-The validators mirror the league's own rules (``evaluator.results.RaceConfig`` for races) so
+The validators mirror the league's own rules (``evaluator.race_settings.RaceConfig`` for races) so
 that most mistakes are caught with a message next to the field before the league is asked;
 what the league still refuses is attached to the field it concerns by :func:`attach_error`.
 """
@@ -37,7 +37,7 @@ from wtforms.validators import (
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from evaluator.errors import TrackError
-from evaluator.results import (
+from evaluator.race_settings import (
     FORMATS,
     MAX_LAPS,
     MAX_OBSTACLES,
@@ -284,7 +284,7 @@ class RaceForm(FlaskForm):
             raise ValidationError("a race must close after it opens")
 
     def settings(self) -> dict[str, Any]:
-        """The race-engine settings and limits, under ``league.leagues.create_race``'s names."""
+        """The race-engine settings and limits, named as ``races.create_race`` names them."""
         return {name: self[name].data for name in RACE_SETTINGS}
 
 

@@ -9,9 +9,10 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
-from league import leagues, seasons, submissions
+from evaluator.race_settings import Format
 from league.errors import Conflict, InvalidInput
 from league.models import Entry, League, Race, RaceStatus, User, utcnow
+from league.rules import races, seasons, submissions
 from web.helpers import (
     Page,
     get_race_or_404,
@@ -70,7 +71,7 @@ def new_race(slug: str) -> str | Response:
     form = _race_form(league)
     if form.validate_on_submit():
         try:
-            race = leagues.create_race(session(), league, user, form.name.data or "",
+            race = races.create_race(session(), league, user, form.name.data or "",
                                        form.opens_at.data, form.closes_at.data,
                                        **_race_args(league, form))
         except InvalidInput as err:
@@ -94,7 +95,7 @@ def edit_race(race_id: int) -> str | Response:
     form = _race_form(race.league, race)
     if form.validate_on_submit():
         try:
-            changed = leagues.update_race(session(), race, user, form.name.data or "",
+            changed = races.update_race(session(), race, user, form.name.data or "",
                                           form.opens_at.data, form.closes_at.data,
                                           **_race_args(race.league, form))
         except (InvalidInput, Conflict) as err:
@@ -104,14 +105,14 @@ def edit_race(race_id: int) -> str | Response:
             flash("Race saved." if changed else "Nothing changed.", "success")
             return redirect(url_for("organize.race", race_id=race.id))
     return render_template("organize/race_form.html", league=race.league, form=form,
-                           race=race, has_entries=leagues.entry_count(session(), race) > 0,
+                           race=race, has_entries=races.entry_count(session(), race) > 0,
                            now=utcnow())
 
 
 def _race_page(race: Race, **forms: Any) -> str:
     """The manage page of ``race``; ``forms`` replace the blank ones (to show errors)."""
     page, per_page = page_args(ENTRIES_PER_PAGE)
-    rows, total = leagues.race_entries(session(), race, offset=(page - 1) * per_page,
+    rows, total = races.race_entries(session(), race, offset=(page - 1) * per_page,
                                        limit=per_page)
     dq_forms = forms.pop("dq_forms", {})
     for entry, _ in rows:
@@ -119,7 +120,7 @@ def _race_page(race: Race, **forms: Any) -> str:
     return render_template(
         "organize/race.html", race=race, league=race.league, entries=Page(rows, page, per_page,
                                                                          total),
-        dq_forms=dq_forms, action=ActionForm(), can_rerun=race.format == submissions.TIME_TRIAL,
+        dq_forms=dq_forms, action=ActionForm(), can_rerun=race.format == Format.TIME_TRIAL,
         close_form=forms.pop("close_form", None) or CloseRaceForm(formdata=None))
 
 

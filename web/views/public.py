@@ -15,8 +15,9 @@ from urllib.parse import quote
 from flask import Blueprint, abort, render_template, url_for
 from markupsafe import Markup
 
-from league import accounts, browse, leagues
 from league.models import League, Season, utcnow
+from league.read import browse
+from league.rules import accounts, leagues
 from web import pagecache
 from web.fragments import cached_html
 from web.helpers import Page, get_league_or_404, or_404, page_args, session, viewer

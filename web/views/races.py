@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from flask import render_template, request
 
-from league import browse, cache, headtohead, knockout, leagues
+from evaluator.race_settings import Format
 from league.models import Race, RaceStatus, utcnow
+from league.read import browse, cache
+from league.rules import headtohead, knockout, leagues
 from web import pagecache, trackdraw
 from web.fragments import cached_html
 from web.helpers import get_race_or_404, paginate, session, viewer
@@ -44,7 +46,7 @@ def race(race_id: int) -> str:
                "track_version": trackdraw.version(track) if track else "",
                "ranking": RANKINGS.get(race.ranking, (race.ranking, race.ranking)),
                "links": links(), **race_actions(race)}
-    if race.format == headtohead.HEAD_TO_HEAD:
+    if race.format == Format.HEAD_TO_HEAD:
         ratings = headtohead.rating_table(session(), race)
         bracket = knockout.knockout_bracket(session(), race) if race.knockout_size >= 2 \
             else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, make_response, render_template, request
 from werkzeug.wrappers import Response
 
-from league import replays
+from league.read import replays
 from web.helpers import or_404, session, storage, viewer
 
 bp = Blueprint("replays", __name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Response, abort, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
-from league import browse
+from league.read import browse
 from web import trackdraw
 from web.helpers import session, viewer
 from web.views.public import bp, links

@@ -16,9 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from evaluator.errors import PolicyRejected
+from evaluator.race_settings import Format
 from evaluator.validate import validate_policy
+from league.config import DEFAULT_MAX_ATTEMPTS
 from league.errors import Conflict, Forbidden, InvalidInput, LimitExceeded, NotFound
-from league.leagues import can_manage, membership
 from league.models import (
     Entry,
     EvaluationJob,
@@ -31,11 +32,10 @@ from league.models import (
     Visibility,
     utcnow,
 )
+from league.rules.leagues import can_manage, membership
+from league.rules.text import clean_description, clean_name
 from league.storage import Storage
-from league.text import clean_description, clean_name
 
-DEFAULT_MAX_ATTEMPTS = 3
-TIME_TRIAL = "time-trial"  # Race.format of races whose entries are evaluated on their own
 MAX_MODEL_NAME_CHARS = 80
 MAX_REASON_CHARS = 2000  # a disqualification reason
 
@@ -78,7 +78,7 @@ races is one version, its entries listed together in the garage). A time-trial e
     entry = Entry(race_id=race.id, racer_id=racer.id, model_id=model.id, submitted_at=now)
     session.add(entry)
     session.flush()
-    if race.format == TIME_TRIAL:  # head-to-head entries race in the rounds' heat jobs
+    if race.format == Format.TIME_TRIAL:  # head-to-head entries race in the rounds' heat jobs
         queue_evaluation(session, entry, now=now, max_attempts=max_attempts)
     return entry
 
@@ -116,7 +116,7 @@ def rerun_entry(session: Session, entry: Entry, user: User) -> EvaluationJob:
         raise Forbidden("only this league's organizers can re-run entries")
     if entry.disqualified:
         raise Conflict("a disqualified entry is not re-run")
-    if entry.race.format != TIME_TRIAL:
+    if entry.race.format != Format.TIME_TRIAL:
         raise Conflict("head-to-head entries race in the rounds' heats: there is nothing "
                        "to re-run")
     if entry.race.status == RaceStatus.CLOSED:

@@ -1,7 +1,7 @@
 """What the public pages and the API list: leagues a viewer may see, races, recent results.
 
 Queries only; functions take a session and never commit. Visibility follows
-:func:`league.leagues.can_view`: public leagues are listed for everyone; unlisted ones only
+:func:`league.rules.leagues.can_view`: public leagues are listed for everyone; unlisted ones only
 for their members (anyone with the link may still open them); private ones for members.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, contains_eager, joinedload
 
-from league import cache, headtohead
+from evaluator.race_settings import Format
 from league.models import (
     Division,
     Entry,
@@ -35,7 +35,9 @@ from league.models import (
     User,
     Visibility,
 )
-from league.seasons import StandingRow
+from league.read import cache
+from league.rules import headtohead
+from league.rules.seasons import StandingRow
 
 PROFILE_RACES = 25  # races shown on a racer's profile (the latest they entered)
 
@@ -120,10 +122,12 @@ def races_page(session: Session, viewer: User | None, *, league: League | None =
 
 def racer_entries(session: Session, racer: User, *, offset: int = 0,
                   limit: int | None = None) -> tuple[Sequence[Entry], int]:
-    """One page of ``racer``'s entries (newest first) and how many there are."""
+    """One page of ``racer``'s entries (newest first), their races, leagues and models loaded,
+    and how many there are."""
     cond = Entry.racer_id == racer.id
     total = session.scalar(sa.select(sa.func.count(Entry.id)).where(cond)) or 0
     stmt = (sa.select(Entry).where(cond)
+            .options(joinedload(Entry.race).joinedload(Race.league), joinedload(Entry.model))
             .order_by(Entry.submitted_at.desc(), Entry.id.desc()).offset(offset))
     if limit is not None:
         stmt = stmt.limit(limit)
@@ -140,7 +144,7 @@ class DivisionTable:
 
 
 @dataclass(frozen=True)
-class RaceResult:
+class ProfileRace:
     """Where a racer stands in one race, for their profile."""
 
     race: Race
@@ -169,7 +173,7 @@ class RacerProfile:
     """What a racer's public profile shows a viewer (only leagues listed for that viewer)."""
 
     racer: User
-    results: list[RaceResult]
+    results: list[ProfileRace]
     seasons: list[SeasonPoints]
     leagues: list[tuple[League, str]]  #: league and the racer's division name ("" if none)
 
@@ -213,7 +217,7 @@ def season_races(session: Session, season: Season) -> Sequence[Race]:
 
 def season_tables(session: Session, season: Season) -> list[DivisionTable]:
     """The season's standings per division, top tier first; racers without a division
-    follow when there are any (computed once per version: :mod:`league.cache`)."""
+    follow when there are any (computed once per version: :mod:`league.read.cache`)."""
     divisions = session.scalars(sa.select(Division).where(Division.league_id == season.league_id)
                                 .order_by(Division.tier)).all()
     tables = [DivisionTable(d, cache.season_standings_cached(session, season, d))
@@ -268,18 +272,18 @@ def racer_profile(session: Session, racer: User, viewer: User | None) -> RacerPr
 
 
 def _race_result(session: Session, racer: User, race: Race, league: League,
-                 entries: int) -> RaceResult:
-    if race.format == headtohead.HEAD_TO_HEAD:
+                 entries: int) -> ProfileRace:
+    if race.format == Format.HEAD_TO_HEAD:
         row = next((r for r in headtohead.rating_table(session, race)
                     if r.user_id == racer.id), None)
-        return RaceResult(race, league, entries, row.rank if row else None, None,
+        return ProfileRace(race, league, entries, row.rank if row else None, None,
                           row.rating if row and row.heats else None, row.model if row else "",
                           "", None)
     lrow = next((r for r in cache.race_leaderboard_cached(session, race)
                  if r.user_id == racer.id), None)
     if lrow is None:
-        return RaceResult(race, league, entries, None, None, None, "", "", None)
-    return RaceResult(race, league, entries, lrow.rank, lrow.time_s, None, lrow.model,
+        return ProfileRace(race, league, entries, None, None, None, "", "", None)
+    return ProfileRace(race, league, entries, lrow.rank, lrow.time_s, None, lrow.model,
                       lrow.status, lrow.job_id)
 
 

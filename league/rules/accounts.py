@@ -2,14 +2,24 @@
 
 Passwords are stored as Werkzeug hashes (scrypt); tokens as the SHA-256 of a random secret
 that is shown once. Functions take a session and never commit.
+
+Recording a token's last use. A read (GET) must not write in its own transaction, so
+:func:`find_token` only reads; :func:`token_use_due` says whether the stored time is older
+than :data:`TOKEN_USE_RESOLUTION_S`, and :func:`record_token_use` writes it with a guarded
+UPDATE that changes nothing when another request got there first. The web layer runs that
+UPDATE in a separate short transaction for reads and in the request's own transaction for
+writes, so a token's ``last_used_at`` is at most a minute behind and costs at most one write
+a minute.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import secrets
 import unicodedata
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -17,7 +27,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from league.errors import Conflict, InvalidInput, NotFound
 from league.models import ApiToken, Role, User, utcnow
-from league.text import clean_name, has_invisible
+from league.rules.text import clean_name, has_invisible
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,39}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -25,6 +35,8 @@ MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 256
 TOKEN_PREFIX = "pdk_"  # tokens start with this, so a leaked one is easy to recognise
 TOKEN_BYTES = 32
+MAX_TOKEN_CHARS = 200  # longer is never a token of ours
+TOKEN_USE_RESOLUTION_S = 60  # a token's last use is recorded at most this often
 # Checking an unknown user's password still costs a hash check, so timing does not tell
 # which names exist.
 _DUMMY_HASH = generate_password_hash("paddock-dummy-password")
@@ -92,16 +104,30 @@ def create_token(session: Session, user: User, name: str) -> tuple[ApiToken, str
     return token, plain
 
 
-def user_for_token(session: Session, plain: str) -> User | None:
-    """The user a (not revoked) token belongs to, or None; records when it was used."""
-    if not plain.startswith(TOKEN_PREFIX) or len(plain) > 200:
+def find_token(session: Session, plain: str) -> ApiToken | None:
+    """The token ``plain`` if it exists and is not revoked (nothing is written)."""
+    if not plain.startswith(TOKEN_PREFIX) or len(plain) > MAX_TOKEN_CHARS:
         return None
-    token = session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == _digest(plain),
-                                                     ApiToken.revoked_at.is_(None)))
-    if token is None:
-        return None
-    token.last_used_at = utcnow()
-    return token.user
+    return session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == _digest(plain),
+                                                    ApiToken.revoked_at.is_(None)))
+
+
+def token_use_due(token: ApiToken, now: dt.datetime) -> bool:
+    """Whether ``token``'s recorded last use is missing or older than the resolution."""
+    last = token.last_used_at
+    return last is None or now - last >= dt.timedelta(seconds=TOKEN_USE_RESOLUTION_S)
+
+
+def record_token_use(session: Session, token_id: int, now: dt.datetime) -> bool:
+    """Set a token's last use to ``now`` unless it was set within the resolution."""
+    since = now - dt.timedelta(seconds=TOKEN_USE_RESOLUTION_S)
+    done = cast("sa.CursorResult[Any]", session.execute(
+        sa.update(ApiToken)
+        .where(ApiToken.id == token_id,
+               sa.or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= since))
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)))
+    return done.rowcount == 1
 
 
 def revoke_token(session: Session, user: User, token_id: int) -> None:

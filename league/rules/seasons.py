@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from league import headtohead, knockout
-from league.leaderboard import race_leaderboard
+from evaluator.race_settings import Format
 from league.models import (
     Division,
     DivisionMove,
@@ -30,7 +29,11 @@ from league.models import (
     Season,
     SeasonStatus,
     User,
+    utcnow,
 )
+from league.rules import headtohead, knockout
+from league.rules.leaderboard import race_leaderboard
+from league.rules.leagues import require_manager
 
 PODIUM = 3  # positions that count as a podium in the standings' tie-breaks
 
@@ -109,7 +112,7 @@ def close_if_due(session: Session, race_id: int, now: dt.datetime) -> Race | Non
     if race is None or race.status == RaceStatus.CLOSED or race.closes_at > now \
             or race.id in _busy_races(session):
         return None
-    if race.format == headtohead.HEAD_TO_HEAD and race.knockout_size >= 2 and \
+    if race.format == Format.HEAD_TO_HEAD and race.knockout_size >= 2 and \
             knockout.advance_knockout(session, race, now):
         return None
     close_race(session, race, now)
@@ -127,7 +130,7 @@ def _busy_races(session: Session) -> set[int]:
 
 def finishing_order(session: Session, race: Race) -> list[tuple[int, bool]]:
     """The final order of ``race`` as (user id, ranked) pairs, best first."""
-    if race.format == headtohead.HEAD_TO_HEAD:
+    if race.format == Format.HEAD_TO_HEAD:
         return knockout.finishing_order(session, race)
     return [(row.user_id, row.rank is not None) for row in race_leaderboard(session, race)]
 
@@ -323,3 +326,10 @@ def due_seasons(session: Session, now: dt.datetime) -> list[Season]:
     return list(session.scalars(sa.select(Season).where(
         Season.status != SeasonStatus.FINISHED, Season.ends_at <= now, ~waiting.exists())
         .order_by(Season.ends_at, Season.id)))
+
+
+def close_race_now(session: Session, race: Race, user: User,
+                   now: dt.datetime | None = None) -> list[RacePoints]:
+    """An organizer closes a race early (:func:`close_race`; idempotent)."""
+    require_manager(session, race.league, user)
+    return close_race(session, race, now or utcnow())

@@ -28,21 +28,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from evaluator import replay
 from evaluator.errors import PaddockError, PolicyRejected
 from evaluator.race import RaceResult, run_race
-from evaluator.results import RaceConfig
+from evaluator.race_settings import Format, RaceConfig
 from evaluator.track import Track, load_track
 from evaluator.validate import ValidatedPolicy, validate_policy
 from league.config import Settings
 from league.db import transaction
 from league.errors import StorageError
-from league.jobs import complete_job, fail_job, get_job
-from league.leagues import race_config
 from league.models import EvaluationJob, FailureKind, JobKind, Race
+from league.rules.jobs import complete_job, fail_job, get_job
+from league.rules.races import race_config
 from league.storage import Storage
 
 log = logging.getLogger(__name__)
 
-HEAD_TO_HEAD = "head-to-head"
-HeatRecorder = Callable[..., None]  # league.headtohead.record_heat(session, heat, result)
+HeatRecorder = Callable[..., None]  # league.rules.headtohead.record_heat(session, heat, result)
 
 
 class EvaluationAborted(Exception):
@@ -182,7 +181,7 @@ def _heat_plan(session: Session, job: EvaluationJob) -> _Plan:
                            f"{race.id}")
         cars.append(_Car(f"entry {entry.id}", entry.model.sha256,
                          dict(entry.model.model_metadata)))
-    config = _config(race, format=HEAD_TO_HEAD, trials=race.heats_per_round, seed=heat.seed)
+    config = _config(race, format=Format.HEAD_TO_HEAD, trials=race.heats_per_round, seed=heat.seed)
     return _Plan(JobKind.HEAT, race.id, config, race.track_digest, cars)
 
 
@@ -251,9 +250,9 @@ def _replays(race: RaceResult, job_id: int) -> list[tuple[int, bytes]]:
 
 
 def _heat_recorder() -> HeatRecorder:
-    """``league.headtohead.record_heat``, or a refusal naming what is missing."""
+    """``league.rules.headtohead.record_heat``, or a refusal naming what is missing."""
     try:
-        from league.headtohead import record_heat
+        from league.rules.headtohead import record_heat
     except ImportError as err:  # head-to-head support is another module; absent, heats fail
         raise _Refused(FailureKind.INFRASTRUCTURE,
                        f"head-to-head heats cannot be recorded here: {err}") from err

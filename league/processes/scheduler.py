@@ -41,11 +41,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from league import headtohead, jobs, seasons
 from league.config import ConfigError, Settings
 from league.db import engine_options, make_engine, session_factory, transaction
 from league.errors import Conflict, LeagueError, NotFound
 from league.models import EvaluationJob, JobStatus, Race, Season, utcnow
+from league.rules import headtohead, jobs, seasons
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ SCHEDULER_LOCK_SUFFIX = ".scheduler.lock"  # beside an SQLite database file
 T = TypeVar("T")
 # The jobs that move races and seasons forward run one at a time, so the scheduler never plans
 # a round in a race it is closing. Dispatching and reaping only touch job rows, which
-# league.jobs locks itself, so they never wait behind these.
+# league.rules.jobs locks itself, so they never wait behind these.
 _STATE_LOCK = threading.Lock()
 
 
@@ -97,7 +97,7 @@ def close() -> None:
 
 def _ctx() -> _Context:
     if _context is None:
-        raise RuntimeError("league.scheduler.configure(settings) has not been called")
+        raise RuntimeError("league.processes.scheduler.configure(settings) has not been called")
     return _context
 
 
@@ -106,7 +106,7 @@ def dispatch() -> int:
     jobs, count the queue."""
     ctx = _ctx()
     if ctx.settings.executor == "ray":
-        from league import ray_executor  # Ray is an optional extra
+        from league.processes import ray_executor  # Ray is an optional extra
 
         handed: int = ray_executor.dispatch(ctx.settings, ctx.factory)
         if handed:
@@ -387,10 +387,3 @@ def _run(settings: Settings) -> None:
         close()
     log.info("stopped")
 
-
-if __name__ == "__main__":
-    import sys
-
-    from league.cli import main
-
-    sys.exit(main(["scheduler", *sys.argv[1:]]))

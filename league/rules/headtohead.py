@@ -4,7 +4,7 @@ A head-to-head race runs rating rounds while it is open: every round pairs entri
 skill into heats (one job each, seat-swapped inside the job). Each finished heat updates both
 entries' OpenSkill (Plackett-Luce) ratings, displayed conservatively as mu - 3 sigma. After the
 window closes, an optional knockout bracket of the best-rated entries decides the finals
-(:mod:`league.knockout`). Functions take a session and never commit.
+(:mod:`league.rules.knockout`). Functions take a session and never commit.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from openskill.models import PlackettLuce
 from sqlalchemy.orm import Session
 
+from evaluator.race_settings import Format
 from evaluator.results import INVALID_POLICY, POLICY_ERROR
 from league.errors import InvalidInput
 from league.models import (
@@ -35,7 +36,6 @@ from league.models import (
     utcnow,
 )
 
-HEAD_TO_HEAD = "head-to-head"  # Race.format of these races
 ROUND_STAGE = "round"  # Heat.stage of rating rounds; knockout heats carry their stage name
 HEATS_PER_ROUND = 1  # pairings per entry and round (Race.heats_per_round is per job instead)
 PROVISIONAL_HEATS = 3  # entries with fewer heats are still being placed: one extra heat a round
@@ -179,7 +179,7 @@ def due_rounds(session: Session, now: dt.datetime) -> list[Race]:
     knockout not started.
     """
     races = session.scalars(sa.select(Race).where(
-        Race.status == RaceStatus.OPEN, Race.format == HEAD_TO_HEAD, Race.opens_at <= now,
+        Race.status == RaceStatus.OPEN, Race.format == Format.HEAD_TO_HEAD, Race.opens_at <= now,
         Race.closes_at > now).order_by(Race.id)).all()
     busy = set(session.scalars(
         sa.select(Heat.race_id).join(EvaluationJob, EvaluationJob.heat_id == Heat.id)

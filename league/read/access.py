@@ -1,6 +1,6 @@
 """Who may see an entry or an evaluation in full, and lookups that hide the rest.
 
-Leagues and races are visible by their league's visibility (:func:`league.leagues.can_view`).
+Leagues and races are visible by their league's visibility (:func:`league.rules.leagues.can_view`).
 An entry's model, evaluations and logs are for its racer and the league's organizers only. A
 time-trial evaluation follows its entry; a head-to-head heat is raced in the open, like the
 rating table it feeds, so anyone who may see its race may see it. Anything the caller may not
@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from league import jobs, leagues, replays, submissions
 from league.errors import NotFound
 from league.models import Entry, EvaluationJob, User
+from league.read import replays
+from league.rules import jobs, leagues, submissions
 
 
 def can_see_entry(session: Session, entry: Entry, user: User | None) -> bool:

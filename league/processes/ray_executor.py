@@ -3,8 +3,9 @@
 The scheduler calls :func:`dispatch` every second (``PADDOCK_EXECUTOR=ray``). It claims queued
 jobs under a lease owned by ``ray-dispatcher-<host>-<pid>`` and submits each as a task running
 :func:`run_job`, never more at once than the cluster has CPUs. The task opens the database and
-the storage itself, races the job with :func:`league.evaluation.evaluate_job` while a thread
-renews the dispatcher's lease, and writes the outcome with :func:`league.evaluation.deliver`.
+the storage itself, races the job with :func:`league.processes.evaluation.evaluate_job` while a
+thread renews the dispatcher's lease, and writes the outcome with
+:func:`league.processes.evaluation.deliver`.
 
 The database stays the source of truth; Ray only carries work. A task lost with its node stops
 renewing its lease, and the scheduler's lease reaper queues the job again (a new attempt). Ray
@@ -34,11 +35,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from evaluator.sandbox import SandboxOptions
 from league.config import ConfigError, Settings
 from league.db import make_engine, session_factory, transaction
-from league.evaluation import EvaluationAborted, Outcome, deliver, evaluate_job
-from league.jobs import FINAL, claim_job, get_job
 from league.models import FailureKind
+from league.processes.evaluation import EvaluationAborted, Outcome, deliver, evaluate_job
+from league.processes.worker import LeaseKeeper
+from league.rules.jobs import FINAL, claim_job, get_job
 from league.storage import Storage
-from league.worker import LeaseKeeper
 
 log = logging.getLogger(__name__)
 

@@ -22,12 +22,10 @@ from sqlalchemy.orm import Session
 from evaluator import replay, trace
 from evaluator.actions import ActionSpec
 from evaluator.errors import PaddockError
+from evaluator.race_settings import Format
 from evaluator.results import DNF
 from evaluator.telemetry import FLAG_DONE, FLAG_PENALTY
-from league import replays
-from league.cache import race_leaderboard_cached
 from league.errors import Conflict, NotFound, StorageError
-from league.leaderboard import EntryStatus, entry_status
 from league.models import (
     ApiToken,
     Entry,
@@ -42,8 +40,10 @@ from league.models import (
     User,
     utcnow,
 )
+from league.read import browse, replays
+from league.read.cache import race_leaderboard_cached
+from league.rules.leaderboard import EntryStatus, entry_status
 from league.storage import Storage
-from league.submissions import TIME_TRIAL
 
 POSITION_DECIMALS = 3  #: metres in the analysis JSON (the replay's own millimetre grid)
 VALUE_DECIMALS = 3  #: speeds, degrees and percent in the analysis JSON
@@ -135,33 +135,26 @@ def _entries_by_model(session: Session, model_ids: Sequence[int]) -> dict[int, l
 
 
 # ------------------------------------------------------------------------------- entries
-def racer_entries(session: Session, racer: User, *, offset: int = 0,
-                  limit: int | None = None) -> tuple[list[GarageEntry], int]:
-    """One page of the racer's entries (newest first) with status and rank, and the total."""
-    cond = Entry.racer_id == racer.id
-    total = session.scalar(sa.select(sa.func.count(Entry.id)).where(cond)) or 0
-    stmt = (sa.select(Entry, Race, League, PolicyModel)
-            .join(Race, Race.id == Entry.race_id).join(League, League.id == Race.league_id)
-            .join(PolicyModel, PolicyModel.id == Entry.model_id).where(cond)
-            .order_by(Entry.submitted_at.desc(), Entry.id.desc()).offset(offset))
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    rows = session.execute(stmt).all()
+def garage_entries(session: Session, racer: User, *, offset: int = 0,
+                   limit: int | None = None) -> tuple[list[GarageEntry], int]:
+    """One page of the racer's entries (:func:`league.read.browse.racer_entries`) with status
+    and rank, and the total."""
+    entries, total = browse.racer_entries(session, racer, offset=offset, limit=limit)
     ranks: dict[int, int | None] = {}
-    for race in {r.id: r for _, r, _, _ in rows}.values():
-        if race.format == TIME_TRIAL:
+    for race in {e.race_id: e.race for e in entries}.values():
+        if race.format == Format.TIME_TRIAL:
             ranks |= {row.entry_id: row.rank for row in race_leaderboard_cached(session, race)
                       if row.user_id == racer.id}
-    return [GarageEntry(e, r, lg, m, entry_status(session, e), ranks.get(e.id))
-            for e, r, lg, m in rows], total
+    return [GarageEntry(e, e.race, e.race.league, e.model, entry_status(session, e),
+                        ranks.get(e.id)) for e in entries], total
 
 
-def status_label(status: EntryStatus, race_format: str = TIME_TRIAL) -> str:
+def status_label(status: EntryStatus, race_format: str = Format.TIME_TRIAL) -> str:
     """How an entry's status reads on a badge ("running, attempt 2", "finished 0:42.100")."""
     if status.disqualified:
         return "disqualified"
     if status.status is None:
-        return "in the heats" if race_format != TIME_TRIAL else "not queued"
+        return "in the heats" if race_format != Format.TIME_TRIAL else "not queued"
     if status.status == JobStatus.RUNNING:
         return f"running, attempt {status.attempts}"
     if status.status == JobStatus.FAILED:

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from league.errors import NotFound
-from league.leagues import can_view
 from league.models import Entry, EvaluationJob, Heat, JobKind, Race, Replay, User
+from league.rules.leagues import can_view
 
 REPLAY_SUFFIX = ".pdkreplay"  #: file name extension of a downloaded replay
 

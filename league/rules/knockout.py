@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from league import headtohead
 from league.models import EvaluationJob, Heat, Race
+from league.rules import headtohead
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ abandoned. On SIGTERM or SIGINT the current race is cut short and the job handed
 queue without using up an attempt.
 
 :func:`run_pool` is the ``local`` executor: ``n`` worker processes (``spawn``), restarted when
-they die, stopped cleanly on SIGTERM or SIGINT. ``python -m league.worker [--workers N]
+they die, stopped cleanly on SIGTERM or SIGINT. ``python -m league.processes.worker [--workers N]
 [--once]`` runs it; ``paddock worker`` calls :func:`cmd_worker` with the same arguments.
 """
 
@@ -37,9 +37,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from league.config import ConfigError, Settings
 from league.db import make_engine, session_factory, transaction
 from league.errors import NotFound
-from league.evaluation import EvaluationAborted, Outcome, deliver, evaluate_job
-from league.jobs import FINAL, claim_job, get_job, heartbeat, reap_expired, release_job
 from league.models import FailureKind
+from league.processes.evaluation import EvaluationAborted, Outcome, deliver, evaluate_job
+from league.rules.jobs import FINAL, claim_job, get_job, heartbeat, reap_expired, release_job
 from league.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class Worker:
         """Claim one job and see it through; its id, or None when nothing was queued.
 
         Expired leases are reaped first, so workers recover lost jobs even without the
-        scheduler (both call the same :func:`~league.jobs.reap_expired`).
+        scheduler (both call the same :func:`~league.rules.jobs.reap_expired`).
         """
         with transaction(self.factory) as session:
             reaped = reap_expired(session)
@@ -346,7 +346,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m league.worker [--workers N] [--once]``; returns the exit status."""
+    """``python -m league.processes.worker [--workers N] [--once]``; returns the exit status."""
     parser = argparse.ArgumentParser(prog="paddock worker",
                                      description="Run the league's local evaluation workers.")
     add_arguments(parser)

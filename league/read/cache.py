@@ -4,8 +4,8 @@ Computing the leaderboard of a 10,000-entry race takes a few hundred millisecond
 page shows it on every view; a season's standings take a few milliseconds per division. Each
 process (a web worker, the API) keeps the last value it computed per race or per season and
 division, with the version it was computed at, and computes again only when that changes. The
-functions here return exactly what :func:`league.leaderboard.race_leaderboard` and
-:func:`league.seasons.season_standings` return.
+functions here return exactly what :func:`league.rules.leaderboard.race_leaderboard` and
+:func:`league.rules.seasons.season_standings` return.
 
 A version has two parts:
 
@@ -38,7 +38,6 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, scoped_session
 
-from league.leaderboard import LeaderboardRow, race_leaderboard
 from league.models import (
     Division,
     Entry,
@@ -53,7 +52,8 @@ from league.models import (
     Season,
     User,
 )
-from league.seasons import StandingRow, season_standings
+from league.rules.leaderboard import LeaderboardRow, race_leaderboard
+from league.rules.seasons import StandingRow, season_standings
 
 VERIFY_S = 1.0  # the exact version of a cached value is checked at least this often
 MAX_VALUES = 64  # cached values per database (least recently used go first)
@@ -97,7 +97,7 @@ _lock = threading.Lock()
 
 
 def race_leaderboard_cached(session: Session, race: Race) -> list[LeaderboardRow]:
-    """:func:`league.leaderboard.race_leaderboard`, computed once per version of the race."""
+    """:func:`league.rules.leaderboard.race_leaderboard`, computed once per version of the race."""
     stamp = (race.ranking, race.laps, race.min_laps, race.format)
     return _cached(session, ("race", race.id), stamp, lambda: _race_version(session, race),
                    lambda: race_leaderboard(session, race))
@@ -105,7 +105,7 @@ def race_leaderboard_cached(session: Session, race: Race) -> list[LeaderboardRow
 
 def season_standings_cached(session: Session, season: Season,
                             division: Division | None) -> list[StandingRow]:
-    """:func:`league.seasons.season_standings`, computed once per version of the season."""
+    """:func:`league.rules.seasons.season_standings`, computed once per version of the season."""
     stamp = (season.status, season.promote, season.relegate, season.movement_in_percent)
     key = ("season", season.id, None if division is None else division.id)
     return _cached(session, key, stamp, lambda: _season_version(session, season),

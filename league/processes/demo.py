@@ -17,8 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from league import accounts, leagues, seasons, submissions
 from league.models import Division, League, Membership, Race, Role, Season, User, utcnow
+from league.rules import accounts, leagues, races, seasons, submissions
 from league.storage import Storage
 
 DEMO_SLUG = "paddock-demo"
@@ -88,9 +88,9 @@ def seed_demo(session: Session, storage: Storage, now: dt.datetime | None = None
         member = leagues.join_league(session, league, user)
         member.division_id = divisions[tier].id
         racers.append((user, bot))
-    races = _races(session, league, organizer, season, now)
+    demo_races = _races(session, league, organizer, season, now)
     seasons.open_due_races(session, now)
-    for race in races:
+    for race in demo_races:
         for user, bot in racers:
             submissions.submit_entry(session, storage, race, user, bot_model(bot),
                                      model_name=f"{bot}-bot", now=now)
@@ -102,11 +102,11 @@ def _races(session: Session, league: League, organizer: User, season: Season,
     opens = now - dt.timedelta(minutes=1)
     common: dict[str, Any] = {"laps": 3, "trials": 3, "ranking": "total"}
     return [
-        leagues.create_race(session, league, organizer, "Opening Sprint", opens,
+        races.create_race(session, league, organizer, "Opening Sprint", opens,
                             now + OPENING_CLOSES_AFTER, season=season, track="oval", **common),
-        leagues.create_race(session, league, organizer, "Royal Park Time Trial", opens,
+        races.create_race(session, league, organizer, "Royal Park Time Trial", opens,
                             now + RACE_WINDOW, season=season, track="royal-park", **common),
-        leagues.create_race(session, league, organizer, "Speedway Head-to-Head", opens,
+        races.create_race(session, league, organizer, "Speedway Head-to-Head", opens,
                             now + RACE_WINDOW, track="speedway", format="head-to-head",
                             season=season, round_interval_s=HEAD_TO_HEAD_ROUND_S),
     ]

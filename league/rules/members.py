@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from league.errors import Conflict, InvalidInput, NotFound
-from league.leagues import require_manager
 from league.models import Division, League, MemberRole, Membership, User
+from league.rules.leagues import require_manager
 
 LAST_ORGANIZER = ("a league keeps at least one organizer: make another member an organizer "
                   "first")

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from types import FrameType
 
-from league import demo
 from league.config import Settings
-from league.db import make_engine, session_factory, transaction
+from league.db import make_engine, session_factory, transaction, upgrade_database
+from league.processes import demo
 from league.storage import Storage
 
 DEFAULT_HOST = "127.0.0.1"
@@ -67,8 +67,6 @@ def child_environment(settings: Settings) -> dict[str, str]:
 
 def prepare(settings: Settings) -> bool:
     """Migrate the database and seed the demo; returns whether it was seeded just now."""
-    from league.cli import upgrade_database
-
     upgrade_database(settings.database_url)
     engine = make_engine(settings.database_url)
     try:

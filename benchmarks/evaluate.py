@@ -31,7 +31,7 @@ from evaluator import version
 from evaluator.race import RaceResult, run_race
 from evaluator.race_settings import RaceConfig
 from evaluator.sandbox import PolicyProcess, SandboxOptions, bwrap_works
-from evaluator.track import load_track
+from evaluator.track_library import load_track
 from evaluator.validate import ValidatedPolicy, load_policy_file
 from evaluator.world import World
 

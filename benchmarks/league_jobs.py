@@ -298,11 +298,11 @@ def bench_round_robin(lg: Bench, racers: int) -> dict[str, Any]:
 
 # Where a job's time goes: (module file suffix, function) -> key in the JSON.
 PROFILED = {
-    ("league/worker.py", "run_once"): "run_once_total",
-    ("league/jobs.py", "reap_expired"): "reap_expired",
-    ("league/jobs.py", "claim_job"): "claim_job",
-    ("league/evaluation.py", "_plan"): "read_job_from_db",
-    ("evaluator/track.py", "load_track"): "load_track",
+    ("league/processes/worker.py", "run_once"): "run_once_total",
+    ("league/rules/jobs.py", "reap_expired"): "reap_expired",
+    ("league/rules/jobs.py", "claim_job"): "claim_job",
+    ("league/processes/evaluation.py", "_plan"): "read_job_from_db",
+    ("evaluator/track_library.py", "load_track"): "load_track",
     ("league/storage.py", "get"): "storage_read_model",
     ("evaluator/validate.py", "validate_policy"): "validate_policy",
     ("evaluator/race.py", "run_race"): "run_race",
@@ -310,8 +310,8 @@ PROFILED = {
     ("evaluator/sandbox.py", "wait_ready"): "run_race.wait_policy_loaded",
     ("evaluator/race.py", "run"): "run_race.simulate",
     ("evaluator/sandbox.py", "close"): "run_race.stop_policy_processes",
-    ("league/evaluation.py", "_replays"): "encode_replays",
-    ("league/evaluation.py", "deliver"): "deliver_result",
+    ("league/processes/evaluation.py", "_replays"): "encode_replays",
+    ("league/processes/evaluation.py", "deliver"): "deliver_result",
     ("league/storage.py", "put"): "deliver_result.storage_write_replays",
 }
 

@@ -41,7 +41,8 @@ from typing import Any
 from evaluator import replay, version
 from evaluator.drivers import Driver, PurePursuitDriver, record_drivers
 from evaluator.telemetry import Telemetry
-from evaluator.track import Track, load_track
+from evaluator.track import Track
+from evaluator.track_library import load_track
 from league.db import Base, make_engine, session_factory
 from league.models import (
     Entry,

@@ -32,7 +32,7 @@ import numpy as np
 import evaluator
 from evaluator import version
 from evaluator.drivers import PurePursuitDriver
-from evaluator.track import library_names, load_track
+from evaluator.track_library import library_names, load_track
 from evaluator.world import World
 
 ENV_ID = "paddock/TimeTrial-v0"

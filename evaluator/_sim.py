@@ -203,24 +203,72 @@ def _touches_object(cars: np.ndarray, i: int, obst: np.ndarray, phys: np.ndarray
 
 
 @jit
-def _penalize(cars: np.ndarray, i: int, steps: float) -> None:
-    """Freeze car i for ``steps`` control steps; it is put back on the centerline afterwards."""
-    cars[i, C_GHOST] = 1.0
-    if cars[i, C_RACE] > 0.0 and steps > 0.0:
-        cars[i, C_FREEZE] = steps
-        cars[i, C_RESET_S] = cars[i, C_S]
-        cars[i, C_V] = 0.0
+def _put_back(tseg: np.ndarray, length: float, cars: np.ndarray, i: int, phys: np.ndarray,
+              ev: np.ndarray) -> None:
+    """End car i's freeze: put it at rest on the centerline at the progress it had when it
+    was frozen, facing the track direction (a reset event)."""
+    place_car(tseg, length, cars, i, cars[i, C_RESET_S], 0.0, 0.0, phys)
+    ev[i, E_RESET] = 1.0
 
 
 @jit
-def _collisions(length: float, cars: np.ndarray, obst: np.ndarray, cfg: np.ndarray,
-                phys: np.ndarray, ev: np.ndarray) -> None:
+def _freeze(tseg: np.ndarray, length: float, cars: np.ndarray, i: int, steps: float,
+            phys: np.ndarray, ev: np.ndarray) -> None:
+    """Freeze car i where it stands for ``steps`` control steps: the penalty rule.
+
+    The car stops and becomes a ghost; ``step_world`` counts the steps down while the clock
+    runs (the car's actions are ignored), then puts it back (:func:`_put_back`). With no steps
+    to serve it is put back at once. Only cars with race semantics are ever frozen.
+    """
+    cars[i, C_GHOST] = 1.0
+    cars[i, C_FREEZE] = steps
+    cars[i, C_RESET_S] = cars[i, C_S]
+    cars[i, C_V] = 0.0
+    if steps <= 0.0:
+        _put_back(tseg, length, cars, i, phys, ev)
+
+
+@jit
+def _leave_track(tseg: np.ndarray, length: float, cars: np.ndarray, i: int,
+                 cfg: np.ndarray, phys: np.ndarray, ev: np.ndarray) -> None:
+    """Apply the off-track rule to car i, whose four wheels are all off the track.
+
+    Race semantics: freeze for the off-track penalty (:func:`_freeze`; a zero penalty still
+    puts the car back on the centerline at once). Training semantics: only the event (the
+    environment ends the episode).
+    """
+    ev[i, E_OFFTRACK] = 1.0
+    cars[i, C_STEPS_OFF] += 1.0
+    if cars[i, C_RACE] > 0.0:
+        _freeze(tseg, length, cars, i, cfg[K_OFF_PEN_STEPS], phys, ev)
+
+
+@jit
+def _blame(tseg: np.ndarray, length: float, cars: np.ndarray, i: int, steps: float,
+           phys: np.ndarray, ev: np.ndarray) -> None:
+    """Apply the collision penalty of ``steps`` control steps to car i, blamed for a contact.
+
+    A blamed car is a ghost until it is clear of every car and object, whatever its semantics.
+    With race semantics it also freezes (:func:`_freeze`); a zero collision penalty freezes
+    nothing, so the car drives on through the contact as a ghost (unlike a zero off-track
+    penalty, which still puts the car back on the centerline).
+    """
+    ev[i, E_BLAME] = 1.0
+    cars[i, C_GHOST] = 1.0
+    if cars[i, C_RACE] > 0.0 and steps > 0.0:
+        _freeze(tseg, length, cars, i, steps, phys, ev)
+
+
+@jit
+def _collisions(tseg: np.ndarray, length: float, cars: np.ndarray, obst: np.ndarray,
+                cfg: np.ndarray, phys: np.ndarray, ev: np.ndarray) -> None:
     """Detect car-car and car-object contacts and blame the car that hits from behind.
 
     Blame goes to the car that is behind along the track at the moment of contact (measured
     locally, so a leader lapping a slower car is blamed when it runs into it); cars level to
-    within a centimetre share the blame. A blamed car freezes for the collision penalty and is
-    a ghost (passes through cars, unseen by sensors) until it is clear of everyone.
+    within a centimetre share the blame. A blamed car gets the collision penalty
+    (:func:`_blame`) and is a ghost (passes through cars, unseen by sensors) until it is clear
+    of everyone.
     """
     n = cars.shape[0]
     pen = cfg[K_COL_PEN_STEPS]
@@ -230,8 +278,7 @@ def _collisions(length: float, cars: np.ndarray, obst: np.ndarray, cfg: np.ndarr
         if obst.shape[0] > 0 and _touches_object(cars, i, obst, phys):
             ev[i, E_CRASH] = 1.0
             ev[i, E_OBJECT] = 1.0
-            ev[i, E_BLAME] = 1.0
-            _penalize(cars, i, pen)
+            _blame(tseg, length, cars, i, pen, phys, ev)
     if cfg[K_INTERACT] == 0.0:
         return
     for i in range(n):
@@ -250,11 +297,9 @@ def _collisions(length: float, cars: np.ndarray, obst: np.ndarray, cfg: np.ndarr
             elif d < -0.5 * length:
                 d += length
             if d <= 0.01:
-                ev[i, E_BLAME] = 1.0
-                _penalize(cars, i, pen)
+                _blame(tseg, length, cars, i, pen, phys, ev)
             if d >= -0.01:
-                ev[j, E_BLAME] = 1.0
-                _penalize(cars, j, pen)
+                _blame(tseg, length, cars, j, pen, phys, ev)
 
 
 @jit
@@ -337,10 +382,10 @@ def step_world(tseg: np.ndarray, border: np.ndarray, gmeta: np.ndarray, gstart: 
     ignore theirs. Returns STEP_BAD_ACTION (and changes nothing) when an action is not finite,
     else STEP_OK, with STEP_LAP added when some car completed a lap.
 
-    Off track means all four wheels outside the track. A car with race semantics then freezes
-    where it is for the off-track penalty while the clock runs and is put back on the
-    centerline at the progress it had, facing the track direction; a car with training
-    semantics only reports the event (the environment ends the episode).
+    Off track means all four wheels outside the track (the rule: :func:`_leave_track`). A car
+    with race semantics then freezes where it is for the off-track penalty while the clock runs
+    and is put back on the centerline at the progress it had, facing the track direction; a
+    car with training semantics only reports the event (the environment ends the episode).
     """
     n = cars.shape[0]
     for i in range(n):
@@ -356,8 +401,7 @@ def step_world(tseg: np.ndarray, border: np.ndarray, gmeta: np.ndarray, gstart: 
             cars[i, C_FREEZE] -= 1.0
             if cars[i, C_FREEZE] <= 0.0:
                 cars[i, C_FREEZE] = 0.0
-                place_car(tseg, length, cars, i, cars[i, C_RESET_S], 0.0, 0.0, phys)
-                ev[i, E_RESET] = 1.0
+                _put_back(tseg, length, cars, i, phys, ev)
             continue
         _integrate(cars, i, actions[i, 0] * RAD_PER_DEG, actions[i, 1], phys)
         _track_state(tseg, length, cars, i, phys, True)
@@ -373,19 +417,10 @@ def step_world(tseg: np.ndarray, border: np.ndarray, gmeta: np.ndarray, gstart: 
                 cars[i, C_GHOST] = 1.0
                 continue
         if wheels == 0:
-            ev[i, E_OFFTRACK] = 1.0
-            cars[i, C_STEPS_OFF] += 1.0
-            if cars[i, C_RACE] > 0.0:
-                cars[i, C_GHOST] = 1.0
-                cars[i, C_FREEZE] = cfg[K_OFF_PEN_STEPS]
-                cars[i, C_RESET_S] = cars[i, C_S]
-                cars[i, C_V] = 0.0
-                if cfg[K_OFF_PEN_STEPS] <= 0.0:
-                    place_car(tseg, length, cars, i, cars[i, C_RESET_S], 0.0, 0.0, phys)
-                    ev[i, E_RESET] = 1.0
+            _leave_track(tseg, length, cars, i, cfg, phys, ev)
         else:
             cars[i, C_STEPS_OFF] = 0.0
-    _collisions(length, cars, obst, cfg, phys, ev)
+    _collisions(tseg, length, cars, obst, cfg, phys, ev)
     _unghost(cars, obst, cfg, phys)
     observe(tseg, border, gmeta, gstart, gitems, length, obst, cars, cfg, phys, rays, look, obs)
     return result

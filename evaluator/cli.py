@@ -15,7 +15,8 @@ from pathlib import Path
 
 from evaluator import cli_policy, submit
 from evaluator.errors import PaddockError
-from evaluator.track import Track, import_track, iter_tracks, load_track, user_tracks_dir
+from evaluator.track import Track
+from evaluator.track_library import import_track, iter_tracks, load_track, user_tracks_dir
 from evaluator.version import OBSERVATION_VERSION, PADDOCK_VERSION, SIM_VERSION
 
 EXIT_USAGE = 2  # bad flags or a bad input file

@@ -34,7 +34,7 @@ from evaluator.race_settings import (
     RaceConfig,
 )
 from evaluator.sandbox import PolicyProcess, SandboxOptions
-from evaluator.track import load_track
+from evaluator.track_library import load_track
 from evaluator.validate import ValidatedPolicy, load_policy_file, validate_policy
 from evaluator.world import World
 

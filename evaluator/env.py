@@ -17,7 +17,8 @@ from evaluator.drivers import Driver, PurePursuitDriver
 from evaluator.errors import SimulationError
 from evaluator.params import ParamsBuilder, RewardFunction, call_reward_function
 from evaluator.race_settings import DEFAULT_PENALTY_S, DEFAULT_TRACK
-from evaluator.track import Track, load_track
+from evaluator.track import Track
+from evaluator.track_library import load_track
 from evaluator.world import Obstacle, World, spread_obstacles
 
 MAX_EPISODE_STEPS = 2700  # registered step limit: 3 minutes of simulated time

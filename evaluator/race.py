@@ -5,12 +5,12 @@ its own :class:`~evaluator.sandbox.PolicyProcess`, started once per evaluation a
 across its trials. ``run_race(config, policies)`` returns a :class:`RaceResult` whose JSON is
 the same on every machine for the same policies, settings and seed.
 
-Rules (PRODUCT.md, DEEPRACER.md): N continuous laps from a standing start; off track (all four
-wheels out) freezes the car for the off-track penalty while the clock runs, then it is put back
-at the progress it had, facing the track; the car that hits another from behind (or an
-obstacle) is frozen for the collision penalty; the run ends when every car has completed its
-laps or at the time cap. Trial seeds derive from the race seed, so every entrant meets the same
-start jitter and obstacle layout.
+Rules (DeepRacer's; docs/ORGANIZERS.md states them for organizers): N continuous laps from a
+standing start; off track (all four wheels out) freezes the car for the off-track penalty while
+the clock runs, then it is put back at the progress it had, facing the track; the car that hits
+another from behind (or an obstacle) is frozen for the collision penalty; the run ends when
+every car has completed its laps or at the time cap. Trial seeds derive from the race seed, so
+every entrant meets the same start jitter and obstacle layout.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 
 from evaluator import _sim, car
 from evaluator.errors import PolicyFailed
+from evaluator.heat_order import head_to_head_order, heat_order
 from evaluator.race_settings import MAX_CARS, MIN_CARS, RaceConfig, RaceConfigError
 from evaluator.results import (
     DNF,
@@ -37,10 +38,11 @@ from evaluator.results import (
 )
 from evaluator.sandbox import PolicyProcess, SandboxOptions, available_cores
 from evaluator.telemetry import CarLabel, Telemetry
-from evaluator.track import Track, load_track
+from evaluator.track import Track
+from evaluator.track_library import load_track
 from evaluator.validate import ValidatedPolicy
 from evaluator.version import PADDOCK_VERSION, SIM_VERSION
-from evaluator.world import World, penalty_steps, spread_obstacles
+from evaluator.world import World, spread_obstacles
 
 Progress = Callable[[int, int], None]  # (steps done, steps at most) over the whole evaluation
 
@@ -261,7 +263,7 @@ class _Runner:
                     act[0] = phys[j]
                     ai = np.array(idx[j:j + 1], dtype=np.int16)
                 events = world.step(act)
-                _count(world, events, 0, res, cfg.off_track_penalty, cfg.collision_penalty)
+                _count(world, events, 0, res)
                 if self.record:
                     tel.capture(world, ai)
                 if world.done(0):
@@ -292,14 +294,9 @@ class _Runner:
         for i, c in enumerate(cars):
             c.points = sum(t.position or n for t in per_car[i])
             c.wins = sum(1 for t in per_car[i] if t.position == 1)
-
-        def order(i: int) -> tuple[int, int, float, int]:
-            c = cars[i]
-            failed = 1 if c.status == POLICY_ERROR else 0
-            time = c.ranking_time_s if c.ranking_time_s is not None else float("inf")
-            return (failed, c.points, time, i)
-
-        positions = sorted(range(n), key=order)
+        positions = head_to_head_order([c.status == POLICY_ERROR for c in cars],
+                                       [c.points for c in cars],
+                                       [c.ranking_time_s for c in cars])
         return RaceResult(cfg, self.track, cars, positions, self.telemetry)
 
     def _heat(self, heat: int, seed: int, slots: list[int]) -> list[TrialResult]:
@@ -324,7 +321,7 @@ class _Runner:
                 racing.discard(i)
         acts = np.zeros((n, 2))
         indices = np.full(n, -1, dtype=np.int16)
-        finish_order: list[int] = []
+        finished: set[int] = set()
         while racing and world.steps < self.cap_steps:
             asking = [i for i in sorted(racing) if not world.frozen(i)]
             sent = []
@@ -345,24 +342,22 @@ class _Runner:
                 indices[i] = idx[0]
             events = world.step(acts)
             for i in range(n):
-                _count(world, events, i, results[i], cfg.off_track_penalty,
-                       cfg.collision_penalty)
+                _count(world, events, i, results[i])
             if self.record:
                 tel.capture(world, indices)
             for i in sorted(racing):
                 if world.done(i):
-                    finish_order.append(i)
+                    finished.add(i)
                     _close(world, results[i], i, FINISHED, "")
                     racing.discard(i)
             self._tick(1)
         for i in sorted(racing):
             _close(world, results[i], i, DNF, _time_up(world, i, cfg))
-        # Finishers in order of finishing time, then the rest by distance covered.
-        rest = sorted((i for i in range(n) if i not in finish_order),
-                      key=lambda i: (results[i].status == POLICY_ERROR,
-                                     -world.race_distance(i), i))
-        finishers = sorted(finish_order, key=lambda i: (results[i].total_time_s or 0.0, i))
-        for pos, i in enumerate(finishers + rest, start=1):
+        order = heat_order(
+            [(results[i].total_time_s or 0.0) if i in finished else None for i in range(n)],
+            [world.race_distance(i) for i in range(n)],
+            [results[i].status == POLICY_ERROR for i in range(n)])
+        for pos, i in enumerate(order, start=1):
             results[i].position = pos
         return results
 
@@ -374,18 +369,18 @@ class _Runner:
         racing.discard(i)
 
 
-def _count(world: World, events: np.ndarray, i: int, res: TrialResult, off_pen: float,
-           col_pen: float) -> None:
+def _count(world: World, events: np.ndarray, i: int, res: TrialResult) -> None:
     """Add car i's incidents of the last step to its result (one per incident).
 
-    A penalty is charged as the freeze the world imposes, a whole number of control steps,
-    so ``penalty_s`` is the time actually lost even for a penalty like 2.5 s (38 steps)."""
+    A penalty is charged as the freeze the world imposes, a whole number of control steps
+    (:func:`evaluator.world.penalty_steps`), so ``penalty_s`` is the time actually lost even
+    for a penalty like 2.5 s (38 steps)."""
     if events[i, _sim.E_OFFTRACK]:
         res.off_track_count += 1
-        res.penalty_s += penalty_steps(off_pen) / car.CONTROL_HZ
+        res.penalty_s += world.off_track_penalty_s
     if events[i, _sim.E_BLAME]:
         res.collision_count += 1
-        res.penalty_s += penalty_steps(col_pen) / car.CONTROL_HZ
+        res.penalty_s += world.collision_penalty_s
 
 
 def _close(world: World, res: TrialResult, i: int, status: str, reason: str) -> None:

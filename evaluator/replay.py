@@ -1,12 +1,13 @@
 """Replays: a compact, versioned recording of one race run that a browser can load quickly.
 
-A replay holds the track's geometry and, for every car at every control step, its pose,
-speed, steering, lap progress, completed laps, the command it applied (steering, speed and the
-discrete action index) and flag bits. The byte format (gzip of a small
-little-endian layout: preamble, JSON header, columnar integer blocks) is specified in
-``docs/REPLAY.md``; this module is its reference encoder and decoder. It writes format 2 and
-reads formats 1 and 2: a format-1 replay (written before the commands were kept) decodes with
-``None`` in the command columns.
+A replay holds the track's geometry, the static obstacles of the run and, for every car at
+every control step, its pose, speed, steering, lap progress, completed laps, the command it
+applied (steering, speed and the discrete action index) and flag bits. The byte format (gzip of
+a small little-endian layout: preamble, JSON header, columnar integer blocks) is specified in
+``docs/REPLAY.md``; this module is its reference encoder and decoder. It writes format 3 and
+reads formats 1 to 3: a format-1 replay (written before the commands were kept) decodes with
+``None`` in the command columns, and a format-1 or 2 replay (written before the obstacles
+were kept) with ``None`` for the obstacles.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from evaluator.telemetry import (
     Telemetry,
 )
 
-FORMAT_VERSION = 2  #: the version written; bump whenever the byte layout or a quantum changes
+FORMAT_VERSION = 3  #: the version written; bump whenever the byte layout or a quantum changes
 MAGIC = b"PDKREPLY"  #: first 8 bytes of the decompressed data
 PREAMBLE = struct.Struct("<8sII")  #: magic, format version, header length in bytes
 HEADER_ALIGN_BYTES = 4  #: the JSON header is space-padded so the blocks start 4-byte aligned
@@ -79,10 +80,19 @@ CAR_COLUMNS: tuple[_Column, ...] = (*_STATE_COLUMNS, *COMMAND_COLUMNS, _FLAGS_CO
 COLUMNS_BY_FORMAT: dict[int, tuple[_Column, ...]] = {
     1: (*_STATE_COLUMNS, _FLAGS_COLUMN),
     2: CAR_COLUMNS,
+    3: CAR_COLUMNS,
 }
 #: The track geometry blocks, in order: centerline, left border, right border (x then y).
 TRACK_BLOCKS: tuple[str, ...] = ("centerline", "left_border", "right_border")
 _TRACK_COLUMN = _Column("geometry", "<i4", POSITION_QUANTUM_M, True)
+#: The obstacle blocks (format 3 on), in order: the columns of :attr:`Replay.obstacles`.
+#: Absolute millimetres: a handful of boxes far apart gain nothing from delta coding.
+OBSTACLE_COLUMNS: tuple[_Column, ...] = (
+    _Column("x", "<i4", POSITION_QUANTUM_M, False),
+    _Column("y", "<i4", POSITION_QUANTUM_M, False),
+    _Column("radius", "<i4", POSITION_QUANTUM_M, False),
+)
+OBSTACLES_SINCE = 3  #: the first format version that keeps the obstacles
 
 #: Incident kinds and the flag bit that marks each (see :func:`incidents`).
 INCIDENT_FLAGS: tuple[tuple[str, int], ...] = (
@@ -136,15 +146,25 @@ class ReplayCar:
         return all(getattr(self, c.name) is not None for c in COMMAND_COLUMNS)
 
 
+def no_obstacles() -> np.ndarray:
+    """The obstacles of a run without any: an empty (0, 3) array."""
+    return np.zeros((0, len(OBSTACLE_COLUMNS)))
+
+
 @dataclass(eq=False)
 class Replay:
-    """One race run: track, cars and their states at every frame (frame 0 is the grid)."""
+    """One race run: track, obstacles, cars and their states at every frame (frame 0 is the
+    grid)."""
 
     track: ReplayTrack
     seed: int
     dt: float  #: seconds between frames
     cars: list[ReplayCar]
     meta: dict[str, Any] = field(default_factory=dict)  #: free-form, JSON-serialisable
+    #: The run's static boxes as the simulator models them, (K, 3) float64: centre x, y and
+    #: the radius of the disc that cars touch and sensors see, metres (a viewer draws a box
+    #: of side 2 x radius). ``None`` in a format-1 or 2 replay, which did not keep them.
+    obstacles: np.ndarray | None = field(default_factory=no_obstacles)
     paddock_version: str = version.PADDOCK_VERSION
     sim_version: str = version.SIM_VERSION
     format_version: int = FORMAT_VERSION
@@ -170,6 +190,8 @@ class Replay:
         if (a.name, a.title, a.digest, a.length) != (b.name, b.title, b.digest, b.length):
             return False
         if not all(np.array_equal(getattr(a, k), getattr(b, k)) for k in TRACK_BLOCKS):
+            return False
+        if not _same_column(self.obstacles, other.obstacles):
             return False
         if len(self.cars) != len(other.cars):
             return False
@@ -232,8 +254,10 @@ def from_telemetry(tel: Telemetry, meta: Mapping[str, Any] | None = None,
             action=(actions[:, i] if label.discrete
                     else np.full(tel.frames, -1)).astype(np.int16),
         ))
+    obstacles = np.array([(o.x, o.y, o.radius) for o in tel.obstacles],
+                         dtype=np.float64).reshape(-1, len(OBSTACLE_COLUMNS))
     return Replay(track=rtrack, seed=int(tel.seed), dt=float(tel.dt), cars=cars,
-                  meta=dict(meta or {}))
+                  meta=dict(meta or {}), obstacles=obstacles)
 
 
 # ---------------------------------------------------------------------------------- quantising
@@ -300,7 +324,11 @@ def quantise(replay: Replay) -> Replay:
             for col in _columns(replay.format_version) if getattr(c, col.name) is not None}
         cars.append(replace(c, **columns))
     meta = json.loads(_meta_json(replay.meta))
-    return replace(replay, track=track, cars=cars, meta=meta)
+    obstacles = replay.obstacles
+    if obstacles is not None:
+        obstacles = np.stack([_from_ints(_to_ints(obstacles[:, k], col, f"obstacle {col.name}"),
+                                         col) for k, col in enumerate(OBSTACLE_COLUMNS)], axis=1)
+    return replace(replay, track=track, cars=cars, meta=meta, obstacles=obstacles)
 
 
 def _columns(fmt: int) -> tuple[_Column, ...]:
@@ -335,6 +363,8 @@ def _check_shapes(replay: Replay) -> None:
     for k in TRACK_BLOCKS:
         if np.shape(getattr(replay.track, k)) != (n, 2):
             raise ReplayError(f"track {k} must have shape ({n}, 2)")
+    if replay.format_version >= OBSTACLES_SINCE:
+        _kept_obstacles(replay)
     for i, c in enumerate(replay.cars):
         for col in _columns(replay.format_version):
             values = getattr(c, col.name)
@@ -345,7 +375,19 @@ def _check_shapes(replay: Replay) -> None:
                 raise ReplayError(f"car {i} {col.name} must have shape ({frames},)")
 
 
-def _header(replay: Replay) -> dict[str, Any]:
+def _kept_obstacles(replay: Replay) -> np.ndarray:
+    """The replay's obstacles, checked to be the (K, 3) array format 3 on keeps."""
+    obstacles = replay.obstacles
+    if obstacles is None:
+        raise ReplayError(f"the replay has no obstacles (format {replay.format_version} keeps "
+                          "them: an empty array for a run without any)")
+    if np.ndim(obstacles) != 2 or np.shape(obstacles)[1] != len(OBSTACLE_COLUMNS):
+        raise ReplayError(f"obstacles must have shape (K, {len(OBSTACLE_COLUMNS)}), "
+                          f"got {np.shape(obstacles)}")
+    return obstacles
+
+
+def _header(replay: Replay, obstacles: np.ndarray) -> dict[str, Any]:
     t = replay.track
     return {
         "format": replay.format_version,
@@ -356,6 +398,7 @@ def _header(replay: Replay) -> dict[str, Any]:
         "frames": replay.frames,
         "track": {"name": t.name, "title": t.title, "digest": t.digest, "length_m": t.length,
                   "points": int(t.centerline.shape[0])},
+        "obstacles": int(obstacles.shape[0]),
         "cars": [{"name": c.name, "policy_sha256": c.policy_sha256, "color": c.color}
                  for c in replay.cars],
         "meta": json.loads(_meta_json(replay.meta)),
@@ -368,8 +411,9 @@ def encode(replay: Replay) -> bytes:
     if replay.format_version != FORMAT_VERSION:
         raise ReplayError(f"this writer writes format {FORMAT_VERSION}, "
                           f"not {replay.format_version}")
+    obstacles = _kept_obstacles(replay)
     try:
-        head = json.dumps(_header(replay), allow_nan=False, ensure_ascii=False,
+        head = json.dumps(_header(replay, obstacles), allow_nan=False, ensure_ascii=False,
                           separators=(",", ":")).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise ReplayError(f"replay header is not JSON-serialisable: {exc}") from None
@@ -380,6 +424,8 @@ def encode(replay: Replay) -> bytes:
         for axis in (0, 1):
             ints = _to_ints(pts[:, axis], _TRACK_COLUMN, f"track {k}")
             parts.append(_pack(ints, _TRACK_COLUMN))
+    for j, col in enumerate(OBSTACLE_COLUMNS):
+        parts.append(_pack(_to_ints(obstacles[:, j], col, f"obstacle {col.name}"), col))
     for col in CAR_COLUMNS:
         for i, c in enumerate(replay.cars):
             parts.append(_pack(_to_ints(getattr(c, col.name), col, f"car {i} {col.name}"), col))
@@ -461,13 +507,19 @@ def decode(data: bytes) -> Replay:
     if frames < 1 or points < 1 or not car_dicts:
         raise ReplayError(f"replay header: {frames} frames, {points} track points and "
                           f"{len(car_dicts)} cars; each must be at least 1")
+    kept = fmt >= OBSTACLES_SINCE
+    count = _get(head, "obstacles", int, "header") if kept else 0
+    if count < 0:
+        raise ReplayError(f"replay header: {count} obstacles, must be at least 0")
     track_bytes = len(TRACK_BLOCKS) * 2 * points * np.dtype(_TRACK_COLUMN.dtype).itemsize
+    obstacle_bytes = sum(np.dtype(c.dtype).itemsize for c in OBSTACLE_COLUMNS) * count
     car_bytes = sum(np.dtype(c.dtype).itemsize for c in car_columns) * frames * len(car_dicts)
     body = len(raw) - start
-    if body != track_bytes + car_bytes:
-        what = "truncated replay" if body < track_bytes + car_bytes else "corrupt replay"
+    announced = track_bytes + obstacle_bytes + car_bytes
+    if body != announced:
+        what = "truncated replay" if body < announced else "corrupt replay"
         raise ReplayError(f"{what}: {body} bytes of data after the header, the header "
-                          f"announces {track_bytes + car_bytes}")
+                          f"announces {announced}")
     offset = start
     geometry: dict[str, np.ndarray] = {}
     for k in TRACK_BLOCKS:
@@ -476,6 +528,8 @@ def decode(data: bytes) -> Replay:
             axes.append(_from_ints(_unpack(raw, offset, points, _TRACK_COLUMN), _TRACK_COLUMN))
             offset += points * np.dtype(_TRACK_COLUMN.dtype).itemsize
         geometry[k] = np.stack(axes, axis=1)
+    obstacles = _read_obstacles(raw, offset, count) if kept else None
+    offset += obstacle_bytes
     columns: list[dict[str, np.ndarray]] = [{} for _ in car_dicts]
     for col in car_columns:
         for i in range(len(car_dicts)):
@@ -500,7 +554,16 @@ def decode(data: bytes) -> Replay:
                   meta=_get(head, "meta", dict, "header"),
                   paddock_version=_get(head, "paddock_version", str, "header"),
                   sim_version=_get(head, "sim_version", str, "header"),
-                  format_version=fmt)
+                  format_version=fmt, obstacles=obstacles)
+
+
+def _read_obstacles(raw: bytes, offset: int, count: int) -> np.ndarray:
+    """The ``count`` obstacles whose blocks start at ``offset``, as a (count, 3) array."""
+    columns = []
+    for col in OBSTACLE_COLUMNS:
+        columns.append(_from_ints(_unpack(raw, offset, count, col), col))
+        offset += count * np.dtype(col.dtype).itemsize
+    return np.stack(columns, axis=1)
 
 
 # ---------------------------------------------------------------------------------- queries

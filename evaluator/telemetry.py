@@ -15,7 +15,7 @@ from evaluator import _sim, car
 from evaluator._detmath import DEG_PER_RAD
 from evaluator.errors import SimulationError
 from evaluator.track import Track
-from evaluator.world import World
+from evaluator.world import Obstacle, World
 
 # Flag bits of one car in one frame (shared by the replay format and the trace log).
 FLAG_OFF_TRACK = 1  # all four wheels off during this step
@@ -49,6 +49,8 @@ class Telemetry:
     events: np.ndarray = field(init=False)  #: (frames, cars, _sim.NUM_EVENTS)
     action_index: np.ndarray = field(init=False)  #: (frames, cars) int16, -1 continuous
     frames: int = 0  #: frames recorded so far
+    #: The world's static obstacles, taken at the first capture (the replay draws them).
+    obstacles: tuple[Obstacle, ...] = field(default=(), init=False)
 
     def __post_init__(self) -> None:
         n = len(self.cars)
@@ -64,6 +66,8 @@ class Telemetry:
         self.state[t] = world.cars
         if t:
             self.events[t] = world.events
+        else:
+            self.obstacles = tuple(world.obstacles)
         if action_index is not None:
             self.action_index[t] = action_index
         self.frames = t + 1

@@ -53,7 +53,8 @@ from evaluator.telemetry import (
     FLAG_RESET,
     Telemetry,
 )
-from evaluator.track import SEARCH_RADIUS_M, Track, load_track
+from evaluator.track import SEARCH_RADIUS_M, Track
+from evaluator.track_library import load_track
 
 TRACE_COLUMNS: tuple[str, ...] = (
     "episode", "steps", "X", "Y", "yaw", "steer", "throttle", "action", "reward", "done",

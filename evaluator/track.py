@@ -1,55 +1,39 @@
-"""Tracks: a closed centerline with per-point widths, importers and the shipped library.
+"""Tracks: a closed centerline with per-point widths, and the geometry derived from it.
 
 A track is the closed polyline of its centerline points (the last point does not repeat the
 first) with a left and a right width at each point, left and right taken in the driving
 direction. Everything else (borders, arc length, curvature, the packed arrays the simulator
 uses) is derived from those three arrays, and so is the track's digest.
 
-File formats:
-
-* DeepRacer ``.npy``: float array N x 6, metres: center x, y | inner x, y | outer x, y.
-* CSV ``x_m,y_m,w_tr_right_m,w_tr_left_m`` (comment lines start with ``#``), the format of the
-  shipped library and of ``paddock tracks import``.
+Files are read by :mod:`evaluator.track_files`; the shipped library, imported tracks and
+``load_track`` are in :mod:`evaluator.track_library`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import math
 import os
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
-from importlib import resources
-from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from evaluator import _geometry as geo
+from evaluator import track_files
 from evaluator._detmath import atan2
 from evaluator.errors import TrackError
 
-MIN_POINTS = 8  # fewer distinct centerline points cannot describe a circuit
 MIN_LENGTH_M = 5.0  # shortest accepted centerline (DeepRacer's shortest is about 6 m)
 MAX_LENGTH_M = 2000.0  # longest accepted centerline
-MIN_HALF_WIDTH_M = 0.10  # narrowest accepted half width (the car is 0.20 m wide)
-MAX_HALF_WIDTH_M = 5.0  # widest accepted half width
 MAX_TURN_DEG = 100.0  # a sharper turn between two segments is a spike, not a corner
-CLOSING_GAP_FACTOR = 3.0  # last->first gap allowed, in median segment lengths
-DUPLICATE_EPS_M = 1e-6  # consecutive points closer than this are one point
 GRID_CELL_M = 0.5  # cell size of the ray-casting grid
 GRID_MARGIN_M = 2.0  # grid margin around the borders
 CURVATURE_SMOOTH_M = 0.25  # curvature is averaged over +- this arc length
 SEARCH_RADIUS_M = 1.2  # local projection searches this much arc either way
 FOLD_FACTORS = (0.9, 0.7, 0.5)  # share of a segment its border may lose inside a corner
-FIT_PLATEAU_M = 0.6  # a narrowed corner keeps its deepest cut this far either way ...
-FIT_AVERAGE_M = 0.4  # ... and the cut then blends out over this distance
 
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _TRACK_DOMAIN = b"paddock-track/1\n"
 
 
@@ -119,8 +103,8 @@ class Track:
         source: str = "",
     ) -> Track:
         """Validate and clean raw arrays into a track, or raise :class:`TrackError`."""
-        _check_name(name)
-        pts, wl, wr = _clean(
+        track_files.check_name(name)
+        pts, wl, wr = track_files.clean(
             np.asarray(centerline), np.asarray(width_left), np.asarray(width_right), source
         )
         track = cls(name, pts, wl, wr, title=title or name, description=description,
@@ -134,7 +118,7 @@ class Track:
             factor = next(fits, None)
             if factor is None:
                 raise TrackError(crossing)
-            wl, wr, changed = _fit_widths(pts, wl, wr, factor)
+            wl, wr, changed = track_files.fit_widths(pts, wl, wr, factor)
             note = (f"narrowed the inside of tight corners at {changed} points so the border "
                     "does not fold over itself")
             track = cls(name, pts, wl, wr, title=title or name, description=description,
@@ -142,80 +126,33 @@ class Track:
         return track
 
     @classmethod
+    def from_bytes(cls, raw: bytes, label: str, fmt: str, name: str | None = None) -> Track:
+        """Import the bytes of a track file in format ``fmt`` (``.npy`` or ``.csv``).
+
+        ``label`` names the file in messages and becomes the track's ``source``.
+        """
+        arrays = track_files.parse(raw, label, fmt)
+        return cls.from_arrays(name or track_files.name_from_label(label), *arrays,
+                               source=label)
+
+    @classmethod
     def from_npy(cls, file: str | os.PathLike[str] | bytes, name: str | None = None) -> Track:
         """Import a DeepRacer route file (N x 6: center | inner | outer border points)."""
-        label, raw = _read_source(file)
-        try:
-            arr = np.load(io.BytesIO(raw), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as err:
-            raise TrackError(f"{label}: not a readable .npy array ({err})") from err
-        if not isinstance(arr, np.ndarray) or arr.ndim != 2 or arr.shape[1] != 6:
-            shape = getattr(arr, "shape", None)
-            raise TrackError(
-                f"{label}: expected an N x 6 array (center x,y | inner x,y | outer x,y), "
-                f"got shape {shape}"
-            )
-        if arr.dtype.kind not in "fiu":
-            raise TrackError(f"{label}: expected numbers, got dtype {arr.dtype}")
-        arr = arr.astype(np.float64)
-        _check_finite(arr, label)
-        center, inner, outer = arr[:, 0:2], arr[:, 2:4], arr[:, 4:6]
-        w_in = np.sqrt(np.sum((inner - center) ** 2, axis=1))
-        w_out = np.sqrt(np.sum((outer - center) ** 2, axis=1))
-        # Which border is on the left depends on the driving direction: ask the cross product
-        # of the local direction with the inner offset, by majority over all points.
-        tangent = np.roll(center, -1, axis=0) - np.roll(center, 1, axis=0)
-        rel = inner - center
-        cross = tangent[:, 0] * rel[:, 1] - tangent[:, 1] * rel[:, 0]
-        inner_is_left = int(np.sum(cross > 0)) >= int(np.sum(cross < 0))
-        wl, wr = (w_in, w_out) if inner_is_left else (w_out, w_in)
-        stem = name or _stem(label)
-        return cls.from_arrays(stem, center, wl, wr, source=label)
+        label, raw = track_files.read_source(file)
+        return cls.from_bytes(raw, label, track_files.NPY, name)
 
     @classmethod
     def from_csv(cls, file: str | os.PathLike[str] | bytes, name: str | None = None) -> Track:
         """Import a CSV track ``x_m,y_m,w_tr_right_m,w_tr_left_m``."""
-        label, raw = _read_source(file)
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as err:
-            raise TrackError(f"{label}: not UTF-8 text") from err
-        rows: list[list[float]] = []
-        header_seen = False
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            cells = [c.strip() for c in line.split(",")]
-            try:
-                values = [float(c) for c in cells]
-            except ValueError:
-                if not rows and not header_seen and not any(_is_number(c) for c in cells):
-                    header_seen = True  # one header line may precede the data
-                    continue
-                raise TrackError(f"{label}: line {lineno}: not a number in {line!r}") from None
-            if len(values) != 4:
-                raise TrackError(
-                    f"{label}: line {lineno}: expected 4 columns "
-                    f"x_m,y_m,w_tr_right_m,w_tr_left_m, got {len(values)}"
-                )
-            rows.append(values)
-        if not rows:
-            raise TrackError(f"{label}: no data rows")
-        arr = np.array(rows, dtype=np.float64)
-        _check_finite(arr, label)
-        stem = name or _stem(label)
-        return cls.from_arrays(stem, arr[:, 0:2], arr[:, 3], arr[:, 2], source=label)
+        label, raw = track_files.read_source(file)
+        return cls.from_bytes(raw, label, track_files.CSV, name)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], name: str | None = None) -> Track:
         """Import a track file by its extension (``.npy`` or ``.csv``)."""
-        suffix = Path(path).suffix.lower()
-        if suffix == ".npy":
-            return cls.from_npy(path, name)
-        if suffix == ".csv":
-            return cls.from_csv(path, name)
-        raise TrackError(f"{path}: unknown track format {suffix!r} (expected .npy or .csv)")
+        fmt = track_files.format_of(path)
+        label, raw = track_files.read_source(path)
+        return cls.from_bytes(raw, label, fmt, name)
 
     # ----------------------------------------------------------------- derived data
     @property
@@ -368,12 +305,8 @@ class Track:
 
     def to_csv(self) -> str:
         """The track in the CSV import format (round-trips exactly through ``repr`` floats)."""
-        lines = [f"# {self.title or self.name}", "# x_m,y_m,w_tr_right_m,w_tr_left_m"]
-        rows = zip(self.centerline.tolist(), self.width_right.tolist(), self.width_left.tolist(),
-                   strict=True)
-        for (x, y), wr, wl in rows:
-            lines.append(f"{x!r},{y!r},{wr!r},{wl!r}")
-        return "\n".join(lines) + "\n"
+        return track_files.csv_text(self.title or self.name, self.centerline, self.width_left,
+                                    self.width_right)
 
     def summary(self) -> dict[str, object]:
         """Name, title, description, length, width, points, tightest radius and digest."""
@@ -425,143 +358,6 @@ class Track:
 
 
 # --------------------------------------------------------------------- helpers
-def _check_name(name: str) -> None:
-    if not _NAME_RE.match(name):
-        raise TrackError(
-            f"invalid track name {name!r}: use 1-63 lowercase letters, digits, '-' or '_'"
-        )
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
-def _stem(label: str) -> str:
-    stem = Path(label).stem.lower()
-    stem = re.sub(r"[^a-z0-9_-]+", "-", stem).strip("-_") or "track"
-    return stem[:63]
-
-
-def _read_source(file: str | os.PathLike[str] | bytes) -> tuple[str, bytes]:
-    if isinstance(file, bytes):
-        return "<bytes>", file
-    path = Path(file)
-    try:
-        return str(path), path.read_bytes()
-    except OSError as err:
-        raise TrackError(f"{path}: cannot read ({err.strerror})") from err
-
-
-def _check_finite(arr: np.ndarray, label: str) -> None:
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        row = int(np.argwhere(bad)[0][0])
-        raise TrackError(f"{label}: row {row} holds a non-finite value (NaN or infinity)")
-
-
-def _clean(
-    pts: np.ndarray, wl: np.ndarray, wr: np.ndarray, label: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate shapes and values; drop repeated points and the closing duplicate."""
-    label = label or "track"
-    if pts.ndim != 2 or pts.shape[1] != 2:
-        raise TrackError(f"{label}: centerline must be N x 2, got shape {pts.shape}")
-    if wl.shape != (pts.shape[0],) or wr.shape != (pts.shape[0],):
-        raise TrackError(f"{label}: need one left and one right width per centerline point")
-    pts = pts.astype(np.float64)
-    wl = wl.astype(np.float64)
-    wr = wr.astype(np.float64)
-    for arr in (pts, wl, wr):
-        _check_finite(arr.reshape(arr.shape[0], -1), label)
-    if pts.shape[0] < MIN_POINTS:
-        raise TrackError(
-            f"{label}: only {pts.shape[0]} points; a track needs at least {MIN_POINTS}"
-        )
-    step = np.diff(pts, axis=0)
-    keep = np.concatenate(([True], np.sqrt(np.sum(step * step, axis=1)) > DUPLICATE_EPS_M))
-    pts, wl, wr = pts[keep], wl[keep], wr[keep]
-    gap = float(np.sqrt(np.sum((pts[-1] - pts[0]) ** 2)))
-    if gap <= DUPLICATE_EPS_M:
-        pts, wl, wr = pts[:-1], wl[:-1], wr[:-1]
-    if pts.shape[0] < MIN_POINTS:
-        raise TrackError(
-            f"{label}: only {pts.shape[0]} distinct points; a track needs at least {MIN_POINTS}"
-        )
-    seg = np.sqrt(np.sum(np.diff(pts, axis=0) ** 2, axis=1))
-    median = float(np.median(seg))
-    gap = float(np.sqrt(np.sum((pts[-1] - pts[0]) ** 2)))
-    if gap > CLOSING_GAP_FACTOR * median + 1e-3:
-        raise TrackError(
-            f"{label}: not closed: the last point is {gap:.2f} m from the first while points "
-            f"are {median:.2f} m apart; a track must be a loop"
-        )
-    for side, w in (("left", wl), ("right", wr)):
-        bad = np.flatnonzero((w < MIN_HALF_WIDTH_M) | (w > MAX_HALF_WIDTH_M))
-        if bad.size:
-            i = int(bad[0])
-            raise TrackError(
-                f"{label}: {side} width {w[i]:.3f} m at point {i}; each side must be "
-                f"{MIN_HALF_WIDTH_M:g} to {MAX_HALF_WIDTH_M:g} m"
-            )
-    return np.ascontiguousarray(pts), np.ascontiguousarray(wl), np.ascontiguousarray(wr)
-
-
-def _fit_widths(
-    pts: np.ndarray, wl: np.ndarray, wr: np.ndarray, factor: float
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Narrow the inside of corners so that no mitred border segment folds over.
-
-    Offsetting segment i (length l) by widths w at its ends shortens it by
-    w_i*tan(phi_i/2) + w_i+1*tan(phi_i+1/2), phi being the turn at each end towards that
-    side; keeping that below ``factor`` * l keeps the border simple. tan(phi/2) is computed
-    as |a x b| / (1 + a.b) from the unit directions, without trigonometry.
-    """
-    d = np.roll(pts, -1, axis=0) - pts
-    seg = np.sqrt(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1])
-    u = d / seg[:, None]
-    a = np.roll(u, 1, axis=0)  # incoming direction at each vertex
-    cross = a[:, 0] * u[:, 1] - a[:, 1] * u[:, 0]
-    dot = a[:, 0] * u[:, 0] + a[:, 1] * u[:, 1]
-    half_tan = np.abs(cross) / np.maximum(1.0 + dot, 1e-9)
-    out = []
-    changed = np.zeros(pts.shape[0], dtype=bool)
-    arc = np.concatenate(([0.0], np.cumsum(seg)))
-    for w, side in ((wl, cross > 0.0), (wr, cross < 0.0)):
-        shrink = np.where(side, half_tan, 0.0)
-        per_seg = shrink + np.roll(shrink, -1)  # vertex i and i+1 of segment i
-        with np.errstate(divide="ignore"):
-            cap_seg = np.where(per_seg > 0.0, factor * seg / per_seg, np.inf)
-        cap = np.minimum(cap_seg, np.roll(cap_seg, 1))  # a vertex ends two segments
-        cut = np.maximum(w - cap, 0.0)
-        if np.any(cut > 0.0):
-            # Narrow smoothly: the largest cut within FIT_PLATEAU_M, averaged over the shorter
-            # FIT_AVERAGE_M, so the border bends instead of notching; each point still loses
-            # at least its own cut, since every average only sees points of its plateau.
-            cut = _window(_window(cut, arc, FIT_PLATEAU_M, np.max), arc, FIT_AVERAGE_M,
-                          np.mean)
-        new_w = w - cut
-        new_w = np.maximum(new_w, MIN_HALF_WIDTH_M)
-        changed |= new_w < w
-        out.append(np.ascontiguousarray(new_w))
-    return out[0], out[1], int(changed.sum())
-
-
-def _window(values: np.ndarray, arc: np.ndarray, radius: float, fn: Any) -> np.ndarray:
-    """Apply ``fn`` to the values within ``radius`` metres of arc around each point (closed)."""
-    n = values.shape[0]
-    length = arc[-1]
-    out = np.empty(n)
-    for i in range(n):
-        d = np.abs(arc[:-1] - arc[i])
-        d = np.minimum(d, length - d)
-        out[i] = fn(values[d <= radius])
-    return out
-
-
 def _build_grid(border: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bucket border segments into a uniform grid (CSR) for ray casting."""
     x0 = float(min(border[:, 0].min(), border[:, 2].min())) - GRID_MARGIN_M
@@ -584,100 +380,3 @@ def _build_grid(border: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     gitems = np.array([j for c in cells for j in c], dtype=np.int32)
     gmeta = np.array([x0, y0, GRID_CELL_M, nx, ny], dtype=np.float64)
     return gmeta, gstart, gitems
-
-
-# --------------------------------------------------------------------- library
-_LIBRARY_PACKAGE = "evaluator.tracks"
-_cache: dict[str, Track] = {}
-
-
-def _catalog() -> list[dict[str, str]]:
-    text = resources.files(_LIBRARY_PACKAGE).joinpath("catalog.json").read_text("utf-8")
-    entries: list[dict[str, str]] = json.loads(text)["tracks"]
-    return entries
-
-
-def user_tracks_dir() -> Path:
-    """Where ``paddock tracks import`` keeps tracks: ``$PADDOCK_TRACKS_DIR`` or XDG data."""
-    env = os.environ.get("PADDOCK_TRACKS_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "paddock" / "tracks"
-
-
-def library_names() -> list[str]:
-    """Names of the tracks shipped with Paddock, in catalog order."""
-    return [e["name"] for e in _catalog()]
-
-
-def _user_catalog() -> dict[str, dict[str, str]]:
-    path = user_tracks_dir() / "catalog.json"
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as err:
-        raise TrackError(f"{path}: unreadable track catalog ({err})") from err
-    return {e["name"]: e for e in data.get("tracks", [])}
-
-
-def iter_tracks() -> Iterator[Track]:
-    """Every known track: the shipped library first, then imported ones."""
-    for name in library_names():
-        yield load_track(name)
-    for name in sorted(_user_catalog()):  # import_track refuses library names
-        yield load_track(name)
-
-
-def load_track(spec: str | os.PathLike[str] | Track) -> Track:
-    """A track by library name, imported name, or path to a ``.npy``/``.csv`` file."""
-    if isinstance(spec, Track):
-        return spec
-    key = str(spec)
-    if key in _cache:
-        return _cache[key]
-    lib = {e["name"]: e for e in _catalog()}
-    if key in lib:
-        entry = lib[key]
-        data = resources.files(_LIBRARY_PACKAGE).joinpath(entry["file"]).read_bytes()
-        raw = Track.from_csv(data, name=key)
-        track = Track(key, raw.centerline, raw.width_left, raw.width_right,
-                      title=entry["title"], description=entry["description"], source="library")
-        _cache[key] = track
-        return track
-    user = _user_catalog()
-    if key in user:
-        entry = user[key]
-        raw = Track.from_csv(user_tracks_dir() / entry["file"], name=key)
-        track = Track(key, raw.centerline, raw.width_left, raw.width_right,
-                      title=entry.get("title", key), description=entry.get("description", ""),
-                      source=str(user_tracks_dir() / entry["file"]))
-        _cache[key] = track
-        return track
-    path = Path(key)
-    if path.suffix.lower() in (".npy", ".csv"):
-        if not path.exists():
-            raise TrackError(f"{path}: no such track file")
-        return Track.from_file(path)
-    known = ", ".join(library_names() + sorted(user))
-    raise TrackError(f"unknown track {key!r}; known tracks: {known}")
-
-
-def import_track(path: str | os.PathLike[str], name: str, *, description: str = "") -> Track:
-    """Validate a track file and keep it under :func:`user_tracks_dir` as ``name``."""
-    _check_name(name)
-    if name in library_names():
-        raise TrackError(f"{name!r} is a library track; choose another name")
-    track = Track.from_file(path, name=name)
-    directory = user_tracks_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / f"{name}.csv").write_text(track.to_csv(), "utf-8")
-    catalog = _user_catalog()
-    catalog[name] = {"name": name, "title": name, "description": description,
-                     "file": f"{name}.csv", "imported_from": str(path)}
-    tmp = directory / "catalog.json.tmp"
-    tmp.write_text(json.dumps({"tracks": list(catalog.values())}, indent=2), "utf-8")
-    tmp.replace(directory / "catalog.json")
-    _cache.pop(name, None)
-    return replace(load_track(name), notes=track.notes)

@@ -21,7 +21,8 @@ from evaluator.env import OFF_TRACK_REWARD, ModelMetadata
 from evaluator.env import _action_spec as action_spec
 from evaluator.params import ParamsBuilder, RewardFunction, call_reward_function
 from evaluator.race_settings import DEFAULT_PENALTY_S, DEFAULT_TRACK
-from evaluator.track import Track, load_track
+from evaluator.track import Track
+from evaluator.track_library import load_track
 from evaluator.world import World
 
 

@@ -84,7 +84,12 @@ def spread_obstacles(track: Track, count: int, rng: np.random.Generator) -> list
 
 
 def penalty_steps(seconds: float) -> int:
-    """Control steps a penalty of ``seconds`` freezes a car for."""
+    """Convert a penalty in seconds to the whole control steps a car is frozen for.
+
+    The one conversion of a penalty: cars freeze for whole control steps, so ``seconds`` is
+    rounded to the nearest step (half to even), and that freeze is also the time a result
+    charges (:attr:`World.off_track_penalty_s`): 2.5 s is 37.5 steps, served as 38 (2.533 s).
+    """
     if not np.isfinite(seconds) or seconds < 0:
         raise SimulationError(f"a penalty must be a finite number of seconds >= 0, got {seconds}")
     return int(round(seconds * car.CONTROL_HZ))
@@ -237,6 +242,16 @@ class World:
         self._last_cross[i] = float(t)
 
     # ------------------------------------------------------------------ queries
+    @property
+    def off_track_penalty_s(self) -> float:
+        """Seconds an off-track car with race semantics is frozen for (whole steps)."""
+        return float(self.cfg[_sim.K_OFF_PEN_STEPS]) / car.CONTROL_HZ
+
+    @property
+    def collision_penalty_s(self) -> float:
+        """Seconds a car with race semantics blamed for a collision is frozen for."""
+        return float(self.cfg[_sim.K_COL_PEN_STEPS]) / car.CONTROL_HZ
+
     @property
     def sim_time(self) -> float:
         """Simulated seconds since the start."""

@@ -53,7 +53,7 @@ import evaluator  # noqa: F401  (registers the paddock/ environments)
 from evaluator.metadata import ModelMetadata, parse_metadata
 from evaluator.observation import OBS_DIM
 from evaluator.onnx_io import pack
-from evaluator.track import load_track
+from evaluator.track_library import load_track
 from evaluator.validate import validate_policy
 
 ENV_ID = "paddock/TimeTrial-v0"

@@ -60,6 +60,7 @@ class RaceStatus(enum.StrEnum):
 
     SCHEDULED = "scheduled"  # before opens_at
     OPEN = "open"  # taking submissions
+    FINALS = "finals"  # window over, knockout being raced (head-to-head); points to come
     CLOSED = "closed"  # leaderboard frozen, season points awarded
 
 

@@ -11,7 +11,8 @@ from evaluator import car
 from evaluator._detmath import PI, sincos
 from evaluator.drivers import Driver, PurePursuitDriver, record_drivers
 from evaluator.telemetry import CarLabel, Telemetry
-from evaluator.track import Track, load_track
+from evaluator.track import Track
+from evaluator.track_library import load_track
 from evaluator.world import World
 
 # The league's database fixtures (both backends) and factories, for tests/league and tests/web.

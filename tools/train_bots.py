@@ -50,7 +50,8 @@ from evaluator.observation import (
     OBS_DIM,
 )
 from evaluator.onnx_io import mlp_policy
-from evaluator.track import Track, load_track
+from evaluator.track import Track
+from evaluator.track_library import load_track
 from evaluator.world import World
 
 ROOT = Path(__file__).resolve().parents[1]

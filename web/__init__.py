@@ -14,7 +14,7 @@ from werkzeug.routing import IntegerConverter, Map
 from league.config import Settings
 from league.db import MIGRATIONS_DIR, READ_ONLY, configure_engine, engine_options, is_sqlite
 from league.models import User
-from web import errors, filters, security
+from web import errors, filters, pagecache, security
 from web.extensions import csrf, db, limiter, login_manager, migrate
 
 MAX_ID = 2**63 - 1  # the largest BIGINT; ids in URLs beyond it do not exist
@@ -73,13 +73,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     security.init_app(app)
     filters.init_app(app)
     errors.init_app(app)
+    pagecache.init_app(app)
 
     app.url_map.converters["int"] = BoundedInt  # before any route is added
     from web.api import bp as api_bp
-    from web.views import auth, garage, organize, public, replays
+    from web.views import auth, garage, organize, organize_races, public, races, replays, tracks
 
-    for blueprint in (public.bp, auth.bp, garage.bp, organize.bp, replays.bp):
-        app.register_blueprint(blueprint)
+    for view in (public, races, tracks, auth, garage, organize, organize_races, replays):
+        app.register_blueprint(view.bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
     csrf.exempt(api_bp)  # bearer tokens, never cookies: nothing to forge
     app.register_blueprint(api_bp)

@@ -1,6 +1,6 @@
 """Error responses: an HTML page on the site, ``{"error": {"code", "message"}}`` under /api.
 
-League errors map to statuses by their code; the API's JSON shape is the one DESIGN.md fixes.
+League errors map to statuses by their code; every API error has the one shape above.
 """
 
 from __future__ import annotations

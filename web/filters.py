@@ -1,10 +1,24 @@
-"""Jinja filters: times, dates and numbers the way racers read them."""
+"""How things read on the site: times, dates and numbers the way racers read them, the names
+of formats and ranking methods, and an entry's status badge (its words and CSS class).
+
+Templates use them as filters (``race.format|format_label``) and globals (``Format``, the
+race-settings vocabulary of :mod:`evaluator.race_settings`, so templates hold no literals of
+it); the garage's templates also get the badge helpers (see :mod:`web.views.garage`).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask
+
+from evaluator.actions import ActionSpec
+from evaluator.errors import PaddockError
+from evaluator.race_settings import FORMAT_LABELS, RANKING_LABELS, Format, Ranking
+from league.models import JobStatus
+from league.rules.leaderboard import EntryStatus
 
 
 def race_time(seconds: float | None) -> str:
@@ -35,9 +49,59 @@ def iso(value: dt.datetime | None) -> str:
     return "" if value is None else value.replace(tzinfo=dt.UTC).isoformat()
 
 
+def format_label(race_format: str) -> str:
+    """What a race format is called ("Time trial", "Head-to-head")."""
+    return FORMAT_LABELS.get(race_format, race_format)
+
+
+def ranking_label(ranking: str) -> str:
+    """What a ranking method is called, as a column title ("Total time", "Best lap")."""
+    return RANKING_LABELS[ranking][0] if ranking in RANKING_LABELS else ranking
+
+
+def status_label(status: EntryStatus, race_format: str = Format.TIME_TRIAL) -> str:
+    """How an entry's status reads on a badge ("running, attempt 2", "finished 0:42.100")."""
+    if status.disqualified:
+        return "disqualified"
+    if status.status is None:
+        return "in the heats" if race_format != Format.TIME_TRIAL else "not queued"
+    if status.status == JobStatus.RUNNING:
+        return f"running, attempt {status.attempts}"
+    if status.status == JobStatus.FAILED:
+        return f"failed ({status.failure_kind})" if status.failure_kind else "failed"
+    if status.status == JobStatus.SUCCEEDED and status.result_status:
+        label = status.result_status.replace("_", " ")
+        if status.time_s is not None:
+            minutes, seconds = divmod(status.time_s, 60.0)
+            label += f" {int(minutes)}:{seconds:06.3f}"
+        return label
+    return str(status.status)
+
+
+def status_class(status: EntryStatus) -> str:
+    """The CSS class of an entry's status badge."""
+    if status.disqualified:
+        return "bad"
+    if status.status == JobStatus.SUCCEEDED and status.result_status:
+        return f"status-{status.result_status}"
+    return f"status-{status.status}" if status.status else ""
+
+
+def action_space_summary(metadata: Mapping[str, Any] | None) -> str:
+    """A model's action space in a few words ("continuous: steering ±30°, 0.5-4 m/s")."""
+    try:
+        spec = ActionSpec.from_metadata(metadata or None)
+    except (PaddockError, ValueError, TypeError, KeyError):
+        return "unknown action space"
+    if spec.kind == "discrete":
+        return f"discrete: {len(spec.choices)} actions"
+    (s_lo, s_hi), (v_lo, v_hi) = spec.steering_range, spec.speed_range
+    return f"continuous: steering {s_lo:g}° to {s_hi:g}°, speed {v_lo:g}-{v_hi:g} m/s"
+
+
 def init_app(app: Flask) -> None:
-    """Register the filters on ``app``."""
-    app.add_template_filter(race_time)
-    app.add_template_filter(gap)
-    app.add_template_filter(when)
-    app.add_template_filter(iso)
+    """Register the filters, and the race-settings vocabulary as globals, on ``app``."""
+    for f in (race_time, gap, when, iso, format_label, ranking_label):
+        app.add_template_filter(f)
+    app.add_template_global(Format, "Format")
+    app.add_template_global(Ranking, "Ranking")

@@ -86,6 +86,12 @@ def require_manager_or_404(league: League, user: User | None = None) -> User:
     return user
 
 
+def managed_league(slug: str) -> tuple[League, User]:
+    """The league ``slug`` and the viewer, if they manage it; else 404."""
+    league = get_league_or_404(slug)
+    return league, require_manager_or_404(league)
+
+
 @dataclass(frozen=True)
 class Page(Generic[T]):
     """One page of a list."""

@@ -1,9 +1,10 @@
-"""Whole pages for visitors without an account, kept per web process for a moment.
+"""What a web process keeps between requests: whole pages for visitors, and the rendered
+longest tables. :func:`init_app` installs it (with the league's data versions) on an app.
 
-The race and league pages are what spectators load most, and what a crowd reloads while a
-race is on. For a visitor who is not signed in (and has no message waiting to be shown) such
-a page is the same for everyone, so each web process keeps the HTML it rendered, per URL, and
-serves it again while both hold:
+**Pages.** The race and league pages are what spectators load most, and what a crowd reloads
+while a race is on. For a visitor who is not signed in (and has no message waiting to be
+shown) such a page is the same for everyone, so each web process keeps the HTML it rendered,
+per URL, and serves it again while both hold:
 
 * the league's data stamp is unchanged (:func:`league.read.cache.data_stamp`: no commit in this
   process touched what public pages read, and no new result, entry, evaluation, race points
@@ -13,28 +14,36 @@ serves it again while both hold:
   race through another worker) takes to show.
 
 Signed-in users always get a freshly rendered page.
+
+**Tables.** :mod:`league.read.cache` hands out the *same* list object for a race's leaderboard
+(a season's standings) for as long as its version is unchanged. Rendering 100 leaderboard rows
+costs more than everything else on the race page together, so the rendered table is kept
+beside the list it was rendered from and reused while the league hands out that very object: a
+new result or a disqualification makes a new list, and the table is rendered again. Tables
+hold nothing that depends on the viewer, only on the data and the site's URL prefix.
 """
 
 from __future__ import annotations
 
 import functools
-import threading
 import time
-import weakref
-from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from flask import Flask, current_app, request
 from flask import session as cookie_session
+from markupsafe import Markup
 
 from league.read import cache
 from web.helpers import session, viewer
 
 DEFAULT_MAX_AGE_S = 1.0
-MAX_PAGES = 256  # per app and process; the least recently used go first
+MAX_PAGES = 256  # per app; the least recently used go first
+MAX_FRAGMENTS = 256  # per app; the least recently used go first
 CONFIG_KEY = "PUBLIC_PAGE_CACHE_S"
+EXTENSION = "paddock.pagecache"
+KEY_ARGS = ("page",)  # the query arguments the cached pages read
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,12 +55,27 @@ class _Page:
     html: str
 
 
-_pages: weakref.WeakKeyDictionary[Flask, OrderedDict[tuple[str, str], _Page]] = \
-    weakref.WeakKeyDictionary()
-_lock = threading.Lock()
+@dataclass(frozen=True)
+class Kept:
+    """One app's kept pages and tables."""
+
+    pages: cache.Lru[Hashable, _Page] = field(default_factory=lambda: cache.Lru(MAX_PAGES))
+    #: (the object a table was rendered from, its HTML)
+    fragments: cache.Lru[Hashable, tuple[object, Markup]] = field(
+        default_factory=lambda: cache.Lru(MAX_FRAGMENTS))
 
 
-KEY_ARGS = ("page",)  # the query arguments the cached pages read
+def init_app(app: Flask) -> None:
+    """Keep pages and tables for ``app``, and have this process count its own commits in the
+    league's data versions (:func:`league.read.cache.install`)."""
+    cache.install()
+    app.extensions[EXTENSION] = Kept()
+
+
+def kept() -> Kept:
+    """The current app's kept pages and tables."""
+    found: Kept = current_app.extensions[EXTENSION]
+    return found
 
 
 def max_age() -> float:
@@ -70,31 +94,37 @@ def for_visitors(view: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not _cacheable():
             return view(*args, **kwargs)
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        pages = kept().pages
         # links depend on the site's prefix; only the arguments pages read make a new key, so
         # made-up query strings cannot push the real pages out
         key = (request.script_root, request.path,
                tuple((k, request.args.get(k, "")) for k in KEY_ARGS))
         stamp = cache.data_stamp(session())
         now = time.monotonic()
-        with _lock:
-            pages = _pages.setdefault(app, OrderedDict())
-            page = pages.get(key)
-            if page is not None and page.stamp == stamp and now - page.rendered_at < max_age():
-                pages.move_to_end(key)
-                return page.html
+        page = pages.get(key)
+        if page is not None and page.stamp == stamp and now - page.rendered_at < max_age():
+            return page.html
         html = view(*args, **kwargs)
         if isinstance(html, str):  # a page, not a redirect or another response
-            with _lock:
-                pages[key] = _Page(stamp, now, html)
-                pages.move_to_end(key)
-                while len(pages) > MAX_PAGES:
-                    pages.popitem(last=False)
+            pages.put(key, _Page(stamp, now, html))
         return html
     return wrapper  # type: ignore[return-value]
 
 
+def cached_html(key: Hashable, source: object, render: Callable[[], str]) -> Markup:
+    """The HTML ``render()`` made from ``source`` under ``key``, rendered again only when
+    ``source`` is not the object it was rendered from."""
+    fragments = kept().fragments
+    full_key = (request.script_root, key)
+    held = fragments.get(full_key)
+    if held is not None and held[0] is source:
+        return held[1]
+    html = Markup(render())  # a template's own output, escaped as it was rendered
+    fragments.put(full_key, (source, html))
+    return html
+
+
 def clear() -> None:
-    """Forget every kept page."""
-    with _lock:
-        _pages.clear()
+    """Forget the current app's kept pages and tables."""
+    kept().pages.clear()
+    kept().fragments.clear()

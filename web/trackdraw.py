@@ -15,7 +15,8 @@ from functools import lru_cache
 
 from evaluator.errors import TrackError
 from evaluator.render import track_svg
-from evaluator.track import Track, iter_tracks, library_names, load_track
+from evaluator.track import Track
+from evaluator.track_library import iter_tracks, library_names, load_track
 
 TARGET_WIDTH_PX = 720  # drawings are scaled to about this width ...
 MAX_PX_PER_M = 40.0  # ... but never larger than the renderer's default scale

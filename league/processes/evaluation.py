@@ -4,7 +4,8 @@
 without the database: it checks that the track still has the geometry the race was created
 on, reads each model from storage and validates it again, and runs the race exactly as
 ``paddock evaluate`` does. It returns an :class:`Outcome`; :func:`deliver` writes that back
-in the worker's transaction.
+in a transaction of its caller, :func:`league.processes.runner.run_claimed_job` (the one fault
+boundary of the local workers and the Ray tasks).
 
 What counts as a result. The evaluator's statuses ``finished``, ``dnf`` and ``policy_error``
 are all results: the job succeeds and the result JSON is stored. A policy that crashed,
@@ -29,7 +30,8 @@ from evaluator import replay
 from evaluator.errors import PaddockError, PolicyRejected
 from evaluator.race import RaceResult, run_race
 from evaluator.race_settings import Format, RaceConfig
-from evaluator.track import Track, load_track
+from evaluator.track import Track
+from evaluator.track_library import load_track
 from evaluator.validate import ValidatedPolicy, validate_policy
 from league.config import Settings
 from league.db import transaction
@@ -45,7 +47,8 @@ HeatRecorder = Callable[..., None]  # league.rules.headtohead.record_heat(sessio
 
 
 class EvaluationAborted(Exception):
-    """Raised inside a race when the worker asked it to stop (stopping, or lease lost)."""
+    """Raised inside a race when its runner asked it to stop (the executor is stopping, or
+    the job is final elsewhere)."""
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """``paddock demo``: the whole league on one machine, as one process tree.
 
-Migrates the database, seeds the demo league once, then starts the website (gunicorn), the
+Checks that the port is free (a second ``make run`` says so before it prints anything else),
+migrates the database, seeds the demo league once, then starts the website (gunicorn), the
 scheduler and the local workers as child processes and watches them. Ctrl-C (SIGINT) or
 SIGTERM stops them all: each gets SIGTERM and ``STOP_GRACE_S`` to finish, then SIGKILL. If one
 of them dies on its own, the others are stopped too and the command fails, saying which.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -112,6 +114,22 @@ def stop_all(children: Sequence[Child], grace_s: float = STOP_GRACE_S) -> None:
             proc.wait()
 
 
+def port_taken(host: str, port: int) -> bool:
+    """Whether something already listens on ``host:port`` (a second ``make run``, say).
+
+    The probe binds the way gunicorn does (``SO_REUSEADDR``), so a port whose last
+    connections are only closing (TIME_WAIT, after an earlier run stopped) counts as free.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def banner(url: str, seeded: bool) -> str:
     """What the command prints once the website is up."""
     lines = ["", f"Paddock is running at {url}", ""]
@@ -127,6 +145,10 @@ def banner(url: str, seeded: bool) -> str:
 
 def run(host: str, port: int, workers: int | None = None) -> int:
     """Prepare, start and supervise the process tree until a stop signal; returns the status."""
+    if port_taken(host, port):
+        print(f"paddock demo: port {port} on {host} is taken (is Paddock already running? "
+              f"choose another port: make run PORT={port + 1})", file=sys.stderr)
+        return 1
     settings = Settings.from_env()
     seeded = prepare(settings)
     children = child_commands(host, port, workers or settings.workers)

@@ -3,15 +3,17 @@
 The scheduler calls :func:`dispatch` every second (``PADDOCK_EXECUTOR=ray``). It claims queued
 jobs under a lease owned by ``ray-dispatcher-<host>-<pid>`` and submits each as a task running
 :func:`run_job`, never more at once than the cluster has CPUs. The task opens the database and
-the storage itself, races the job with :func:`league.processes.evaluation.evaluate_job` while a
-thread renews the dispatcher's lease, and writes the outcome with
-:func:`league.processes.evaluation.deliver`.
+the storage itself and hands the job to :func:`league.processes.runner.run_claimed_job`, the
+same fault boundary as the local workers: it renews the dispatcher's lease from a thread, races
+the job, delivers the outcome (trying again on a database conflict), records a crash as an
+``infrastructure`` failure, and ends quietly when the job was deleted meanwhile.
 
 The database stays the source of truth; Ray only carries work. A task lost with its node stops
 renewing its lease, and the scheduler's lease reaper queues the job again (a new attempt). Ray
 retries a task whose worker died, and a retry may deliver a job whose result is already
-written: harmless, because a job's result is keyed by its id and the first one wins. A task that
-ends in an error after Ray's retries is left to the reaper the same way.
+written: harmless, because a job's result is keyed by its id and the first one wins (the runner
+finds such a job final and does not race it again). A task that ends in an error after Ray's
+retries is left to the reaper the same way.
 
 Operators: every Ray node needs the same Paddock version installed (``pip install
 'paddock[ray]'``), the database reachable at ``DATABASE_URL`` (so not a SQLite file, except on a
@@ -35,10 +37,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from evaluator.sandbox import SandboxOptions
 from league.config import ConfigError, Settings
 from league.db import make_engine, session_factory, transaction
-from league.models import FailureKind
-from league.processes.evaluation import EvaluationAborted, Outcome, deliver, evaluate_job
-from league.processes.worker import LeaseKeeper
-from league.rules.jobs import FINAL, claim_job, get_job
+from league.processes.runner import run_claimed_job
+from league.rules.jobs import claim_job
 from league.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -186,28 +186,13 @@ def _database(url: str) -> sessionmaker[Session]:
 
 
 def run_job(settings: Settings, job_id: int, owner: str) -> str:
-    """The body of a Ray task: race one job claimed by ``owner`` and write its outcome back;
-    returns one line saying what happened."""
-    factory = _database(settings.database_url)
-    storage = Storage(settings.storage_dir)
-    with transaction(factory) as session:
-        status = get_job(session, job_id).status
-    if status in FINAL:  # a retry of a task whose result was already written
-        return f"job {job_id}: already {status}, nothing to do"
-    with LeaseKeeper(factory, settings, job_id, owner) as lease:
-        try:
-            outcome = evaluate_job(factory, storage, job_id, settings,
-                                   should_stop=lambda: bool(lease.abandoned))
-        except EvaluationAborted:
-            return f"job {job_id}: abandoned ({lease.abandoned})"
-        except sa.exc.SQLAlchemyError:
-            raise  # the database is unwell: Ray retries, or the lease runs out
-        except Exception as err:  # a defect, not a property of the job: record it
-            log.exception("job %d: the evaluation crashed", job_id)
-            outcome = Outcome(job_id, failure=FailureKind.INFRASTRUCTURE,
-                              reason=f"the evaluation crashed: {type(err).__name__}: {err}")
-        with transaction(factory) as session:
-            taken = deliver(session, outcome, owner, storage)
-    what = f"failed ({outcome.failure}: {outcome.reason})" if outcome.failed else \
-        f"succeeded ({(outcome.result or {}).get('status')})"
-    return f"job {job_id}: {what}{'' if taken else '; not recorded (already finished)'}"
+    """The body of a Ray task: run one job claimed by ``owner`` through
+    :func:`~league.processes.runner.run_claimed_job`; returns its line saying what happened.
+
+    Since the runner is shared with the local workers, a task now also tries a delivery again
+    when the database reports a conflict (before, the task failed and Ray retried it whole,
+    racing the job again), and a job deleted meanwhile ends the task with a line instead of
+    a ``NotFound`` error.
+    """
+    return run_claimed_job(_database(settings.database_url), Storage(settings.storage_dir),
+                           settings, job_id, owner)

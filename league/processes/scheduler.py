@@ -44,7 +44,7 @@ from sqlalchemy.pool import NullPool
 from league.config import ConfigError, Settings
 from league.db import engine_options, make_engine, session_factory, transaction
 from league.errors import Conflict, LeagueError, NotFound
-from league.models import EvaluationJob, JobStatus, Race, Season, utcnow
+from league.models import EvaluationJob, JobStatus, Race, Season, SeasonStatus, utcnow
 from league.rules import headtohead, jobs, seasons
 
 log = logging.getLogger(__name__)
@@ -130,8 +130,16 @@ def reap_leases() -> list[int]:
 
 
 def open_close_races() -> tuple[list[int], list[int]]:
-    """Open races whose time has come, and close (and score) those past their close time."""
+    """Open races whose time has come; move on those past their close time or in their
+    finals (plan the next knockout stage, or close and score them). Returns the ids opened
+    and closed."""
     factory = _ctx().factory
+    steps: dict[int, seasons.Step] = {}
+
+    def advance(session: Session, race_id: int) -> bool:
+        steps[race_id] = seasons.advance_race(session, race_id, utcnow())
+        return steps[race_id] != seasons.Step.WAITING
+
     with _STATE_LOCK:
         with transaction(factory) as session:
             opened = [race.id for race in seasons.open_due_races(session, utcnow())]
@@ -139,9 +147,16 @@ def open_close_races() -> tuple[list[int], list[int]]:
             due = seasons.races_due_to_close(session, utcnow())
         # one transaction per race: a race that cannot be closed now never holds back the
         # others (it is tried again at the next run)
-        closed = _each(due, _close_race, "open-close-races", "race")
-    if opened or closed:
-        log.info("open-close-races: opened %s, closed %s", _ids(opened), _ids(closed))
+        moved = _each(due, advance, "open-close-races", "race")
+    closed = [r for r in moved if steps[r] in seasons.CLOSING]
+    staged = [r for r in moved if steps[r] == seasons.Step.STAGE_PLANNED]
+    for race_id in moved:
+        if steps[race_id] == seasons.Step.CLOSED_WITHOUT_KNOCKOUT:
+            log.info("open-close-races: race %d has too few rated entries for its knockout: "
+                     "closed from its rating table, without finals", race_id)
+    if opened or moved:
+        log.info("open-close-races: opened %s, knockout stage planned in %s, closed %s",
+                 _ids(opened), _ids(staged), _ids(closed))
     return opened, closed
 
 
@@ -176,17 +191,14 @@ def finalize_seasons() -> list[int]:
     return finalized
 
 
-def _close_race(session: Session, race_id: int) -> bool:
-    return seasons.close_if_due(session, race_id, utcnow()) is not None
-
-
 def _plan_round(session: Session, race_id: int) -> bool:
     return bool(headtohead.plan_round(session, _get(session, Race, race_id), utcnow()))
 
 
 def _finalize_season(session: Session, season_id: int) -> bool:
-    seasons.finalize_season(session, _get(session, Season, season_id), utcnow())
-    return True
+    season = _get(session, Season, season_id)
+    seasons.finalize_season(session, season, utcnow())
+    return season.status == SeasonStatus.FINISHED  # else a race of it went to its finals
 
 
 def _get(session: Session, model: type[T], ident: int) -> T:

@@ -1,12 +1,13 @@
 """Local evaluation workers: claim a job, race it under a renewed lease, write the outcome.
 
-A :class:`Worker` loops: recover expired leases, claim the oldest queued job, evaluate it
-while a thread renews the lease every ``heartbeat_s`` (at most a third of the lease, so two
-beats may fail before it runs out), then deliver the result or failure in one transaction.
-When the lease is lost the race goes on and its result is still offered (the first result
-of a job wins); when the job was meanwhile cancelled or finished elsewhere, the race is
-abandoned. On SIGTERM or SIGINT the current race is cut short and the job handed back to the
-queue without using up an attempt.
+A :class:`Worker` loops: recover expired leases, claim the oldest queued job, and hand it to
+:func:`league.processes.runner.run_claimed_job`, the fault boundary the Ray executor's tasks
+share. That keeps the lease, races the job, delivers the result or failure (trying again when
+the database reports a conflict) and records a crash as an ``infrastructure`` failure; see its
+module for every way a job can end. A worker passes its stop event along: on SIGTERM or SIGINT
+the current race is cut short and the job handed back to the queue without using up an
+attempt. A database error that outlasts the runner's retries ends the worker process (the pool
+starts a new one) and the job's lease runs out, so the reaper queues it again.
 
 :func:`run_pool` is the ``local`` executor: ``n`` worker processes (``spawn``), restarted when
 they die, stopped cleanly on SIGTERM or SIGINT. ``python -m league.processes.worker [--workers N]
@@ -32,76 +33,26 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from league.config import ConfigError, Settings
 from league.db import make_engine, session_factory, transaction
-from league.errors import NotFound
-from league.models import FailureKind
-from league.processes.evaluation import EvaluationAborted, Outcome, deliver, evaluate_job
-from league.rules.jobs import FINAL, claim_job, get_job, heartbeat, reap_expired, release_job
+from league.processes.runner import run_claimed_job
+from league.rules.jobs import claim_job, reap_expired
 from league.storage import Storage
 
 log = logging.getLogger(__name__)
 
-HEARTBEATS_PER_LEASE = 3  # a lease survives two failed heartbeats
 POOL_TICK_S = 0.5  # how often the pool looks for dead workers
 RESTART_DELAY_S = 1.0  # first wait before restarting a dead worker
 MAX_RESTART_DELAY_S = 30.0  # a worker that keeps dying waits at most this long
 STABLE_AFTER_S = 60.0  # a worker that lived this long restarts without backing off
 SHUTDOWN_GRACE_S = 20.0  # stopping workers get this long (a policy may be loading) before kill
-DELIVERY_TRIES = 3  # a result is written back this many times before the worker gives up
-DELIVERY_BACKOFF_S = 0.5  # wait before the next try, times the tries so far
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def default_worker_id() -> str:
     """This process's worker id: ``<hostname>-<pid>``."""
     return f"{socket.gethostname()}-{os.getpid()}"
-
-
-class LeaseKeeper:
-    """Renews one job's lease from a thread while the job is being raced (used by the local
-    workers and by the Ray executor's tasks)."""
-
-    def __init__(self, factory: sessionmaker[Session], settings: Settings, job_id: int,
-                 owner: str) -> None:
-        self.factory, self.settings, self.job_id, self.owner = factory, settings, job_id, owner
-        self.every_s = min(settings.heartbeat_s, settings.lease_s / HEARTBEATS_PER_LEASE)
-        self.lost = False  #: the lease is no longer ours
-        self.abandoned = ""  #: why the race should stop: the job is final elsewhere
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"lease-{job_id}", daemon=True)
-
-    def __enter__(self) -> LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _beat(self) -> None:
-        while not self._done.wait(self.every_s):
-            try:
-                with transaction(self.factory) as session:
-                    if heartbeat(session, self.job_id, self.owner, self.settings.lease_s):
-                        continue
-                    job = get_job(session, self.job_id)
-                    status, holder = job.status, job.lease_owner
-            except sa.exc.OperationalError as err:  # the database blinked: beat again later
-                log.warning("job %d: heartbeat failed, retrying: %s", self.job_id, err)
-                continue
-            except NotFound:
-                self.lost, self.abandoned = True, "the job no longer exists"
-                return
-            self.lost = True
-            if status in FINAL:
-                self.abandoned = f"the job is already {status}"
-            else:
-                log.warning("job %d: lease lost (now %s); racing on, the first result wins",
-                            self.job_id, f"held by {holder}" if holder else status)
-            return
 
 
 class Worker:
@@ -131,7 +82,8 @@ class Worker:
         log.info("worker %s: stopped", self.worker_id)
 
     def run_once(self, stop_event: threading.Event | None = None) -> int | None:
-        """Claim one job and see it through; its id, or None when nothing was queued.
+        """Claim one job and see it through (:func:`~league.processes.runner.run_claimed_job`);
+        its id, or None when nothing was queued.
 
         Expired leases are reaped first, so workers recover lost jobs even without the
         scheduler (both call the same :func:`~league.rules.jobs.reap_expired`).
@@ -145,56 +97,10 @@ class Worker:
         if job_id is None:
             return None
         log.info("worker %s: job %d claimed", self.worker_id, job_id)
-        try:
-            self._see_through(job_id, stop_event or threading.Event())
-        except NotFound as err:  # its race or entry was deleted meanwhile: nothing to record
-            log.warning("worker %s: job %d is gone: %s", self.worker_id, job_id, err)
+        line = run_claimed_job(self.factory, self.storage, self.settings, job_id,
+                               self.worker_id, stop=stop_event)
+        log.info("worker %s: %s", self.worker_id, line)
         return job_id
-
-    def _see_through(self, job_id: int, stop: threading.Event) -> None:
-        with LeaseKeeper(self.factory, self.settings, job_id, self.worker_id) as lease:
-            try:
-                outcome = evaluate_job(self.factory, self.storage, job_id, self.settings,
-                                       should_stop=lambda: stop.is_set() or bool(lease.abandoned))
-            except EvaluationAborted:
-                self._aborted(job_id, lease)
-                return
-            except (sa.exc.SQLAlchemyError, NotFound):
-                raise  # the database is unwell (the lease runs out, the job is retried)
-            except Exception as err:  # a defect, not a property of the job: record it
-                log.exception("worker %s: job %d crashed", self.worker_id, job_id)
-                outcome = Outcome(job_id, failure=FailureKind.INFRASTRUCTURE,
-                                  reason=f"the evaluation crashed: {type(err).__name__}: {err}")
-            taken = self._deliver(outcome)
-        what = f"failed ({outcome.failure}: {outcome.reason})" if outcome.failed else \
-            f"succeeded ({(outcome.result or {}).get('status')})"
-        log.info("worker %s: job %d %s%s", self.worker_id, job_id, what,
-                 "" if taken else "; not recorded (already finished)")
-
-    def _deliver(self, outcome: Outcome) -> bool:
-        """Write the outcome back, trying again when the database reports a conflict
-        (PostgreSQL found a deadlock, SQLite stayed locked)."""
-        tries = 0
-        while True:
-            tries += 1
-            try:
-                with transaction(self.factory) as session:
-                    return deliver(session, outcome, self.worker_id, self.storage)
-            except sa.exc.OperationalError as err:
-                if tries >= DELIVERY_TRIES:
-                    raise
-                log.warning("worker %s: job %d: delivery failed, trying again: %s",
-                            self.worker_id, outcome.job_id, err)
-                time.sleep(DELIVERY_BACKOFF_S * tries)
-
-    def _aborted(self, job_id: int, lease: LeaseKeeper) -> None:
-        if lease.abandoned:
-            log.info("worker %s: job %d abandoned: %s", self.worker_id, job_id, lease.abandoned)
-            return
-        with transaction(self.factory) as session:
-            released = release_job(session, job_id, self.worker_id, "its worker was stopped")
-        log.info("worker %s: job %d %s", self.worker_id, job_id,
-                 "handed back to the queue" if released else "was no longer ours")
 
 
 # ---------------------------------------------------------------------------------- pool

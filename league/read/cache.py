@@ -12,15 +12,21 @@ A version has two parts:
 * a *stamp*, checked on every read at the cost of one indexed query: the highest ids of
   results, entries, evaluation jobs, race points and divisions in the whole database (a new
   result, entry, re-run or awarded points changes it at once), this process's *generation*
-  (bumped by every commit in this process that changed or deleted rows these reads depend
-  on: a disqualification, a changed ranking method, a closed race), and the race's or
-  season's own settings;
+  (bumped, once :func:`install` ran, by every commit in this process that changed or deleted
+  rows these reads depend on: a disqualification, a changed ranking method, a closed race),
+  and the race's or season's own settings;
 * an *exact version* of the one race or season (its entries, disqualifications and latest
   result; its points rows, closed races and divisions), queried when the stamp has changed
   and otherwise at least every :data:`VERIFY_S` seconds. A change that leaves the stamp alone
   (an entry disqualified by another process) therefore shows within that time.
 
 Values are keyed by engine, so two databases in one process never share an entry.
+
+Nothing is registered on import: a process counts its own commits (the generation) only after
+it calls :func:`install`, once, before it serves reads. The web app does so in
+:func:`web.create_app`. A process that never calls it still reads correct values: its own
+commits that leave the stamp alone then show within :data:`VERIFY_S`, like another process's.
+:class:`Lru` is the bounded store of these values, and of the web's kept pages and tables.
 """
 
 from __future__ import annotations
@@ -64,6 +70,8 @@ _TOUCHED = "paddock.cache.touched"  # Session.info key: this transaction changed
 _STAMP = "paddock.cache.stamp"  # Session.info key: (transaction, database stamp)
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 # The highest ids of the tables that only grow: each is one step down a primary-key index.
 _STAMP_SQL = "SELECT " + ", ".join(
     f"(SELECT max(id) FROM {model.__tablename__})"
@@ -76,6 +84,43 @@ class _Slot(Generic[T]):
     version: tuple[Any, ...]
     checked: float  #: time.monotonic() of the last exact check
     value: T
+
+
+class Lru(Generic[K, V]):
+    """A bounded mapping shared by threads: past ``size`` entries, the least recently used
+    go first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        """The value under ``key`` (now the most recently used), or None (values are never
+        None)."""
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        """Keep ``value`` under ``key``, dropping the least recently used beyond the size."""
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def keys(self) -> list[K]:
+        """The keys held, least recently used first."""
+        with self._lock:
+            return list(self._items)
+
+    def clear(self) -> None:
+        """Forget every value."""
+        with self._lock:
+            self._items.clear()
 
 
 class _Generation:
@@ -91,9 +136,9 @@ class _Generation:
 
 
 _generation = _Generation()
-_values: weakref.WeakKeyDictionary[Engine, OrderedDict[Hashable, _Slot[Any]]] = \
+_values: weakref.WeakKeyDictionary[Engine, Lru[Hashable, _Slot[Any]]] = \
     weakref.WeakKeyDictionary()
-_lock = threading.Lock()
+_lock = threading.Lock()  # guards _values itself; each Lru guards its own entries
 
 
 def race_leaderboard_cached(session: Session, race: Race) -> list[LeaderboardRow]:
@@ -114,8 +159,9 @@ def season_standings_cached(session: Session, season: Season,
 
 def data_stamp(session: Session) -> tuple[Any, ...]:
     """A value that changes whenever this process commits a change to the rows leaderboards
-    and standings are read from, or any process adds a result, entry, job, race points or
-    division (the stamp part of a version; other changes need :data:`VERIFY_S` to show)."""
+    and standings are read from (after :func:`install`), or any process adds a result,
+    entry, job, race points or division (the stamp part of a version; other changes need
+    :data:`VERIFY_S` to show)."""
     return (_generation.value, *_database_stamp(session))
 
 
@@ -133,22 +179,18 @@ def _cached(session: Session, key: Hashable, own_stamp: tuple[Any, ...],
     engine = session.connection().engine
     now = time.monotonic()
     with _lock:
-        values = _values.setdefault(engine, OrderedDict())
-        slot = values.get(key)
-        if slot is not None:
-            values.move_to_end(key)
-            if slot.stamp == stamp and now - slot.checked < VERIFY_S:
-                return slot.value  # type: ignore[no-any-return]
+        values = _values.get(engine)
+        if values is None:
+            values = _values[engine] = Lru(MAX_VALUES)
+    slot = values.get(key)
+    if slot is not None and slot.stamp == stamp and now - slot.checked < VERIFY_S:
+        return slot.value  # type: ignore[no-any-return]
     exact = (*own_stamp, *version())  # settings that change the value are part of both
     if slot is not None and slot.version == exact:
         slot.stamp, slot.checked = stamp, now
         return slot.value  # type: ignore[no-any-return]
     value = compute()
-    with _lock:
-        values[key] = _Slot(stamp, exact, now, value)
-        values.move_to_end(key)
-        while len(values) > MAX_VALUES:
-            values.popitem(last=False)
+    values.put(key, _Slot(stamp, exact, now, value))
     return value
 
 
@@ -214,7 +256,18 @@ def _after_rollback(session: Session) -> None:
     session.info.pop(_TOUCHED, None)
 
 
-event.listen(Session, "after_flush", _after_flush)
-event.listen(Session, "do_orm_execute", _on_execute)
-event.listen(Session, "after_commit", _after_commit)
-event.listen(Session, "after_rollback", _after_rollback)
+_LISTENERS = (("after_flush", _after_flush), ("do_orm_execute", _on_execute),
+              ("after_commit", _after_commit), ("after_rollback", _after_rollback))
+
+
+def install() -> None:
+    """Count this process's commits that change tracked rows, through any session, in the
+    generation every stamp carries: such a change shows at once instead of within
+    :data:`VERIFY_S`. Call once per process before serving reads; calling again does nothing.
+
+    Only this process's reads see its generation: a worker writing results needs no call (a
+    new result, entry or job moves the database stamp that every process reads).
+    """
+    for name, listener in _LISTENERS:
+        if not event.contains(Session, name, listener):
+            event.listen(Session, name, listener)

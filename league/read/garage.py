@@ -113,18 +113,6 @@ def model_file(storage: Storage, model: PolicyModel) -> bytes:
     return storage.get("models", model.sha256)
 
 
-def action_space_summary(metadata: Mapping[str, Any] | None) -> str:
-    """A model's action space in a few words ("continuous: steering ±30°, 0.5-4 m/s")."""
-    try:
-        spec = ActionSpec.from_metadata(metadata or None)
-    except (PaddockError, ValueError, TypeError, KeyError):
-        return "unknown action space"
-    if spec.kind == "discrete":
-        return f"discrete: {len(spec.choices)} actions"
-    (s_lo, s_hi), (v_lo, v_hi) = spec.steering_range, spec.speed_range
-    return f"continuous: steering {s_lo:g}° to {s_hi:g}°, speed {v_lo:g}-{v_hi:g} m/s"
-
-
 def _entries_by_model(session: Session, model_ids: Sequence[int]) -> dict[int, list[Entry]]:
     out: dict[int, list[Entry]] = {}
     if model_ids:
@@ -147,34 +135,6 @@ def garage_entries(session: Session, racer: User, *, offset: int = 0,
                       if row.user_id == racer.id}
     return [GarageEntry(e, e.race, e.race.league, e.model, entry_status(session, e),
                         ranks.get(e.id)) for e in entries], total
-
-
-def status_label(status: EntryStatus, race_format: str = Format.TIME_TRIAL) -> str:
-    """How an entry's status reads on a badge ("running, attempt 2", "finished 0:42.100")."""
-    if status.disqualified:
-        return "disqualified"
-    if status.status is None:
-        return "in the heats" if race_format != Format.TIME_TRIAL else "not queued"
-    if status.status == JobStatus.RUNNING:
-        return f"running, attempt {status.attempts}"
-    if status.status == JobStatus.FAILED:
-        return f"failed ({status.failure_kind})" if status.failure_kind else "failed"
-    if status.status == JobStatus.SUCCEEDED and status.result_status:
-        label = status.result_status.replace("_", " ")
-        if status.time_s is not None:
-            minutes, seconds = divmod(status.time_s, 60.0)
-            label += f" {int(minutes)}:{seconds:06.3f}"
-        return label
-    return str(status.status)
-
-
-def status_class(status: EntryStatus) -> str:
-    """The CSS class of an entry's status badge."""
-    if status.disqualified:
-        return "bad"
-    if status.status == JobStatus.SUCCEEDED and status.result_status:
-        return f"status-{status.result_status}"
-    return f"status-{status.status}" if status.status else ""
 
 
 def is_final(status: EntryStatus) -> bool:
@@ -245,8 +205,9 @@ def job_analysis(session: Session, storage: Storage, job: EvaluationJob) -> dict
     frame the car drove (frozen and parked frames left out), each frame's lap and lap
     progress, where the car left the track, the lap times of the result and, for a discrete
     action space, how often each action was chosen (unchosen ones included; ``None`` for a
-    continuous space or a replay kept before the actions were). Across trials: every lap time
-    and their spread. The track is the replay's own geometry.
+    continuous space or a replay kept before the actions were), and the obstacles, which each
+    trial places anew (``None`` for a replay kept before they were). Across trials: every lap
+    time and their spread. The track is the replay's own geometry.
     """
     replays = job_replays(session, job)
     spec = _action_spec(job)
@@ -257,7 +218,8 @@ def job_analysis(session: Session, storage: Storage, job: EvaluationJob) -> dict
     for number, row in replays.items():
         rp = _decode(storage, row)
         track = track or _track(rp)
-        trials.append(_trial_analysis(number, rp, by_trial.get(number, {}), spec))
+        trials.append({**_trial_analysis(number, rp, by_trial.get(number, {}), spec),
+                       "obstacles": _obstacles(rp)})
     laps = [{"trial": t["trial"], "lap": k, "time_s": s}
             for t in trials for k, s in enumerate(t["lap_times_s"], start=1)]
     times = [lap["time_s"] for lap in laps]
@@ -317,6 +279,15 @@ def _track(rp: replay.Replay) -> dict[str, Any]:
     return {"name": t.name, "title": t.title, "length_m": t.length,
             **{k: _rounded(getattr(t, k), POSITION_DECIMALS)
                for k in replay.TRACK_BLOCKS}}
+
+
+def _obstacles(rp: replay.Replay) -> list[dict[str, float]] | None:
+    """The run's boxes: centre and contact radius, metres (``None``: not kept, format < 3)."""
+    if rp.obstacles is None:
+        return None
+    names = [c.name for c in replay.OBSTACLE_COLUMNS]
+    return [dict(zip(names, _rounded(row, POSITION_DECIMALS), strict=True))
+            for row in rp.obstacles]
 
 
 def _trial_analysis(number: int, rp: replay.Replay, result: Mapping[str, Any],

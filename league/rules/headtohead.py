@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from openskill.models import PlackettLuce
 from sqlalchemy.orm import Session
 
+from evaluator.heat_order import heat_winner
 from evaluator.race_settings import Format
 from evaluator.results import INVALID_POLICY, POLICY_ERROR
 from league.errors import InvalidInput
@@ -242,8 +243,9 @@ def rating_table(session: Session, race: Race) -> list[RatingRow]:
     wins: dict[int, int] = {}
     for positions in session.scalars(sa.select(Heat.positions).where(
             Heat.race_id == race.id, Heat.rated_at.is_not(None))):
-        if positions:
-            wins[positions[0]] = wins.get(positions[0], 0) + 1
+        winner = heat_winner(positions or [])
+        if winner is not None:
+            wins[winner] = wins.get(winner, 0) + 1
 
     def key(e: Entry) -> tuple[bool, float, int, int]:
         r = ratings[e.id]

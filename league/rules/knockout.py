@@ -1,7 +1,12 @@
 """Knockout finals of head-to-head races: brackets seeded by rating, stages, the final order.
 
-After a head-to-head race's window closes, the best-rated entries (``Race.knockout_size``,
-rounded down to a power of two) play a single-elimination bracket, one heat per match.
+A head-to-head race with a knockout (:func:`has_knockout`) does not close when its window
+ends, whether the closing time came or an organizer closed it early: it goes to its *finals*
+(``RaceStatus.FINALS``, :func:`start_finals`). Its best-rated entries (``Race.knockout_size``,
+rounded down to a power of two) play a single-elimination bracket, one heat per match; the
+scheduler plans it a stage at a time (:func:`advance_knockout`), the workers race the heats
+like any other, and the race closes, its season points taken from :func:`finishing_order`,
+when the final is decided (``league.rules.seasons.advance_race``).
 Functions take a session and never commit.
 """
 
@@ -14,8 +19,12 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from league.models import EvaluationJob, Heat, Race
-from league.rules import headtohead
+from evaluator.heat_order import heat_winner
+from evaluator.race_settings import Format
+from league.models import EvaluationJob, Heat, JobStatus, Race, RaceStatus
+from league.rules import headtohead, jobs
+
+MIN_ENTRANTS = 2  # rated entries a bracket needs: fewer, and the race closes without finals
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,14 @@ class Bracket:
     seeds: list[int]
     stages: list[Stage]
     champion_id: int | None
+
+
+@dataclass(frozen=True)
+class FinalsPlan:
+    """What ending a race's window now does about its knockout (see :func:`finals_plan`)."""
+
+    size: int  #: entrants of the bracket that will be raced; 0: the race closes at once
+    note: str  #: one sentence for the organizer; "" for a race without a knockout
 
 
 def seeding_order(size: int) -> list[int]:
@@ -110,7 +127,7 @@ def _bracket(session: Session, size: int, seeds: list[int], heats: Sequence[Heat
             heat = played[k // 2] if k // 2 < len(played) else None
             winner = None
             if heat is not None and heat.positions:
-                winner = heat.positions[0]
+                winner = heat_winner(heat.positions)
             elif heat is not None and heat.id in gave_up and a is not None and b is not None:
                 winner = a if seed_of[a] < seed_of[b] else b
             pair = (None if a is None else seed_of[a], None if b is None else seed_of[b])
@@ -142,6 +159,69 @@ def advance_knockout(session: Session, race: Race, now: dt.datetime) -> list[Hea
         return headtohead.create_heats(session, race, stage.name, headtohead.KNOCKOUT_SEEDS,
                                        stage_no, pairs, now)
     return []
+
+
+def has_knockout(race: Race) -> bool:
+    """Whether ``race`` ends with a knockout (head-to-head, ``knockout_size`` 2 or more)."""
+    return race.format == Format.HEAD_TO_HEAD and race.knockout_size >= MIN_ENTRANTS
+
+
+def start_finals(session: Session, race: Race, now: dt.datetime) -> bool:
+    """End the window of ``race`` and put it in its finals, if it has a knockout to race.
+
+    Returns whether the race is in its finals. Rules:
+
+    1. a race already in its finals stays there (True, nothing changes); a closed race, or
+       one without a knockout (:func:`has_knockout`), has none (False);
+    2. the bracket must have entrants (:func:`knockout_bracket`: at least ``MIN_ENTRANTS``
+       rated entries, i.e. entries that raced a heat); with fewer, nothing changes and the
+       caller closes the race from its rating table: a bracket that will not be raced is
+       never announced;
+    3. entering the finals ends the window: ``closes_at`` moves to ``now`` if it was later,
+       so entries and rating rounds stop; queued rating heats are cancelled, running ones
+       finish and count for the seeding, which :func:`advance_knockout` makes once no heat of
+       the race is pending.
+    """
+    if race.status == RaceStatus.FINALS:
+        return True
+    if race.status == RaceStatus.CLOSED or not has_knockout(race) or \
+            knockout_bracket(session, race).size < MIN_ENTRANTS:
+        return False
+    race.status = RaceStatus.FINALS
+    race.closes_at = min(race.closes_at, now)
+    rounds = sa.select(Heat.id).where(Heat.race_id == race.id,
+                                      Heat.stage == headtohead.ROUND_STAGE)
+    for job_id in session.scalars(sa.select(EvaluationJob.id).where(
+            EvaluationJob.status == JobStatus.QUEUED, EvaluationJob.heat_id.in_(rounds))
+            .with_for_update(skip_locked=True)).all():  # a job being claimed just runs
+        jobs.cancel_job(session, job_id, "the race went to its knockout finals", now)
+    session.flush()
+    return True
+
+
+def finals_plan(session: Session, race: Race) -> FinalsPlan:
+    """What ending ``race`` now would do about its knockout, said in one sentence.
+
+    The bracket and the rule are :func:`start_finals`'s: with enough rated entries the race
+    goes to its finals first, else it closes at once from its rating table (and says so).
+    """
+    if race.status == RaceStatus.FINALS:
+        size = knockout_bracket(session, race).size
+        return FinalsPlan(size, "The knockout finals are being raced; the race closes and "
+                                "awards its points when the final is decided.")
+    if race.status == RaceStatus.CLOSED or not has_knockout(race):
+        return FinalsPlan(0, "")
+    bracket = knockout_bracket(session, race)
+    if bracket.size < MIN_ENTRANTS:
+        rated = sum(row.rank is not None for row in headtohead.rating_table(session, race))
+        return FinalsPlan(0, f"Only {rated} racer(s) have a rating, too few for the knockout "
+                             f"(it needs {MIN_ENTRANTS}): closing awards the points from the "
+                             "rating table at once, without finals.")
+    stages = ", ".join(stage.name for stage in bracket.stages)
+    return FinalsPlan(bracket.size, f"Closing runs the knockout finals first: the best "
+                                    f"{bracket.size} rated racers race a bracket ({stages}); "
+                                    "the race closes and awards its points when the final "
+                                    "is decided.")
 
 
 def finishing_order(session: Session, race: Race) -> list[tuple[int, bool]]:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from evaluator.errors import PaddockError
 from evaluator.race_settings import MAX_TRIALS, RaceConfig
-from evaluator.track import load_track
+from evaluator.track_library import load_track
 from league.errors import Conflict, InvalidInput, NotFound
 from league.models import Division, Entry, League, Race, RaceStatus, Season, User, utcnow
 from league.rules.leaderboard import EntryStatus, entry_status

@@ -1,6 +1,11 @@
 """Race and season lifecycles: opening and closing races, season points, standings, and
 promotion and relegation when a season ends.
 
+A race goes ``scheduled → open → closed``; a head-to-head race with a knockout passes through
+``finals`` on the way, when its window has ended (at its closing time, or an organizer closed
+it early) and its bracket is being raced: its points come when the final is decided
+(:func:`advance_race`, :mod:`league.rules.knockout`).
+
 Functions take a session and never commit; the scheduler (or an organizer's request) owns the
 transaction.
 """
@@ -45,6 +50,18 @@ class MoveKind(enum.StrEnum):
     RELEGATED = "relegated"
 
 
+class Step(enum.StrEnum):
+    """What one step of :func:`advance_race` did to a race."""
+
+    WAITING = "waiting"  # not due, or evaluations still pending: tried again next time
+    STAGE_PLANNED = "stage-planned"  # in its finals: the next knockout stage's heats queued
+    CLOSED = "closed"  # closed and scored
+    CLOSED_WITHOUT_KNOCKOUT = "closed-without-knockout"  # too few rated entries for a bracket
+
+
+CLOSING = frozenset({Step.CLOSED, Step.CLOSED_WITHOUT_KNOCKOUT})  # the steps that close a race
+
+
 @dataclass(frozen=True)
 class StandingRow:
     """One racer's line in a division's season standings."""
@@ -83,49 +100,69 @@ def open_due_races(session: Session, now: dt.datetime) -> list[Race]:
 
 
 def close_due_races(session: Session, now: dt.datetime) -> list[Race]:
-    """Close the races whose closing time has passed; returns those closed.
-
-    A race waits while any of its evaluations is still queued or running, so every entry
-    submitted in time is on the frozen leaderboard. A head-to-head race with a knockout plays
-    it first: each call starts the next stage once the previous one is decided, and the race
-    closes when no stage is left to play.
-    """
+    """Move every due race on one step (:func:`advance_race`); returns those closed."""
     closed = []
     for race_id in races_due_to_close(session, now):
-        race = close_if_due(session, race_id, now)
-        if race is not None:
-            closed.append(race)
+        if advance_race(session, race_id, now) in CLOSING:
+            closed.append(session.get_one(Race, race_id))
     return closed
 
 
 def races_due_to_close(session: Session, now: dt.datetime) -> list[int]:
-    """Ids of the races past their closing time and not closed yet, earliest first."""
-    return list(session.scalars(sa.select(Race.id).where(Race.status != RaceStatus.CLOSED,
-                                                         Race.closes_at <= now)
-                                .order_by(Race.closes_at, Race.id)))
+    """Ids of the races to move on, earliest closing first: those in their finals, and the
+    others past their closing time and not closed yet."""
+    return list(session.scalars(sa.select(Race.id).where(
+        Race.status != RaceStatus.CLOSED,
+        sa.or_(Race.closes_at <= now, Race.status == RaceStatus.FINALS))
+        .order_by(Race.closes_at, Race.id)))
 
 
-def close_if_due(session: Session, race_id: int, now: dt.datetime) -> Race | None:
-    """Close one race if it is due and not busy (see :func:`close_due_races`); the race
-    closed, or None."""
-    race = session.get(Race, race_id)
-    if race is None or race.status == RaceStatus.CLOSED or race.closes_at > now \
-            or race.id in _busy_races(session):
-        return None
-    if race.format == Format.HEAD_TO_HEAD and race.knockout_size >= 2 and \
-            knockout.advance_knockout(session, race, now):
-        return None
+def advance_race(session: Session, race_id: int, now: dt.datetime) -> Step:
+    """Move one race towards closing by one step; what it did.
+
+    The lifecycle ``open → (finals →) closed``, in the order the code applies it:
+
+    1. due: a race in its finals, or any other race past its closing time;
+    2. a due race waits while any of its evaluations is queued or running, so every entry
+       submitted in time is on the frozen leaderboard or rating table;
+    3. a head-to-head race with a knockout goes to its finals (:func:`knockout.start_finals`)
+       and plays them, each step planning the next stage once the previous one is decided
+       (:func:`knockout.advance_knockout`); with too few rated entries for a bracket it
+       closes at once from its rating table (:attr:`Step.CLOSED_WITHOUT_KNOCKOUT`);
+    4. a race closes (:func:`close_race`) when no stage is left to play.
+
+    Every step reads where the race stands from the database, under a lock on its row, so a
+    scheduler that runs late, twice or after a restart carries on where it stopped.
+    """
+    race = _locked_race(session, race_id)
+    if race is None or race.status == RaceStatus.CLOSED or \
+            (race.status != RaceStatus.FINALS and race.closes_at > now) or _busy(session, race):
+        return Step.WAITING
+    if knockout.has_knockout(race):
+        if not knockout.start_finals(session, race, now):
+            close_race(session, race, now)
+            return Step.CLOSED_WITHOUT_KNOCKOUT
+        if knockout.advance_knockout(session, race, now):
+            return Step.STAGE_PLANNED
     close_race(session, race, now)
-    return race
+    return Step.CLOSED
 
 
-def _busy_races(session: Session) -> set[int]:
-    """Races with an evaluation (time trial or heat) still queued or running."""
+def _locked_race(session: Session, race_id: int) -> Race | None:
+    """The race, read fresh and its row locked until the transaction ends: the scheduler and
+    an organizer's "close now" never act on one race at the same time."""
+    return session.scalars(sa.select(Race).where(Race.id == race_id).with_for_update()
+                           .execution_options(populate_existing=True)).first()
+
+
+def _busy(session: Session, race: Race) -> bool:
+    """Whether an evaluation of ``race`` (time trial or heat) is still queued or running."""
     pending = EvaluationJob.status.in_(headtohead.PENDING)
-    trials = sa.select(Entry.race_id).join(EvaluationJob, EvaluationJob.entry_id == Entry.id)
-    heats = sa.select(Heat.race_id).join(EvaluationJob, EvaluationJob.heat_id == Heat.id)
-    return set(session.scalars(trials.where(pending))) | set(session.scalars(
-        heats.where(pending)))
+    trials = sa.select(EvaluationJob.id).join(Entry, EvaluationJob.entry_id == Entry.id) \
+        .where(Entry.race_id == race.id, pending)
+    heats = sa.select(EvaluationJob.id).join(Heat, EvaluationJob.heat_id == Heat.id) \
+        .where(Heat.race_id == race.id, pending)
+    return session.scalar(sa.select(sa.or_(trials.exists(), heats.exists()))) or False
 
 
 def finishing_order(session: Session, race: Race) -> list[tuple[int, bool]]:
@@ -138,8 +175,10 @@ def finishing_order(session: Session, race: Race) -> list[tuple[int, bool]]:
 def close_race(session: Session, race: Race, now: dt.datetime) -> list[RacePoints]:
     """Close ``race``: freeze it and award its season points, once.
 
-    Closing cancels the race's queued evaluations. A second call changes nothing and returns
-    the points awarded the first time.
+    The last step of ending a race, taken as it stands: the callers that end a race
+    (:func:`close_race_now`, :func:`advance_race`, :func:`finalize_season`) race its knockout
+    finals first. Closing cancels the race's queued evaluations. A second call changes
+    nothing and returns the points awarded the first time.
 
     Points: racers are placed by the race's final order (the leaderboard, or for
     head-to-head the knockout and rating table) *within their division*, the division of
@@ -270,6 +309,11 @@ def _divisions(session: Session, season: Season) -> list[Division]:
 def finalize_season(session: Session, season: Season, now: dt.datetime) -> list[DivisionMove]:
     """End ``season``: close its remaining races, apply promotion and relegation, once.
 
+    Its races still open end now: a head-to-head race with a knockout to race goes to its
+    finals (:func:`knockout.start_finals`), any other closes. While a race of the season is
+    in its finals the season waits: nothing more happens and no move is returned; the
+    scheduler calls again once the finals have closed the race (:func:`due_seasons`).
+
     Division k's top ``promote`` racers move up to the division above (tier k - 1), its
     bottom ``relegate`` racers down to the one below (counts: :func:`movement_counts`). Only
     racers still in that division move (someone an organizer moved meanwhile stays put);
@@ -280,10 +324,16 @@ def finalize_season(session: Session, season: Season, now: dt.datetime) -> list[
     if season.status == SeasonStatus.FINISHED:
         return list(session.scalars(sa.select(DivisionMove).where(
             DivisionMove.season_id == season.id).order_by(DivisionMove.id)))
+    in_finals = False
     for race in session.scalars(sa.select(Race).where(Race.season_id == season.id,
                                                       Race.status != RaceStatus.CLOSED)
                                 .order_by(Race.id)).all():
-        close_race(session, race, now)
+        if knockout.start_finals(session, race, now):
+            in_finals = True
+        else:
+            close_race(session, race, now)
+    if in_finals:
+        return []
     tiers = _divisions(session, season)
     members = {m.user_id: m for m in session.scalars(
         sa.select(Membership).where(Membership.league_id == season.league_id))}
@@ -319,10 +369,11 @@ def start_due_seasons(session: Session, now: dt.datetime) -> list[Season]:
 
 def due_seasons(session: Session, now: dt.datetime) -> list[Season]:
     """Seasons to finalize: ended, not finished, and no race of theirs still waiting to close
-    (past its closing time but with evaluations running); races scheduled to close after the
-    season's end are closed by :func:`finalize_season`."""
-    waiting = sa.select(Race.id).where(Race.season_id == Season.id,
-                                       Race.status != RaceStatus.CLOSED, Race.closes_at <= now)
+    (in its finals, or past its closing time with evaluations running); races scheduled to
+    close after the season's end are ended by :func:`finalize_season`."""
+    waiting = sa.select(Race.id).where(
+        Race.season_id == Season.id, Race.status != RaceStatus.CLOSED,
+        sa.or_(Race.closes_at <= now, Race.status == RaceStatus.FINALS))
     return list(session.scalars(sa.select(Season).where(
         Season.status != SeasonStatus.FINISHED, Season.ends_at <= now, ~waiting.exists())
         .order_by(Season.ends_at, Season.id)))
@@ -330,6 +381,18 @@ def due_seasons(session: Session, now: dt.datetime) -> list[Season]:
 
 def close_race_now(session: Session, race: Race, user: User,
                    now: dt.datetime | None = None) -> list[RacePoints]:
-    """An organizer closes a race early (:func:`close_race`; idempotent)."""
+    """An organizer ends a race early; returns the points awarded ([] while in its finals).
+
+    A race with a knockout to race goes to its finals instead of closing
+    (:func:`knockout.start_finals`): the scheduler plays the bracket and closes the race when
+    the final is decided (:func:`advance_race`). Any other race closes now
+    (:func:`close_race`), a race whose knockout has too few rated entries from its rating
+    table (:func:`knockout.finals_plan` says which beforehand). Idempotent: a race in its
+    finals stays there; a closed race returns the points of its closing.
+    """
     require_manager(session, race.league, user)
-    return close_race(session, race, now or utcnow())
+    now = now or utcnow()
+    _locked_race(session, race.id)  # the same object, refreshed
+    if race.status != RaceStatus.CLOSED and knockout.start_finals(session, race, now):
+        return []
+    return close_race(session, race, now)

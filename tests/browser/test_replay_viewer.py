@@ -17,7 +17,7 @@ import pytest
 from evaluator import replay
 from league.rules import submissions
 from tests.support import replays as sample
-from tests.support.replay_formats import as_format_1
+from tests.support.replay_formats import as_format_1, as_format_2
 
 if TYPE_CHECKING:
     from tests.browser.conftest import LiveServer
@@ -243,17 +243,38 @@ def test_a_replay_kept_before_format_2_still_plays(page: Any, live_server: LiveS
     page.wait_for_function("() => window.paddockReplay.state().time > 0.5")
 
 
+def test_a_replay_kept_before_format_3_still_plays(page: Any, live_server: LiveServer,
+                                                   make: Any, heat_bytes: bytes) -> None:
+    """Format-2 replays (no obstacles kept) stored by earlier releases go on playing."""
+    old = as_format_2(heat_bytes)
+    ref = replay.decode(old)
+    with live_server.session() as s:
+        tt = sample.time_trial(s, live_server.storage, make, old, trials=1, ranked=1)
+        s.commit()
+    view = open_viewer(page, live_server.url(f"/replays/{tt.replays[0].id}"))
+    assert view["loaded"] and ref.format_version == 2 and ref.obstacles is None
+    assert page.evaluate("() => window.paddockReplay.obstacles()") is None
+    last = ref.frames - 1
+    for i, car in enumerate(ref.cars):
+        got = page.evaluate(f"() => window.paddockReplay.sample({last}, {i})")
+        assert car.command_speed is not None and car.action is not None
+        assert (got["x"], got["commandSpeed"], got["action"]) == (
+            float(car.x[last]), float(car.command_speed[last]), int(car.action[last]))
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_function("() => window.paddockReplay.state().time > 0.5")
+
+
 def corrupt_versions(good: bytes) -> dict[str, tuple[bytes, str]]:
     """Broken replay files and the message the viewer must give for each."""
     raw = zlib.decompress(good, replay.GZIP_WBITS)
     regzip = zlib.compressobj(9, zlib.DEFLATED, replay.GZIP_WBITS)
-    version3 = regzip.compress(raw[:8] + (3).to_bytes(4, "little") + raw[12:]) + regzip.flush()
+    version4 = regzip.compress(raw[:8] + (4).to_bytes(4, "little") + raw[12:]) + regzip.flush()
     regzip = zlib.compressobj(9, zlib.DEFLATED, replay.GZIP_WBITS)
     short = regzip.compress(raw[:-10]) + regzip.flush()
     return {
         "not-gzip": (b"PK\x03\x04 this is a zip file", "not gzip-compressed"),
         "truncated": (good[: len(good) // 2], "gzip stream is damaged or truncated"),
-        "version": (version3, "format version 3 is not supported"),
+        "version": (version4, "format version 4 is not supported"),
         "short": (short, "truncated replay"),
     }
 

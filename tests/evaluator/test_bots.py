@@ -17,7 +17,7 @@ import pytest
 from evaluator import _sim, car
 from evaluator.metadata import METADATA_KEY, ModelMetadata, parse_metadata
 from evaluator.observation import OBS_DIM
-from evaluator.track import library_names, load_track
+from evaluator.track_library import library_names, load_track
 from evaluator.version import OBSERVATION_VERSION
 from evaluator.world import World
 

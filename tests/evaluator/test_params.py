@@ -15,7 +15,8 @@ from evaluator import _sim, car
 from evaluator.drivers import PurePursuitDriver
 from evaluator.env import HeadToHeadEnv, TimeTrialEnv
 from evaluator.params import PARAM_KEYS, ParamsBuilder
-from evaluator.track import Track, library_names, load_track
+from evaluator.track import Track
+from evaluator.track_library import library_names, load_track
 from evaluator.world import Obstacle, World
 
 

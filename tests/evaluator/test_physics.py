@@ -11,7 +11,8 @@ import pytest
 from evaluator import _sim, car, observation
 from evaluator.drivers import PurePursuitDriver
 from evaluator.params import ParamsBuilder
-from evaluator.track import Track, library_names, load_track
+from evaluator.track import Track
+from evaluator.track_library import library_names, load_track
 from evaluator.world import PHYSICS, World
 
 HALF = 0.535  # the stadium's half width

@@ -1,7 +1,9 @@
-"""Tests for evaluator.replay: round trip, byte layout, size budget, bad data and incidents."""
+"""Tests for evaluator.replay: round trip, byte layout, obstacles, earlier formats, size budget,
+bad data and incidents."""
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 import zlib
@@ -12,12 +14,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from evaluator import _sim, car, replay, version
+from evaluator import _sim, car, replay, trace, version
 from evaluator.drivers import Driver, PurePursuitDriver
 from evaluator.errors import PaddockError, ReplayError
+from evaluator.metadata import parse_metadata
+from evaluator.observation import I_HEADING, I_OFFSET, OBS_DIM
+from evaluator.onnx_io import mlp_policy
+from evaluator.race import RaceResult, run_race, trial_seed
+from evaluator.race_settings import RaceConfig
+from evaluator.sandbox import SandboxOptions
 from evaluator.telemetry import FLAG_BLAME, FLAG_LAP, CarLabel, Telemetry
-from evaluator.track import Track, load_track
-from tests.support.replay_formats import as_format_1
+from evaluator.track import Track
+from evaluator.track_library import load_track
+from evaluator.validate import validate_policy
+from evaluator.world import OBSTACLE_RADIUS_M, spread_obstacles
+from tests.support.replay_formats import as_format_1, as_format_2
 
 if TYPE_CHECKING:
     from conftest import RaceRecorder
@@ -29,6 +40,7 @@ MINUTE_STEPS = 60 * car.CONTROL_HZ
 BUDGET_BYTES_PER_CAR_MINUTE = 10 * 1024
 REPLAY_DOC = Path(__file__).resolve().parents[2] / "docs" / "REPLAY.md"
 SHA = "ab" * 32
+OBSTACLES = 2
 
 
 @pytest.fixture(scope="module")
@@ -109,12 +121,13 @@ def test_byte_layout_follows_the_spec(incident_replay: replay.Replay) -> None:
     r = incident_replay
     raw = raw_bytes(r)
     magic, fmt, head_len = struct.unpack_from("<8sII", raw, 0)
-    assert (magic, fmt) == (b"PDKREPLY", 2)
+    assert (magic, fmt) == (b"PDKREPLY", 3)
     start = 16 + head_len
     assert start % 4 == 0
     head = json.loads(raw[16:start])
     assert head["frames"] == r.frames and head["track"]["points"] == r.track.centerline.shape[0]
     assert [c["name"] for c in head["cars"]] == ["car-0", "car-1", "car-2"]
+    assert head["obstacles"] == 0  # no obstacle blocks between the track and the cars
     n, f, cars = head["track"]["points"], head["frames"], len(head["cars"])
     # centerline x: int32 millimetres, delta-coded
     cx = np.cumsum(np.frombuffer(raw, "<i4", n, start).astype(np.int64))
@@ -156,11 +169,136 @@ def test_format_1_replays_still_decode(incident_replay: replay.Replay) -> None:
             np.testing.assert_array_equal(getattr(a, col.name), getattr(b, col.name))
     assert replay.incidents(old) == replay.incidents(new)
     assert replay.quantise(old) == old
-    with pytest.raises(ReplayError, match="writes format 2, not 1"):
+    with pytest.raises(ReplayError, match="writes format 3, not 1"):
         replay.encode(old)
     new.cars[0].action = None
     with pytest.raises(ReplayError, match="car 0 has no action"):
         replay.encode(new)
+
+
+# ---------------------------------------------------------------------------------- obstacles
+@pytest.fixture(scope="module")
+def obstacle_race() -> RaceResult:
+    """Two trials of one lap of the oval with two boxes each, raced by the race engine with a
+    small ONNX policy that follows the centerline at 2 m/s."""
+    meta = parse_metadata({"action_space_type": "continuous", "action_space": {
+        "steering_angle": {"low": -30, "high": 30}, "speed": {"low": 2.0, "high": 2.0}}})
+    w = np.zeros((2, OBS_DIM), dtype=np.float32)
+    w[0, I_HEADING], w[0, I_OFFSET] = -2.0, -1.0
+    policy = validate_policy(mlp_policy([(w, np.zeros(2, np.float32))], meta)
+                             .SerializeToString())
+    config = RaceConfig(track="oval", laps=1, trials=2, obstacles=OBSTACLES, seed=SEED,
+                        time_cap=30.0)
+    return run_race(config, [policy], options=SandboxOptions(action_timeout_s=1.0))
+
+
+def test_the_race_engine_records_each_trials_obstacles(obstacle_race: RaceResult) -> None:
+    """Every trial's telemetry, and so its replay, keeps the boxes that trial raced with."""
+    track = obstacle_race.track
+    replays = [replay.from_telemetry(tel) for tel in obstacle_race.telemetry]
+    assert len(replays) == 2
+    for t, (tel, r) in enumerate(zip(obstacle_race.telemetry, replays, strict=True), start=1):
+        placed = spread_obstacles(track, OBSTACLES, np.random.default_rng(trial_seed(SEED, t)))
+        assert list(tel.obstacles) == placed
+        assert r.obstacles is not None
+        np.testing.assert_array_equal(r.obstacles, [(o.x, o.y, o.radius) for o in placed])
+    assert replays[0].obstacles is not None and replays[1].obstacles is not None
+    assert not np.array_equal(replays[0].obstacles, replays[1].obstacles)  # a layout per trial
+
+
+def test_round_trip_keeps_the_obstacles(obstacle_race: RaceResult) -> None:
+    r = replay.from_telemetry(obstacle_race.telemetry[0], meta={"trial": 1})
+    back = replay.decode(replay.encode(r))
+    assert back == replay.quantise(r) and back.format_version == 3
+    assert r.obstacles is not None and back.obstacles is not None
+    assert back.obstacles.shape == (OBSTACLES, 3)
+    assert np.max(np.abs(back.obstacles[:, :2] - r.obstacles[:, :2])) <= 0.5e-3 * (1 + 1e-9)
+    np.testing.assert_array_equal(back.obstacles[:, 2], OBSTACLE_RADIUS_M)
+    assert replay.quantise(back) == back
+    bare = replay.quantise(r)
+    bare.obstacles = replay.no_obstacles()  # a run without boxes keeps an empty list
+    none = replay.decode(replay.encode(bare))
+    assert none.obstacles is not None and none.obstacles.shape == (0, 3) and none == bare
+
+
+def test_obstacle_blocks_follow_the_spec(obstacle_race: RaceResult) -> None:
+    """Read the boxes by hand, the way docs/REPLAY.md tells a viewer to."""
+    r = replay.from_telemetry(obstacle_race.telemetry[1])
+    raw = raw_bytes(r)
+    head_len = struct.unpack_from("<8sII", raw, 0)[2]
+    start = 16 + head_len
+    head = json.loads(raw[16:start])
+    assert head["format"] == 3 and head["obstacles"] == OBSTACLES
+    at = start + 6 * 4 * head["track"]["points"]
+    blocks = np.frombuffer(raw, "<i4", 3 * OBSTACLES, at).reshape(3, OBSTACLES)
+    assert r.obstacles is not None
+    np.testing.assert_allclose(blocks.T / 1000, r.obstacles, atol=5e-4)  # absolute mm
+    car_start = at + 3 * 4 * OBSTACLES
+    x0 = np.cumsum(np.frombuffer(raw, "<i4", r.frames, car_start).astype(np.int64))
+    np.testing.assert_allclose(x0 / 1000, r.cars[0].x, atol=5e-4)
+    assert len(raw) == car_start + r.frames * (4 + 4 + 2 * 8 + 1)
+
+
+def test_format_2_replays_still_decode(obstacle_race: RaceResult,
+                                       incident_replay: replay.Replay) -> None:
+    """Replays stored before the obstacles were kept: no obstacles, every column as before."""
+    for r in (replay.from_telemetry(obstacle_race.telemetry[0]), incident_replay):
+        old = replay.decode(as_format_2(replay.encode(r)))
+        new = replay.quantise(r)
+        assert old.format_version == 2 and old.obstacles is None
+        for a, b in zip(old.cars, new.cars, strict=True):
+            assert a.has_commands
+            for col in replay.CAR_COLUMNS:
+                np.testing.assert_array_equal(getattr(a, col.name), getattr(b, col.name))
+        assert replay.incidents(old) == replay.incidents(new)
+        assert replay.quantise(old) == old
+        with pytest.raises(ReplayError, match="writes format 3, not 2"):
+            replay.encode(old)
+    new.obstacles = None
+    with pytest.raises(ReplayError, match="no obstacles"):
+        replay.encode(new)
+    new.obstacles = np.zeros((2, 2))
+    with pytest.raises(ReplayError, match="shape"):
+        replay.encode(new)
+    new.obstacles = np.array([[0.0, np.inf, 0.12]])
+    with pytest.raises(ReplayError, match="finite"):
+        replay.encode(new)
+
+
+def test_the_trace_never_reads_the_obstacles(obstacle_race: RaceResult) -> None:
+    """The trace CSV of a format-3 replay is, byte for byte, that of the same run stored as
+    format 2."""
+    r = replay.from_telemetry(obstacle_race.telemetry[0])
+    data = replay.encode(r)
+    csvs = []
+    for stored in (data, as_format_2(data)):
+        out = io.StringIO()
+        rows = trace.replay_trace_rows(1, replay.decode(stored), 0, track=obstacle_race.track)
+        assert trace.write_trace_rows(rows, out) == r.frames - 1
+        csvs.append(out.getvalue())
+    assert csvs[0] == csvs[1]
+
+
+def test_malformed_obstacles_raise(obstacle_race: RaceResult) -> None:
+    raw = raw_bytes(replay.from_telemetry(obstacle_race.telemetry[0]))
+    head_len = struct.unpack_from("<I", raw, 12)[0]
+    head = json.loads(raw[16:16 + head_len])
+
+    def with_header(h: object) -> bytes:
+        text = json.dumps(h).encode()
+        text += b" " * (-len(text) % 4)
+        return gzip(raw[:12] + struct.pack("<I", len(text)) + text + raw[16 + head_len:])
+
+    with pytest.raises(ReplayError, match="'obstacles'"):
+        replay.decode(with_header({k: v for k, v in head.items() if k != "obstacles"}))
+    with pytest.raises(ReplayError, match="obstacles must be int"):
+        replay.decode(with_header({**head, "obstacles": 2.0}))
+    with pytest.raises(ReplayError, match="-1 obstacles"):
+        replay.decode(with_header({**head, "obstacles": -1}))
+    with pytest.raises(ReplayError, match="truncated replay"):
+        replay.decode(with_header({**head, "obstacles": OBSTACLES + 1}))
+    with pytest.raises(ReplayError, match="corrupt replay"):
+        replay.decode(with_header({**head, "obstacles": OBSTACLES - 1}))
 
 
 def test_yaw_wraps_across_pi(incident_replay: replay.Replay) -> None:
@@ -200,6 +338,21 @@ def test_size_budget_one_minute(record_race: RaceRecorder) -> None:
     assert per_car_minute <= BUDGET_BYTES_PER_CAR_MINUTE
 
 
+def test_obstacles_cost_a_few_bytes_once_per_replay(obstacle_race: RaceResult) -> None:
+    """Format 3 against format 2 for the same run: the boxes are stored once, not per frame."""
+    r = replay.from_telemetry(obstacle_race.telemetry[0], meta={"trial": 1})
+    bare = replay.quantise(r)
+    bare.obstacles = replay.no_obstacles()
+    sizes = {}
+    for name, run in (("2 obstacles", r), ("none", bare)):
+        data = replay.encode(run)
+        sizes[name] = (len(as_format_2(data)), len(data))
+    print(f"\nreplay of {r.frames} frames on oval, format 2 -> format 3 bytes: {sizes}")
+    with_boxes, without = (new - old for old, new in sizes.values())
+    assert 0 < without <= 16  # the header's "obstacles":0
+    assert without < with_boxes <= without + OBSTACLES * 3 * 4 + 8
+
+
 # ---------------------------------------------------------------------------------- bad data
 def test_replay_error_is_a_paddock_value_error() -> None:
     assert issubclass(ReplayError, PaddockError) and issubclass(ReplayError, ValueError)
@@ -234,9 +387,9 @@ def test_wrong_magic_and_version_raise(incident_replay: replay.Replay) -> None:
     raw = raw_bytes(incident_replay)
     with pytest.raises(ReplayError, match="magic"):
         replay.decode(gzip(b"NOTREPLY" + raw[8:]))
-    with pytest.raises(ReplayError, match="version 3 is not supported"):
-        replay.decode(gzip(raw[:8] + struct.pack("<I", 3) + raw[12:]))
-    with pytest.raises(ReplayError, match="the header says format 2, the preamble 1"):
+    with pytest.raises(ReplayError, match="version 4 is not supported"):
+        replay.decode(gzip(raw[:8] + struct.pack("<I", 4) + raw[12:]))
+    with pytest.raises(ReplayError, match="the header says format 3, the preamble 1"):
         replay.decode(gzip(raw[:8] + struct.pack("<I", 1) + raw[12:]))
     with pytest.raises(ReplayError, match="preamble"):
         replay.decode(gzip(raw[:10]))

@@ -13,7 +13,7 @@ import pytest
 from evaluator import _sim, car, trace
 from evaluator.drivers import Driver, PurePursuitDriver
 from evaluator.telemetry import Telemetry
-from evaluator.track import load_track
+from evaluator.track_library import load_track
 
 if TYPE_CHECKING:
     from conftest import RaceRecorder

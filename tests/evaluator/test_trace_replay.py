@@ -14,7 +14,7 @@ from evaluator import replay, trace
 from evaluator.drivers import Driver, PurePursuitDriver
 from evaluator.errors import TrackError
 from evaluator.telemetry import CarLabel, Telemetry
-from evaluator.track import load_track
+from evaluator.track_library import load_track
 from tests.support.replay_formats import as_format_1
 
 if TYPE_CHECKING:

@@ -1,21 +1,24 @@
-"""Tests for evaluator.track: importers, validation, queries and the library."""
+"""Tests for evaluator.track, evaluator.track_files (importers, validation) and
+evaluator.track_library (the library, imported tracks, the cache)."""
 
 from __future__ import annotations
 
 import io
 import math
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import evaluator.track as track_mod
+import evaluator.track_library as library_mod
 from evaluator._detmath import PI, sincos
 from evaluator.errors import TrackError
-from evaluator.track import (
-    MIN_HALF_WIDTH_M,
-    Track,
+from evaluator.track import Track
+from evaluator.track_files import MIN_HALF_WIDTH_M
+from evaluator.track_library import (
+    TrackCache,
     import_track,
     iter_tracks,
     library_names,
@@ -501,8 +504,8 @@ def test_unknown_track_lists_known_ones(monkeypatch: pytest.MonkeyPatch, tmp_pat
 def test_import_track_then_load_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     user = tmp_path / "user-tracks"
     monkeypatch.setenv("PADDOCK_TRACKS_DIR", str(user))
-    monkeypatch.setattr(track_mod, "_cache", {})
-    assert track_mod.user_tracks_dir() == user
+    monkeypatch.setattr(library_mod, "_CACHE", TrackCache())
+    assert library_mod.user_tracks_dir() == user
     pts = ellipse()
     wl, wr = np.full(len(pts), 0.6), np.full(len(pts), 0.4)
     src = tmp_path / "src.csv"
@@ -520,7 +523,7 @@ def test_import_track_then_load_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert names.count("my-ellipse") == 1
 
     # a fresh process (empty cache) finds it from the catalog on disk
-    monkeypatch.setattr(track_mod, "_cache", {})
+    monkeypatch.setattr(library_mod, "_CACHE", TrackCache())
     assert load_track("my-ellipse").digest == imported.digest
     # a second import keeps the first
     import_track(src, "second")
@@ -537,3 +540,58 @@ def test_import_track_then_load_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     with pytest.raises(TrackError, match="expected 4 columns"):
         import_track(bad, "bad")
     assert not (user / "bad.csv").exists()
+
+
+# ----------------------------------------------------------------------------- the cache
+def test_a_reimported_track_is_read_anew(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The cache is keyed by content: replacing an imported track's file (here, or from
+    another process) is seen by the next load, while an unchanged file gives the same object."""
+    monkeypatch.setenv("PADDOCK_TRACKS_DIR", str(tmp_path / "user"))
+    monkeypatch.setattr(library_mod, "_CACHE", TrackCache())
+    pts = ellipse()
+    for k, half_width in enumerate((0.5, 0.4)):
+        src = tmp_path / f"v{k}.csv"
+        w = np.full(len(pts), half_width)
+        src.write_bytes(csv_bytes(as_csv_rows(pts, w, w)))
+        import_track(src, "club")
+        loaded = load_track("club")
+        assert loaded.mean_width == pytest.approx(2 * half_width)
+        assert load_track("club") is loaded
+
+
+def test_path_loads_are_cached_by_content(tmp_path: Path) -> None:
+    pts = ellipse()
+    w = np.full(len(pts), 0.5)
+    path = tmp_path / "loop.csv"
+    path.write_bytes(csv_bytes(as_csv_rows(pts, w, w)))
+    first = load_track(str(path))
+    assert load_track(path) is first
+    path.write_bytes(csv_bytes(as_csv_rows(pts * 1.1, w, w)))
+    second = load_track(path)
+    assert second is not first and second.digest != first.digest
+
+
+def test_the_cache_is_bounded() -> None:
+    cache = TrackCache(size=2)
+    tracks = [circle(radius) for radius in (2.0, 3.0, 4.0)]
+    for k, t in enumerate(tracks):
+        assert cache.put((str(k), ".csv", "", "", "", ""), t) is t
+    assert cache.get(("0", ".csv", "", "", "", "")) is None  # the oldest went first
+    assert cache.get(("2", ".csv", "", "", "", "")) is tracks[2]
+
+
+def test_equal_geometry_from_two_sources_is_one_track() -> None:
+    cache = TrackCache()
+    a, b = circle(), circle()
+    assert a.digest == b.digest and a is not b
+    assert cache.put(("a", ".csv", "", "", "", ""), a) is a
+    assert cache.put(("b", ".csv", "", "", "", ""), b) is a  # the kept one of that digest
+    renamed = Track("other", a.centerline, a.width_left, a.width_right)
+    assert cache.put(("c", ".csv", "", "", "", ""), renamed) is renamed  # another name
+
+
+def test_concurrent_loads_share_one_track(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(library_mod, "_CACHE", TrackCache())
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        loaded = list(pool.map(lambda _: load_track("royal-park"), range(32)))
+    assert all(t is loaded[0] for t in loaded)

@@ -1,4 +1,8 @@
-"""The per-process caches of leaderboards and standings: same value until the version moves."""
+"""The per-process caches of leaderboards and standings: same value until the version moves.
+
+Every test here runs with the cache installed (:func:`league.read.cache.install`), as in the
+web process: a commit through any session of this process moves the generation.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,31 @@ DAY = dt.timedelta(days=1)
 
 @pytest.fixture(autouse=True)
 def _empty_cache() -> None:
+    cache.install()
     cache.clear()
+
+
+def test_installing_twice_counts_a_commit_once(session: Session, make: Factory) -> None:
+    race = make.race(session)
+    session.commit()
+    cache.install()
+    generation = cache.data_stamp(session)[0]
+    race.name = "Renamed"
+    session.commit()
+    assert cache.data_stamp(session)[0] == generation + 1
+    session.commit()  # nothing changed: the generation stays
+    assert cache.data_stamp(session)[0] == generation + 1
+
+
+def test_lru_keeps_the_most_recently_used() -> None:
+    kept: cache.Lru[str, int] = cache.Lru(2)
+    kept.put("a", 1)
+    kept.put("b", 2)
+    assert kept.get("a") == 1  # now the most recently used
+    kept.put("c", 3)
+    assert kept.keys() == ["a", "c"] and kept.get("b") is None
+    kept.clear()
+    assert kept.keys() == []
 
 
 def test_leaderboard_is_computed_once_per_version(session: Session, make: Factory) -> None:

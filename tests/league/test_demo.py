@@ -172,3 +172,21 @@ def _reap(proc: subprocess.Popen[str]) -> None:
         proc.wait()
     assert proc.stdout is not None
     proc.stdout.close()
+
+
+def test_a_second_paddock_demo_says_the_port_is_taken_before_anything_else(tmp_path):
+    """With something already listening on the port (a first ``make run``), the command
+    stops at once and says so: no banner, no URL, no migration, no children."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port)}
+        for key in ("DATABASE_URL", "PADDOCK_STORAGE_DIR", "SECRET_KEY"):
+            env.pop(key, None)
+        run = subprocess.run([sys.executable, "-m", "league.cli", "demo"], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert f"port {port} on 127.0.0.1 is taken" in run.stderr
+    assert "running at" not in run.stdout and "http://" not in run.stdout
+    assert not (tmp_path / "instance" / "paddock.sqlite3").exists()

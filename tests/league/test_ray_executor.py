@@ -1,27 +1,40 @@
-"""The Ray executor against a local Ray started here: evaluations arrive once, however often
-they are delivered, and a lost task is recovered through the database.
+"""The Ray executor: one fault boundary with the local workers, and a local Ray cluster.
 
-Skipped when Ray (the optional ``ray`` extra) is not installed.
+The first half runs the same faults (a crash, a conflict while delivering, a job deleted or
+cancelled mid-race) through a local :class:`~league.processes.worker.Worker` and through the
+Ray task's body, :func:`~league.processes.ray_executor.run_job`, called as a plain function, and
+expects the same line and the same job log from both: the two executors must not drift apart
+again. It needs no Ray.
+
+The second half runs against a local Ray started here: evaluations arrive once, however often
+they are delivered, and a lost task is recovered through the database. It is skipped when Ray
+(the optional ``ray`` extra) is not installed.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from league.config import Settings
-from league.models import Entry, EvaluationJob, JobStatus, Race, Result
-from league.processes import ray_executor
+from league.db import transaction
+from league.models import Entry, EvaluationJob, FailureKind, JobStatus, Race, Result
+from league.processes import evaluation, ray_executor, runner
+from league.processes.worker import Worker
 from league.rules import jobs, submissions
 from league.rules.leaderboard import race_leaderboard
 from league.storage import Storage
 
-ray = pytest.importorskip("ray")
+try:
+    import ray
+except ImportError:  # the optional ``ray`` extra: the tests on a cluster are skipped
+    ray = None
 
 if TYPE_CHECKING:
     from conftest import Database, Factory
@@ -29,11 +42,14 @@ if TYPE_CHECKING:
 CLUSTER_CPUS = 2
 OBJECT_STORE_BYTES = 100 * 1024 * 1024  # the minimum is 75 MB; the tasks return one line
 DEADLINE_S = 120.0  # the first task of a Ray worker imports the simulator
+OWNER = "test-executor"  # both executors claim under this id, so their job logs compare
+CRASH = "the evaluation crashed: RuntimeError: simulated defect"
 
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
-    """A local Ray instance of two CPUs for this module's tests."""
+    """A local Ray instance of two CPUs for the tests on a cluster (skipped without Ray)."""
+    pytest.importorskip("ray")
     ray.init(num_cpus=CLUSTER_CPUS, include_dashboard=False,
              object_store_memory=OBJECT_STORE_BYTES)
     try:
@@ -43,9 +59,10 @@ def local_ray() -> Iterator[None]:
         ray.shutdown()
 
 
-def _settings(db: Database, storage: Storage, lease_s: float = 30.0) -> Settings:
+def _settings(db: Database, storage: Storage, lease_s: float = 30.0,
+              heartbeat_s: float = 1.0) -> Settings:
     return Settings(database_url=db.url, storage_dir=storage.root, secret_key="test",
-                    executor="ray", lease_s=lease_s, heartbeat_s=1.0)
+                    executor="ray", lease_s=lease_s, heartbeat_s=heartbeat_s)
 
 
 def _submit(session: Session, storage: Storage, make: Factory, count: int = 1,
@@ -84,6 +101,178 @@ def _job(factory: sessionmaker[Session]) -> EvaluationJob:
         return session.scalars(sa.select(EvaluationJob)).one()
 
 
+def _events(factory: sessionmaker[Session], job_id: int) -> list[str]:
+    """The job's log lines without their timestamps (none when the job is gone)."""
+    with factory() as session:
+        job = session.get(EvaluationJob, job_id)
+        return [] if job is None else [line.split(" ", 1)[1] for line in job.log.splitlines()]
+
+
+# ------------------------------------------------------------ one fault boundary, two executors
+Executor = Callable[[Settings], tuple[int, str]]
+
+
+@pytest.fixture(params=["local worker", "ray task"])
+def executor(request: pytest.FixtureRequest, db: Database, caplog: pytest.LogCaptureFixture,
+             monkeypatch: pytest.MonkeyPatch) -> Executor:
+    """Claims the oldest queued job under ``OWNER`` and runs it as one executor does: a
+    :class:`Worker`, or the Ray task's body called as a plain function (no Ray needed).
+    Returns (job id, the line saying what happened)."""
+    if request.param == "local worker":
+        caplog.set_level(logging.INFO, logger="league.processes.worker")
+
+        def through_worker(settings: Settings) -> tuple[int, str]:
+            worker = Worker(settings, OWNER)
+            try:
+                job_id = worker.run_once()
+            finally:
+                worker.close()
+            assert job_id is not None
+            prefix = f"worker {OWNER}: "
+            (line,) = [r.getMessage().removeprefix(prefix) for r in caplog.records
+                       if r.getMessage().startswith(f"{prefix}job {job_id}: ")]
+            return job_id, line
+
+        return through_worker
+
+    monkeypatch.setattr(ray_executor, "_database", lambda _url: db.factory)
+
+    def through_ray_task(settings: Settings) -> tuple[int, str]:
+        with transaction(db.factory) as session:  # what the dispatcher does before submitting
+            job = jobs.claim_job(session, OWNER, settings.lease_s)
+            assert job is not None
+            job_id = job.id
+        return job_id, ray_executor.run_job(ray_executor.TaskSettings.of(settings), job_id,
+                                            OWNER)
+
+    return through_ray_task
+
+
+def _crash(*_args: Any, **_kw: Any) -> None:
+    raise RuntimeError("simulated defect")
+
+
+def _conflict() -> sa.exc.OperationalError:
+    return sa.exc.OperationalError("UPDATE evaluation_jobs", {}, Exception("database is locked"))
+
+
+def test_a_crash_is_recorded_once_as_an_infrastructure_failure(
+        executor: Executor, db: Database, session: Session, storage: Storage, make: Factory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _submit(session, storage, make)
+    monkeypatch.setattr(evaluation, "run_race", _crash)
+    job_id, line = executor(_settings(db, storage))
+    assert line == f"job {job_id}: failed (infrastructure: {CRASH})"
+    job = _job(db.factory)
+    assert (job.status, job.failure_kind, job.failure_reason) == (
+        JobStatus.FAILED, FailureKind.INFRASTRUCTURE, CRASH)
+    assert _events(db.factory, job_id)[1:] == [f"failed (infrastructure): {CRASH}"]
+    assert _results(db.factory) == []
+
+
+def test_a_delivery_conflict_is_tried_again(executor: Executor, db: Database, session: Session,
+                                            storage: Storage, make: Factory,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    _submit(session, storage, make)
+    monkeypatch.setattr(evaluation, "run_race", _crash)
+    monkeypatch.setattr(runner, "DELIVERY_BACKOFF_S", 0.0)
+    real, tries = evaluation.fail_job, []
+
+    def locked_once(*args: Any, **kw: Any) -> bool:
+        tries.append(1)
+        if len(tries) == 1:
+            raise _conflict()
+        return real(*args, **kw)
+
+    monkeypatch.setattr(evaluation, "fail_job", locked_once)
+    job_id, line = executor(_settings(db, storage))
+    assert len(tries) == 2
+    assert line == f"job {job_id}: failed (infrastructure: {CRASH})"
+    assert _job(db.factory).status == JobStatus.FAILED
+    assert _events(db.factory, job_id)[1:] == [f"failed (infrastructure): {CRASH}"]
+
+
+def test_a_delivery_that_keeps_failing_leaves_the_job_to_the_reaper(
+        executor: Executor, db: Database, session: Session, storage: Storage, make: Factory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _submit(session, storage, make)
+    monkeypatch.setattr(evaluation, "run_race", _crash)
+    monkeypatch.setattr(runner, "DELIVERY_BACKOFF_S", 0.0)
+    tries = []
+
+    def always_locked(*_args: Any, **_kw: Any) -> bool:
+        tries.append(1)
+        raise _conflict()
+
+    monkeypatch.setattr(evaluation, "fail_job", always_locked)
+    with pytest.raises(sa.exc.OperationalError):
+        executor(_settings(db, storage))
+    assert len(tries) == runner.DELIVERY_TRIES
+    job = _job(db.factory)  # still running: it neither looks finished nor failed
+    assert (job.status, job.lease_owner, job.failure_kind) == (JobStatus.RUNNING, OWNER, None)
+    assert _results(db.factory) == []
+
+
+def test_a_job_deleted_mid_race_ends_with_nothing_recorded(
+        executor: Executor, db: Database, session: Session, storage: Storage, make: Factory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _submit(session, storage, make)
+
+    def delete_then_crash(*_args: Any, **_kw: Any) -> None:
+        with transaction(db.factory) as s:
+            s.execute(sa.delete(EvaluationJob))
+        raise RuntimeError("simulated defect")
+
+    monkeypatch.setattr(evaluation, "run_race", delete_then_crash)
+    job_id, line = executor(_settings(db, storage))
+    assert line == f"job {job_id}: gone, nothing recorded (no evaluation job {job_id})"
+    with db.factory() as s:
+        assert s.scalar(sa.select(sa.func.count(EvaluationJob.id))) == 0
+    assert _results(db.factory) == []
+
+
+def test_a_job_cancelled_mid_race_is_abandoned(executor: Executor, db: Database,
+                                               session: Session, storage: Storage,
+                                               make: Factory,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    _submit(session, storage, make)
+
+    def cancel_then_race_on(*_args: Any, progress: Callable[[int, int], None],
+                            **_kw: Any) -> None:
+        with transaction(db.factory) as s:
+            assert jobs.cancel_job(s, s.scalars(sa.select(EvaluationJob.id)).one(),
+                                   "entry disqualified")
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline:  # until the lease keeper sees the cancellation
+            progress(0, 1)
+            time.sleep(0.01)
+        raise AssertionError("the race was never stopped")
+
+    monkeypatch.setattr(evaluation, "run_race", cancel_then_race_on)
+    job_id, line = executor(_settings(db, storage, heartbeat_s=0.05))
+    assert line == f"job {job_id}: abandoned (the job is already cancelled)"
+    job = _job(db.factory)
+    assert (job.status, job.failure_kind) == (JobStatus.CANCELLED, None)
+    assert _events(db.factory, job_id)[1:] == ["cancelled: entry disqualified"]
+    assert _results(db.factory) == []
+
+
+def test_a_retried_task_of_a_final_job_races_nothing(db: Database, session: Session,
+                                                     storage: Storage, make: Factory,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    _submit(session, storage, make)
+    settings = _settings(db, storage)
+    with transaction(db.factory) as s:
+        job = jobs.claim_job(s, OWNER, settings.lease_s)
+        assert job is not None and jobs.cancel_job(s, job.id, "entry disqualified")
+    monkeypatch.setattr(ray_executor, "_database", lambda _url: db.factory)
+    monkeypatch.setattr(evaluation, "run_race", _crash)  # recorded if it were raced
+    line = ray_executor.run_job(ray_executor.TaskSettings.of(settings), job.id, OWNER)
+    assert line == f"job {job.id}: already cancelled, nothing to do"
+    assert _events(db.factory, job.id)[-1] == "cancelled: entry disqualified"
+
+
+# ------------------------------------------------------------------------ on a local Ray cluster
 def test_a_submitted_entry_is_evaluated_once(local_ray: None, db: Database, session: Session,
                                              storage: Storage, make: Factory) -> None:
     (entry,) = _submit(session, storage, make)

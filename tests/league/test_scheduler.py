@@ -23,7 +23,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.orm import Session
 
-import league
+import league.processes
 from league.config import ConfigError, Settings
 from league.db import make_engine, session_factory, upgrade_database
 from league.errors import Conflict
@@ -33,12 +33,13 @@ from league.models import (
     JobStatus,
     Race,
     RaceStatus,
+    Rating,
     Season,
     SeasonStatus,
     utcnow,
 )
 from league.processes import scheduler
-from league.rules import jobs, leagues, seasons, submissions
+from league.rules import headtohead, jobs, leagues, seasons, submissions
 from league.storage import Storage
 
 if TYPE_CHECKING:
@@ -132,7 +133,9 @@ def test_dispatch_hands_jobs_to_ray(settings: Settings, monkeypatch: pytest.Monk
 
     fake = types.SimpleNamespace(dispatch=fake_dispatch)
     monkeypatch.setitem(sys.modules, "league.processes.ray_executor", fake)
-    monkeypatch.setattr(league, "ray_executor", fake, raising=False)
+    # the package's attribute too: it is what ``from league.processes import ray_executor``
+    # finds once another test has imported the real module
+    monkeypatch.setattr(league.processes, "ray_executor", fake, raising=False)
     scheduler.configure(dataclasses.replace(settings, executor="ray"))
     assert scheduler.dispatch() == 3
     assert calls and calls[0][0].executor == "ray"
@@ -178,6 +181,53 @@ def test_headtohead_rounds(settings: Settings, session: Session, storage: Storag
     assert scheduler.headtohead_rounds() == []  # its heats are pending
     heats = session.scalars(sa.select(Heat).where(Heat.race_id == race.id)).all()
     assert heats and {h.round_no for h in heats} == {1}
+
+
+def _knockout_race(session: Session, make: Factory, **kw: Any) -> Race:
+    """An open head-to-head race with a knockout of 2 and two rated entries."""
+    race = _window(make, session, format="head-to-head", knockout_size=2, **kw)
+    race.status = RaceStatus.OPEN
+    for k, name in enumerate(("ann", "ben")):
+        entry = make.entry(session, race, make.racer(session, name))
+        session.add(Rating(race_id=race.id, entry_id=entry.id, mu=30.0 - k, sigma=1.0,
+                           heats=3))
+    session.commit()
+    return race
+
+
+def test_open_close_races_plays_the_knockout_finals(settings: Settings, session: Session,
+                                                    make: Factory,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    race = _knockout_race(session, make, opens_at=utcnow() - 3 * HOUR,
+                          closes_at=utcnow() - HOUR)
+    caplog.set_level("INFO", logger=scheduler.log.name)
+    assert scheduler.open_close_races() == ([], [])  # to the finals: the final is queued
+    assert f"knockout stage planned in {race.id}, closed none" in caplog.text
+    assert scheduler.open_close_races() == ([], [])  # the final is being raced
+    session.expire_all()
+    final = session.scalars(sa.select(Heat).where(Heat.race_id == race.id)).one()
+    assert final.stage == "final" and session.get_one(Race, race.id).status == "finals"
+    job = session.scalars(sa.select(EvaluationJob).where(EvaluationJob.heat_id == final.id)
+                          ).one()
+    job.status = JobStatus.SUCCEEDED
+    headtohead.record_heat(session, final, {"positions": [1, 0], "cars": []})
+    session.commit()
+    assert scheduler.open_close_races() == ([], [race.id])
+    assert scheduler.open_close_races() == ([], [])
+    session.expire_all()
+    assert session.get_one(Race, race.id).status == RaceStatus.CLOSED
+
+
+def test_a_season_is_finalized_after_the_finals_of_its_race(settings: Settings,
+                                                            session: Session,
+                                                            make: Factory) -> None:
+    season = _season(session, make, utcnow() - 3 * HOUR, utcnow() - HOUR, "Ended")
+    race = _knockout_race(session, make, league=season.league, season=season)
+    assert scheduler.finalize_seasons() == []  # its race went to its finals instead
+    assert scheduler.finalize_seasons() == []  # and the season waits for them
+    session.expire_all()
+    assert session.get_one(Race, race.id).status == RaceStatus.FINALS
+    assert session.get_one(Season, season.id).finalized_at is None
 
 
 def _season(session: Session, make: Factory, starts: dt.datetime, ends: dt.datetime,

@@ -1,7 +1,9 @@
 """Workers: evaluations end to end, and fault tests with real worker processes.
 
 The first half runs a :class:`~league.processes.worker.Worker` in the test process: results,
-failures and their reasons, heats, stopping and abandoning. The second half starts real
+failures and their reasons, heats, stopping and abandoning. (Crashes, deleted jobs and
+delivery conflicts are tested through the worker and the Ray task alike, in
+``test_ray_executor.py``: they share one fault boundary.) The second half starts real
 processes (``python -m league.processes.worker``) against the test database and kills, races and
 duplicates them.
 """
@@ -25,7 +27,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-import league.processes.worker
 from evaluator import replay
 from evaluator.actions import ActionSpec
 from evaluator.metadata import ModelMetadata
@@ -319,22 +320,6 @@ def test_a_job_cancelled_mid_race_is_abandoned(db: Database, session: Session,
     assert job.status == JobStatus.CANCELLED
     assert events(job)[-1] == "cancelled: entry disqualified"
     assert results_of(db, job_id) == []
-
-
-def test_a_crashing_evaluation_fails_with_the_error(db: Database, session: Session,
-                                                    storage: Storage, make: Factory,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    enter(session, storage, make, make.race(session), make.user(session))
-    session.commit()
-    session.close()
-
-    def crash(*_args: Any, **_kw: Any) -> None:
-        raise RuntimeError("simulated defect")
-
-    monkeypatch.setattr(league.processes.worker, "evaluate_job", crash)
-    job = job_of(db, run_one(db, storage) or 0)
-    assert (job.status, job.failure_kind) == (JobStatus.FAILED, FailureKind.INFRASTRUCTURE)
-    assert job.failure_reason == "the evaluation crashed: RuntimeError: simulated defect"
 
 
 # -------------------------------------------------------------------------- real processes

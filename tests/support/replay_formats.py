@@ -12,18 +12,34 @@ import numpy as np
 from evaluator import replay
 
 
-def as_format_1(data: bytes) -> bytes:
-    """A stored format-2 replay rewritten the way format 1 stored it (docs/REPLAY.md): the
-    same header and blocks without the command columns. Replays kept before format 2 look
-    like this, and they must go on playing."""
+def as_format_2(data: bytes) -> bytes:
+    """A stored format-3 replay rewritten the way format 2 stored it (docs/REPLAY.md): the
+    same header without ``obstacles`` and the same blocks without the obstacle blocks.
+    Replays kept before format 3 look like this, and they must go on playing."""
     raw = zlib.decompress(data, wbits=16 + zlib.MAX_WBITS)
+    magic, fmt, head_len = struct.unpack_from("<8sII", raw)
+    assert fmt == 3, f"expected a format-3 replay, got format {fmt}"
+    start = 16 + head_len
+    head = json.loads(raw[16:start])
+    head["format"] = 2
+    count = head.pop("obstacles")
+    offset = start + 6 * 4 * head["track"]["points"]
+    end = offset + 4 * len(replay.OBSTACLE_COLUMNS) * count
+    return _repack(magic, 2, head, raw[start:offset] + raw[end:])
+
+
+def as_format_1(data: bytes) -> bytes:
+    """A stored format-2 or 3 replay rewritten the way format 1 stored it (docs/REPLAY.md):
+    the format-2 header and blocks without the command columns. Replays kept before format 2
+    look like this, and they must go on playing."""
+    raw = zlib.decompress(data, wbits=16 + zlib.MAX_WBITS)
+    if struct.unpack_from("<8sII", raw)[1] == 3:
+        raw = zlib.decompress(as_format_2(data), wbits=16 + zlib.MAX_WBITS)
     magic, fmt, head_len = struct.unpack_from("<8sII", raw)
     assert fmt == 2, f"expected a format-2 replay, got format {fmt}"
     start = 16 + head_len
     head = json.loads(raw[16:start])
     head["format"] = 1
-    text = json.dumps(head, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 4)
     frames, cars = head["frames"], len(head["cars"])
     offset = start + 6 * 4 * head["track"]["points"]
     kept = [raw[start:offset]]
@@ -33,6 +49,13 @@ def as_format_1(data: bytes) -> bytes:
             kept.append(raw[offset:offset + size])
         offset += size
     assert offset == len(raw)
-    out = struct.pack("<8sII", magic, 1, len(text)) + text + b"".join(kept)
+    return _repack(magic, 1, head, b"".join(kept))
+
+
+def _repack(magic: bytes, fmt: int, head: dict[str, object], blocks: bytes) -> bytes:
+    """Preamble, space-padded JSON header and ``blocks``, gzipped."""
+    text = json.dumps(head, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)
+    out = struct.pack("<8sII", magic, fmt, len(text)) + text + blocks
     comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     return comp.compress(out) + comp.flush()

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 import league.models as m
 from evaluator import replay
 from evaluator.drivers import Driver, PurePursuitDriver
-from evaluator.track import load_track
+from evaluator.track_library import load_track
 from league.storage import Storage
 
 STEPS_PER_LAP_CAP = 900  # 60 s of simulated time per lap at most

@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from evaluator.track import iter_tracks
+from evaluator.track_library import iter_tracks
 from league.models import ApiToken, Race, RaceStatus, Rating, User, utcnow
 from league.rules import leagues
 from tests.support.dbfixtures import Database, Factory

@@ -103,7 +103,12 @@ def test_the_document_describes_requests_as_the_views_parse_them(api: ApiClient)
             "collision_penalty", "time_cap", "min_laps", "seed", "obstacles", "name",
             "opens_at", "closes_at", "season_id", "division_ids"} <= set(race["properties"])
     assert race["properties"]["laps"]["default"] == 3
-    assert race["properties"]["ranking"]["enum"] == ["total", "best-lap", "average-lap"]
+    ranking = race["properties"]["ranking"]
+    assert ranking["default"] == "total"
+    assert ranking["$ref"] == "#/components/schemas/Ranking"  # the vocabulary's own enum
+    assert api.doc["components"]["schemas"]["Ranking"]["enum"] == \
+        ["total", "best-lap", "average-lap"]
+    assert api.doc["components"]["schemas"]["Format"]["enum"] == ["time-trial", "head-to-head"]
     races = paths["/races"]["get"]
     params = {p["name"]: p for p in races["parameters"]}
     assert set(params) == {"page", "per_page", "status", "league"}

@@ -21,6 +21,7 @@ from league.models import (
     Race,
     RacePoints,
     RaceStatus,
+    Rating,
 )
 from league.rules import leagues
 from league.rules.leaderboard import race_leaderboard
@@ -349,3 +350,30 @@ def test_race_actions_refuse_posts_without_the_csrf_token(make_app, make, sessio
                     data={f"dq{ann.id}-reason": "late", f"dq{ann.id}-csrf_token": token.group(1)})
     assert r.status_code == 302
     assert [row.racer for row in race_leaderboard(_fresh(session), race)] == ["bob", "cy"]
+
+
+def test_close_now_on_a_head_to_head_race_with_a_knockout_runs_the_finals_first(
+        org_client, make, session, club):
+    """The page says closing runs the finals; closing puts the race in its finals (the
+    knockout's first stage queued, no points yet) and the page then says so, with no form."""
+    race = make.race(session, club, format="head-to-head", seed=7, knockout_size=2)
+    race.status = RaceStatus.OPEN
+    for k in range(2):
+        racer = make.racer(session, f"h{k}")
+        leagues.join_league(session, club, racer)
+        entry = make.entry(session, race, racer)
+        session.add(Rating(race_id=race.id, entry_id=entry.id, mu=30.0 - k, sigma=1.0,
+                           heats=3))
+    _commit(session)
+    page = org_client.get(f"/organize/races/{race.id}").get_data(as_text=True)
+    assert "Closing runs the knockout finals first" in page and "Close now" in page
+    r = org_client.post(f"/organize/races/{race.id}/close", data={"confirm": "y"})
+    assert r.status_code == 302
+    race = _races(session)[0]
+    assert race.status == RaceStatus.FINALS and race.closed_at is None
+    assert _fresh(session).scalar(sa.select(sa.func.count(RacePoints.id))) == 0
+    page = org_client.get(f"/organize/races/{race.id}").get_data(as_text=True)
+    assert "Knockout finals started" in page and "Close now" not in page
+    assert "The knockout finals are being raced" in page
+    public = org_client.get(f"/races/{race.id}").get_data(as_text=True)
+    assert "it is raced after the race closes" not in public

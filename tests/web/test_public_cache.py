@@ -3,7 +3,10 @@ moment, for changes made by another process); signed-in users always get a fresh
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -17,6 +20,8 @@ from web import pagecache
 
 if TYPE_CHECKING:
     from tests.support.dbfixtures import Database, Factory
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _rename_elsewhere(db: Database, session: Session, race_id: int, name: str) -> None:
@@ -79,4 +84,35 @@ def test_pages_with_a_message_are_never_kept(make_app: Callable[..., Flask],
         cookie["_flashes"] = [("message", "You are logged out.")]
     assert "You are logged out." in page(client, f"/races/{race_id}")
     assert "You are logged out." not in page(client, f"/races/{race_id}")
-    pagecache.clear()
+
+
+CHECK_INSTALL = """
+import sys
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+from league.read import browse, cache, garage
+import web
+def installed():
+    return event.contains(Session, "after_commit", cache._after_commit)
+before = installed()
+web.create_app({"DATABASE_URL": sys.argv[1], "PADDOCK_STORAGE_DIR": sys.argv[2],
+                "SECRET_KEY": "x"})
+print(before, installed())
+"""
+
+
+def test_nothing_is_installed_on_import_create_app_installs(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-c", CHECK_INSTALL,
+                          f"sqlite:///{tmp_path / 'league.sqlite3'}", str(tmp_path / "storage")],
+                         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert run.stdout.split() == ["False", "True"], run.stderr
+
+
+def test_apps_keep_their_own_pages(make_app: Callable[..., Flask], race_id: int) -> None:
+    first, second = make_app(PUBLIC_PAGE_CACHE_S=3600), make_app(PUBLIC_PAGE_CACHE_S=3600)
+    page(first.test_client(), f"/races/{race_id}")
+    with first.app_context():
+        assert [k[1] for k in pagecache.kept().pages.keys()] == [f"/races/{race_id}"]
+        assert len(pagecache.kept().fragments.keys()) == 1  # the leaderboard's rows
+    with second.app_context():
+        assert pagecache.kept().pages.keys() == []

@@ -10,7 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from evaluator.track import import_track, library_names, load_track
+from evaluator.track_library import import_track, library_names, load_track
 from tests.web.test_public_pages import page
 from web import trackdraw
 

@@ -1,43 +1,13 @@
 """The JSON API under /api/v1: bearer tokens, JSON errors, an OpenAPI document.
 
-Every view is registered through :data:`api` (:class:`web.api.registry.Registry`), which
-records what the OpenAPI document at ``/api/v1/openapi.json`` says about it. The whole API
-shares one rate limit per token (or address), ``RATELIMIT_API``; uploads also count against
-``RATELIMIT_UPLOAD``.
+One blueprint (:mod:`web.api.blueprint`), its views in one module per area; each module
+registers its views on the blueprint when it is imported, which is what importing them here
+is for.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import Any
+from web.api import catalog, entries, evaluations, races  # noqa: F401  (they register views)
+from web.api.blueprint import bp
 
-from flask import Blueprint
-
-from web.api import errors
-from web.api.registry import Auth, Document, Registry
-from web.extensions import limit, limiter
-
-PREFIX = "/api/v1"
-
-bp = Blueprint("api", __name__, url_prefix=PREFIX)
-api = Registry(bp)
-limiter.shared_limit(lambda: limit("api"), scope="api")(bp)
-errors.init_blueprint(bp)
-
-
-@functools.cache
-def document() -> dict[str, Any]:
-    """The OpenAPI document (built once per process: routes are fixed at import)."""
-    from web.api.spec import build_document
-
-    return build_document(api.operations, PREFIX)
-
-
-@api.route("/openapi.json", tag="meta", auth=Auth.NONE, responses={200: Document})
-def openapi() -> dict[str, Any]:
-    """The OpenAPI 3.1 document of this API, generated from its code."""
-    return document()
-
-
-# The views register themselves on import.
-from web.api import catalog, entries, evaluations, races  # noqa: E402, F401
+__all__ = ["bp"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from evaluator.track import iter_tracks
+from evaluator.track_library import iter_tracks
 from league.models import User
 from league.read import browse
 from league.rules import leagues
-from web.api import api, present
+from web.api import present
 from web.api import schemas as s
+from web.api.blueprint import api
 from web.api.registry import Auth
 from web.helpers import Page, page_args, paginate, session
 

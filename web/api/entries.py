@@ -5,9 +5,10 @@ from __future__ import annotations
 from league.models import User
 from league.read import access, browse
 from league.rules import races, submissions
-from web.api import api, present
 from web.api import entry_schemas as es
+from web.api import present
 from web.api import schemas as s
+from web.api.blueprint import api
 from web.api.registry import Auth
 from web.extensions import limit
 from web.helpers import Page, page_args, session, settings, storage

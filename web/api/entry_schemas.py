@@ -7,8 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, SkipValidation
 
+from evaluator.race_settings import DEFAULT_FORMAT, DEFAULT_RANKING, Format, Ranking
 from league.models import FailureKind, JobKind, JobStatus
-from web.api.schemas import Format, Pagination, Ranking, Request, Timestamp
+from web.api.schemas import Pagination, Request, Timestamp
 
 
 class EntryUpload(BaseModel):
@@ -117,10 +118,10 @@ class EvaluationResult(BaseModel):
     paddock_version: str = ""
     sim_version: str = ""
     track: str = ""
-    format: Format = "time-trial"
+    format: Format = DEFAULT_FORMAT
     seed: int = 0
     status: str = Field(description="finished, dnf, invalid_policy or policy_error")
-    ranking: Ranking = "total"
+    ranking: Ranking = DEFAULT_RANKING
     ranking_time_s: float | None = None
     ranking_laps: int = 0
     ranked_trial: int | None = None

@@ -6,8 +6,9 @@ from flask import Response
 
 from league.models import User
 from league.read import access, replays
-from web.api import api, present
 from web.api import entry_schemas as es
+from web.api import present
+from web.api.blueprint import api
 from web.api.registry import Binary
 from web.helpers import session, storage
 

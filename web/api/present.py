@@ -9,7 +9,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from evaluator.race_settings import Format
+from evaluator.race_settings import Format, Ranking
 from evaluator.track import Track as TrackData
 from league import models as m
 from league.errors import NotFound
@@ -87,13 +87,13 @@ def race_leaderboard(session: Session, r: m.Race, page: int, per_page: int) -> s
         table = paginate(headtohead.rating_table(session, r), page, per_page)
         bracket = knockout.knockout_bracket(session, r) if r.knockout_size >= 2 else None
         return s.Leaderboard(s.HeadToHeadLeaderboard(
-            format="head-to-head", race_id=r.id, pagination=pagination(table),
+            format=Format.HEAD_TO_HEAD, race_id=r.id, pagination=pagination(table),
             items=[s.RatingRow.model_validate(asdict(row)) for row in table.items],
             bracket=None if bracket is None or bracket.size == 0
             else s.Bracket.model_validate(asdict(bracket))))
     rows = paginate(cache.race_leaderboard_cached(session, r), page, per_page)
     return s.Leaderboard(s.TimeTrialLeaderboard(
-        format="time-trial", race_id=r.id, ranking=cast(s.Ranking, r.ranking),
+        format=Format.TIME_TRIAL, race_id=r.id, ranking=Ranking(r.ranking),
         pagination=pagination(rows),
         items=[s.LeaderboardRow.model_validate(row.to_dict()) for row in rows.items]))
 

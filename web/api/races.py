@@ -5,8 +5,9 @@ from __future__ import annotations
 from league.models import League, User, utcnow
 from league.read import browse
 from league.rules import leagues, races, seasons
-from web.api import api, present
+from web.api import present
 from web.api import schemas as s
+from web.api.blueprint import api
 from web.api.registry import Auth
 from web.helpers import Page, page_args, session
 
@@ -83,7 +84,9 @@ def create_race(slug: str, caller: User, body: s.RaceCreate) -> tuple[s.Race, in
            responses={200: s.ClosedRace}, errors=(403, 404))
 def close_race(race_id: int, caller: User) -> s.ClosedRace:
     """Close a race now (its league's organizers): freeze the leaderboard, award season
-    points, cancel queued evaluations. Closing a closed race changes nothing."""
+    points, cancel queued evaluations. A head-to-head race with a knockout goes to its finals
+    instead (status "finals", no points yet); the scheduler closes it when the final is
+    decided. Closing a closed race changes nothing."""
     race = races.get_race(session(), race_id, caller)
     points = seasons.close_race_now(session(), race, caller)
     session().commit()

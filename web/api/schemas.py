@@ -21,8 +21,9 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from evaluator.race_settings import RaceConfig
+from evaluator.race_settings import Format, RaceConfig, Ranking
 from league.models import RaceStatus, SeasonStatus, Visibility
+from league.rules.leagues import MAX_DIVISIONS, MAX_POINTS_PLACES
 
 
 def _as_utc(value: dt.datetime) -> dt.datetime:
@@ -40,8 +41,6 @@ Timestamp = Annotated[dt.datetime, AfterValidator(_as_utc),
                       PlainSerializer(_iso_utc, return_type=str),
                       WithJsonSchema({"type": "string", "format": "date-time"})]
 RACE_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(RaceConfig)}  # engine defaults
-Format = Literal["time-trial", "head-to-head"]
-Ranking = Literal["total", "best-lap", "average-lap"]
 
 
 class Request(BaseModel):
@@ -143,15 +142,15 @@ class LeagueCreate(Request):
     name: str
     description: str = ""
     visibility: Visibility = Visibility.PUBLIC
-    divisions: list[str] = Field(["Division 1"], min_length=1, max_length=20,
-                                 description="division names, top first (1 to 20)")
+    divisions: list[str] = Field(["Division 1"], min_length=1, max_length=MAX_DIVISIONS,
+                                 description=f"division names, top first (1 to {MAX_DIVISIONS})")
 
 
 class SeasonCreate(Request):
     name: str = ""
     starts_at: Timestamp
     ends_at: Timestamp
-    points_table: list[int] | None = Field(None, max_length=1000,
+    points_table: list[int] | None = Field(None, max_length=MAX_POINTS_PLACES,
                                            description="default 25, 18, 15, ... 1")
     promote: int = 2
     relegate: int = 2
@@ -240,7 +239,8 @@ class RacePoints(BaseModel):
 
 class ClosedRace(BaseModel):
     race: Race
-    points: list[RacePoints] = Field(description="season points awarded at closing")
+    points: list[RacePoints] = Field(description="season points awarded at closing (empty "
+                                   "while the race is in its knockout finals)")
 
 
 class LeaderboardRow(BaseModel):
@@ -297,7 +297,7 @@ class Bracket(BaseModel):
 
 
 class TimeTrialLeaderboard(BaseModel):
-    format: Literal["time-trial"]
+    format: Literal[Format.TIME_TRIAL]
     race_id: int
     ranking: Ranking
     items: list[LeaderboardRow]
@@ -305,7 +305,7 @@ class TimeTrialLeaderboard(BaseModel):
 
 
 class HeadToHeadLeaderboard(BaseModel):
-    format: Literal["head-to-head"]
+    format: Literal[Format.HEAD_TO_HEAD]
     race_id: int
     items: list[RatingRow] = Field(description="the rating table")
     pagination: Pagination

@@ -1,8 +1,8 @@
 """The racer's garage: models, entries, live evaluation status, analysis, API tokens.
 
 Everything here belongs to the signed-in racer: another racer's model or entry is a 404
-(the league's organizers may also open an entry). The trace CSV and the analysis charts'
-data live in :mod:`web.views.garage_analysis`, on the same blueprint.
+(the league's organizers may also open an entry and its evaluations' trace CSV and analysis
+data; anyone else gets a 404, as for the entry itself).
 """
 
 from __future__ import annotations
@@ -10,7 +10,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -20,10 +30,11 @@ from wtforms import StringField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from league.errors import LeagueError
-from league.models import PolicyModel, User
-from league.read import garage
+from league.models import EvaluationJob, PolicyModel, User
+from league.read import access, garage
 from league.rules import accounts, leaderboard, submissions
 from league.rules.text import clean_name
+from web import filters
 from web.extensions import limit, limiter
 from web.helpers import (
     Page,
@@ -45,8 +56,8 @@ ENTRIES_PER_PAGE = 25
 @bp.context_processor
 def _status_helpers() -> dict[str, Any]:
     """How the garage's templates turn an entry status into a badge."""
-    return {"status_label": garage.status_label, "status_class": garage.status_class,
-            "status_final": garage.is_final, "action_space": garage.action_space_summary}
+    return {"status_label": filters.status_label, "status_class": filters.status_class,
+            "status_final": garage.is_final, "action_space": filters.action_space_summary}
 
 
 class UploadForm(FlaskForm):
@@ -147,8 +158,8 @@ def entry_status(entry_id: int) -> Response:
     """An entry's evaluation status, polled by the garage and entry pages."""
     found = get_entry_or_404(entry_id)
     status = leaderboard.entry_status(session(), found)
-    return jsonify({**status.to_dict(), "label": garage.status_label(status, found.race.format),
-                    "css": garage.status_class(status), "final": garage.is_final(status)})
+    return jsonify({**status.to_dict(), "label": filters.status_label(status, found.race.format),
+                    "css": filters.status_class(status), "final": garage.is_final(status)})
 
 
 def _model_or_404(model_id: int) -> PolicyModel:
@@ -212,4 +223,34 @@ def revoke_token(token_id: int) -> Redirect:
     return redirect(url_for("garage.tokens"))
 
 
-from web.views import garage_analysis  # noqa: E402,F401  (its routes join this blueprint)
+# ------------------------------------------------------------- one evaluation's downloads
+# The DeepRacer-style trace CSV of a trial and the analysis JSON the entry page draws, both
+# rebuilt from the stored replays.
+def _job_or_404(job_id: int) -> EvaluationJob:
+    """A time-trial job whose entry the viewer may see, else 404."""
+    job = or_404(access.visible_job, session(), job_id, viewer())
+    if job.entry_id is None:  # heats race several racers' entries: not a garage page
+        abort(404)
+    return job
+
+
+@bp.route("/evaluations/<int:job_id>/trace.csv")
+@login_required
+def trace_csv(job_id: int) -> Response:
+    """One trial's trace log (``?trial=N``, default the ranked trial) as a CSV attachment."""
+    job = _job_or_404(job_id)
+    ranked = (job.result.data or {}).get("ranked_trial") if job.result else None
+    trial = request.args.get("trial", type=int) or ranked or 1
+    text = or_404(garage.trace_csv, session(), storage(), job, trial)
+    response = Response(text, mimetype="text/csv")
+    response.headers["Content-Disposition"] = \
+        f'attachment; filename="paddock-evaluation-{job.id}-trial-{trial}.csv"'
+    return response
+
+
+@bp.route("/evaluations/<int:job_id>/analysis.json")
+@login_required
+def analysis(job_id: int) -> Response:
+    """What the entry page's analysis charts draw, per trial and across trials."""
+    job = _job_or_404(job_id)
+    return jsonify(garage.job_analysis(session(), storage(), job))

@@ -1,8 +1,8 @@
 """Organizer pages: create and manage leagues, divisions, seasons and members; join a league.
 
-Races and their entries are in :mod:`web.views.organize_races` (same blueprint). Every page
-but "new league" and "join" is for the league's organizers and admins only: anyone else gets
-a 404, as if the page did not exist.
+Races and their entries are in :mod:`web.views.organize_races` (a blueprint of its own, under
+the same ``/organize`` prefix). Every page but "new league" and "join" is for the league's
+organizers and admins only: anyone else gets a 404, as if the page did not exist.
 """
 
 from __future__ import annotations
@@ -14,15 +14,14 @@ from flask_login import login_required
 from werkzeug.wrappers import Response
 
 from league.errors import Conflict, InvalidInput, LeagueError, NotFound
-from league.models import League, User, Visibility
+from league.models import League, Visibility
 from league.read import browse
 from league.rules import leagues, members
 from web.helpers import (
     Page,
-    get_league_or_404,
+    managed_league,
     or_404,
     page_args,
-    require_manager_or_404,
     session,
     viewer,
 )
@@ -44,12 +43,6 @@ bp = Blueprint("organize", __name__, url_prefix="/organize")
 MEMBERS_PER_PAGE = 50
 NOT_AN_ORGANIZER = ("Only organizers can create leagues. Ask the site's administrator to make "
                     "your account an organizer.")
-
-
-def managed_league(slug: str) -> tuple[League, User]:
-    """The league ``slug`` and the viewer, if they manage it; else 404."""
-    league = get_league_or_404(slug)
-    return league, require_manager_or_404(league)
 
 
 def _add_error(field: Any, err: LeagueError) -> None:
@@ -264,5 +257,3 @@ def join(slug: str) -> str | Response:
     form.code.data = code or ""
     return render_template("organize/join.html", league=league, form=form)
 
-
-from web.views import organize_races  # noqa: E402,F401  (its routes join this blueprint)

@@ -38,16 +38,31 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from evaluator.errors import TrackError
 from evaluator.race_settings import (
+    DEFAULT_FORMAT,
+    DEFAULT_LAPS,
+    DEFAULT_PENALTY_S,
+    DEFAULT_RANKING,
+    DEFAULT_TIME_CAP_S,
+    DEFAULT_TRACK,
+    DEFAULT_TRIALS,
+    FORMAT_LABELS,
     FORMATS,
     MAX_LAPS,
     MAX_OBSTACLES,
+    MAX_SEED,
     MAX_TIME_CAP_S,
     MAX_TRIALS,
+    MIN_TIME_CAP_S,
     PENALTIES_S,
+    RANKING_LABELS,
     RANKINGS,
 )
-from evaluator.track import iter_tracks, library_names
+from evaluator.track_library import iter_tracks, library_names
 from league.models import DEFAULT_POINTS, Division, MemberRole, Season, Visibility, utcnow
+from league.rules.leagues import MAX_DIVISIONS, MAX_POINTS_PLACES
+from league.rules.races import KNOCKOUT_SIZES, OPTIONAL_RACE_RANGES
+from league.rules.submissions import MAX_REASON_CHARS
+from league.rules.text import MAX_DESCRIPTION_CHARS
 
 # datetime-local inputs send and show "2026-06-01T12:00"; the first format is the one shown.
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M",
@@ -56,16 +71,18 @@ BAD_DATETIME = "a date and time in UTC, like 2026-06-01T18:00"
 VISIBILITIES = [(Visibility.PUBLIC.value, "Public: listed, anyone can see and join"),
                 (Visibility.UNLISTED.value, "Unlisted: anyone with the link can see and join"),
                 (Visibility.PRIVATE.value, "Private: members only, joined with the invite link")]
-RANKING_CHOICES = [("total", "Total time"), ("best-lap", "Best lap"),
-                   ("average-lap", "Average lap")]
-FORMAT_CHOICES = [("time-trial", "Time trial"), ("head-to-head", "Head-to-head")]
-KNOCKOUT_SIZES = (0, 2, 4, 8, 16)
-MAX_SEED = 2**63 - 1
+RANKING_CHOICES = [(r.value, RANKING_LABELS[r][0]) for r in RANKINGS]
+FORMAT_CHOICES = [(f.value, FORMAT_LABELS[f]) for f in FORMATS]
+# The form is stricter than the league (races.OPTIONAL_RACE_RANGES) on two settings: rating
+# rounds at least a minute and at most a week apart (the league: 0 s to a month), and entry
+# limits of at least 1 (the league takes 0); blank is the form's "no limit".
+MIN_ROUND_INTERVAL_S = 60
 MAX_ROUND_INTERVAL_S = 7 * 24 * 3600
-MAX_DIVISIONS = 20
+MAX_ENTRIES = OPTIONAL_RACE_RANGES["max_entries_total"][1]
+MAX_HEATS_PER_ROUND = OPTIONAL_RACE_RANGES["heats_per_round"][1]
 SECONDS_OF_PENALTY = f"{PENALTIES_S[0]:g} to {PENALTIES_S[1]:g} seconds"
-assert {v for v, _ in RANKING_CHOICES} == set(RANKINGS)
-assert {v for v, _ in FORMAT_CHOICES} == set(FORMATS)
+# WTForms' own wording, the lower bound written as a whole number as it always was
+TIME_CAP_OUT_OF_RANGE = f"Number must be between {MIN_TIME_CAP_S:g} and {MAX_TIME_CAP_S}."
 
 
 def options(pairs: Iterable[tuple[Any, str]]) -> list[SelectChoice]:
@@ -107,7 +124,7 @@ class NewLeagueForm(FlaskForm):
     slug = StringField("Address", validators=[Optional(), Length(3, 64)],
                        description="the league's address: /leagues/<address>; 3-64 lowercase "
                                    "letters, digits and '-'; blank: made from the name")
-    description = TextAreaField("Description", validators=[Length(max=4000)],
+    description = TextAreaField("Description", validators=[Length(max=MAX_DESCRIPTION_CHARS)],
                                 description="shown on the league page; plain text")
     visibility = SelectField("Visibility", choices=options(VISIBILITIES),
                              default=Visibility.PUBLIC.value)
@@ -129,7 +146,7 @@ def division_names(text: str) -> list[str]:
 
 class LeagueSettingsForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=120)])
-    description = TextAreaField("Description", validators=[Length(max=4000)],
+    description = TextAreaField("Description", validators=[Length(max=MAX_DESCRIPTION_CHARS)],
                                 description="shown on the league page; plain text")
     visibility = SelectField("Visibility", choices=options(VISIBILITIES))
 
@@ -184,8 +201,8 @@ def parse_points(text: str) -> list[int]:
     if not parts or not all(p.isdigit() and p.isascii() for p in parts):
         raise ValidationError("whole numbers >= 0 separated by commas, like 25, 18, 15")
     points = [int(p) for p in parts]
-    if len(points) > 1000:
-        raise ValidationError("at most 1000 places")
+    if len(points) > MAX_POINTS_PLACES:
+        raise ValidationError(f"at most {MAX_POINTS_PLACES} places")
     if points != sorted(points, reverse=True):
         raise ValidationError("highest first: each place gets no more points than the one "
                               "before")
@@ -204,13 +221,14 @@ def track_choices() -> list[SelectChoice]:
 class RaceForm(FlaskForm):
     name = StringField("Name", validators=[Length(max=120)],
                        description="blank: the track's name")
-    track = SelectField("Track", validate_choice=False, default="oval")
-    format = SelectField("Format", choices=options(FORMAT_CHOICES), default="time-trial",
+    track = SelectField("Track", validate_choice=False, default=DEFAULT_TRACK)
+    format = SelectField("Format", choices=options(FORMAT_CHOICES), default=DEFAULT_FORMAT.value,
                          description="time trial: each entry alone on track; head-to-head: "
                                      "entries race each other in rated rounds")
-    laps = IntegerField("Laps", default=3, validators=[
+    laps = IntegerField("Laps", default=DEFAULT_LAPS, validators=[
         DataRequired(f"a whole number from 1 to {MAX_LAPS}"), NumberRange(1, MAX_LAPS)])
-    ranking = SelectField("Ranking", choices=options(RANKING_CHOICES), default="total",
+    ranking = SelectField("Ranking", choices=options(RANKING_CHOICES),
+                          default=DEFAULT_RANKING.value,
                           description="total time: the sum of the laps (the usual); best lap: "
                                       "the fastest single lap; average lap: the mean lap. "
                                       "Penalties count in lap times; an entry is ranked by its "
@@ -218,19 +236,20 @@ class RaceForm(FlaskForm):
     min_laps = IntegerField("Minimum laps", validators=[Optional(), NumberRange(1, MAX_LAPS)],
                             description="laps a trial needs to be ranked; blank: all of them")
     off_track_penalty = FloatField(
-        "Off-track penalty (s)", default=5.0,
+        "Off-track penalty (s)", default=DEFAULT_PENALTY_S,
         validators=[InputRequired(SECONDS_OF_PENALTY), NumberRange(*PENALTIES_S)],
         description=f"seconds the car stands still after leaving the track, "
                     f"{PENALTIES_S[0]:g}-{PENALTIES_S[1]:g}")
     collision_penalty = FloatField(
-        "Collision penalty (s)", default=5.0,
+        "Collision penalty (s)", default=DEFAULT_PENALTY_S,
         validators=[InputRequired(SECONDS_OF_PENALTY), NumberRange(*PENALTIES_S)],
         description="seconds the car stands still after hitting a car or a box from behind")
-    trials = IntegerField("Trials", default=3, validators=[
+    trials = IntegerField("Trials", default=DEFAULT_TRIALS, validators=[
         DataRequired(f"a whole number from 1 to {MAX_TRIALS}"), NumberRange(1, MAX_TRIALS)],
         description="time trial: runs per entry, each with its own fixed seed")
-    time_cap = FloatField("Time cap (s)", default=180.0, validators=[
-        DataRequired(f"1 to {MAX_TIME_CAP_S:g} seconds"), NumberRange(1, MAX_TIME_CAP_S)],
+    time_cap = FloatField("Time cap (s)", default=DEFAULT_TIME_CAP_S, validators=[
+        DataRequired(f"{MIN_TIME_CAP_S:g} to {MAX_TIME_CAP_S:g} seconds"),
+        NumberRange(MIN_TIME_CAP_S, MAX_TIME_CAP_S, message=TIME_CAP_OUT_OF_RANGE)],
         description="simulated seconds after which a run is over (\"time up\")")
     obstacles = IntegerField("Obstacles", default=0,
                              validators=[InputRequired(f"a whole number from 0 to {MAX_OBSTACLES}"),
@@ -248,16 +267,18 @@ class RaceForm(FlaskForm):
     divisions = MultiCheckboxField("Divisions", coerce=int,
                                    description="none ticked: open to every racer")
     max_entries_per_day = IntegerField("Entries per racer per day",
-                                       validators=[Optional(), NumberRange(1, 100000)],
+                                       validators=[Optional(), NumberRange(1, MAX_ENTRIES)],
                                        description="UTC days; blank: no limit")
     max_entries_total = IntegerField("Entries per racer in total",
-                                     validators=[Optional(), NumberRange(1, 100000)],
+                                     validators=[Optional(), NumberRange(1, MAX_ENTRIES)],
                                      description="blank: no limit")
     round_interval_s = IntegerField("Round interval (s)", default=600, validators=[
-        InputRequired("a number of seconds"), NumberRange(60, MAX_ROUND_INTERVAL_S)],
+        InputRequired("a number of seconds"),
+        NumberRange(MIN_ROUND_INTERVAL_S, MAX_ROUND_INTERVAL_S)],
         description="head-to-head: seconds between rating rounds")
     heats_per_round = IntegerField("Heats per round", default=1, validators=[
-        InputRequired(f"a whole number from 1 to {MAX_TRIALS}"), NumberRange(1, MAX_TRIALS)],
+        InputRequired(f"a whole number from 1 to {MAX_HEATS_PER_ROUND}"),
+        NumberRange(1, MAX_HEATS_PER_ROUND)],
         description="head-to-head: seat-swapped heats each pairing races per round")
     knockout_size = SelectField("Knockout size", coerce=int, default=0,
                                 choices=options((n, str(n) if n else "no knockout")
@@ -339,7 +360,7 @@ class CloseRaceForm(FlaskForm):
 
 class DisqualifyForm(FlaskForm):
     reason = StringField("Reason", validators=[DataRequired("a disqualification needs a reason"),
-                                               Length(max=2000)])
+                                               Length(max=MAX_REASON_CHARS)])
 
 
 class JoinForm(FlaskForm):

@@ -1,27 +1,28 @@
 """Organizer pages for races: schedule and edit a race, close it early, re-run or disqualify
-its entries. Routes of the ``organize`` blueprint (see :mod:`web.views.organize`)."""
+its entries. Under ``/organize``, like the league pages of :mod:`web.views.organize`; only
+the league's organizers and admins see them (anyone else gets a 404)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
 from evaluator.race_settings import Format
 from league.errors import Conflict, InvalidInput
 from league.models import Entry, League, Race, RaceStatus, User, utcnow
-from league.rules import races, seasons, submissions
+from league.rules import knockout, races, seasons, submissions
 from web.helpers import (
     Page,
     get_race_or_404,
+    managed_league,
     or_404,
     page_args,
     require_manager_or_404,
     session,
 )
-from web.views.organize import bp, managed_league
 from web.views.organize_forms import (
     ActionForm,
     CloseRaceForm,
@@ -30,6 +31,7 @@ from web.views.organize_forms import (
     attach_error,
 )
 
+bp = Blueprint("organize_races", __name__, url_prefix="/organize")
 ENTRIES_PER_PAGE = 50
 
 
@@ -79,7 +81,7 @@ def new_race(slug: str) -> str | Response:
         else:
             session().commit()
             flash(f"Race {race.name} scheduled.", "success")
-            return redirect(url_for("organize.race", race_id=race.id))
+            return redirect(url_for("organize_races.race", race_id=race.id))
     return render_template("organize/race_form.html", league=league, form=form, race=None,
                            now=utcnow())
 
@@ -91,7 +93,7 @@ def edit_race(race_id: int) -> str | Response:
     race, user = _managed_race(race_id)
     if race.status == RaceStatus.CLOSED:
         flash("This race is closed: its settings can no longer change.", "error")
-        return redirect(url_for("organize.race", race_id=race.id))
+        return redirect(url_for("organize_races.race", race_id=race.id))
     form = _race_form(race.league, race)
     if form.validate_on_submit():
         try:
@@ -103,7 +105,7 @@ def edit_race(race_id: int) -> str | Response:
         else:
             session().commit()
             flash("Race saved." if changed else "Nothing changed.", "success")
-            return redirect(url_for("organize.race", race_id=race.id))
+            return redirect(url_for("organize_races.race", race_id=race.id))
     return render_template("organize/race_form.html", league=race.league, form=form,
                            race=race, has_entries=races.entry_count(session(), race) > 0,
                            now=utcnow())
@@ -121,6 +123,7 @@ def _race_page(race: Race, **forms: Any) -> str:
         "organize/race.html", race=race, league=race.league, entries=Page(rows, page, per_page,
                                                                          total),
         dq_forms=dq_forms, action=ActionForm(), can_rerun=race.format == Format.TIME_TRIAL,
+        finals=knockout.finals_plan(session(), race),
         close_form=forms.pop("close_form", None) or CloseRaceForm(formdata=None))
 
 
@@ -135,19 +138,27 @@ def race(race_id: int) -> str:
 @bp.route("/races/<int:race_id>/close", methods=["POST"])
 @login_required
 def close_race(race_id: int) -> str | Response:
-    """Close a race now: freeze its leaderboard and award its season points."""
-    race, _ = _managed_race(race_id)
+    """Close a race now: freeze its leaderboard and award its season points; a head-to-head
+    race with a knockout goes to its finals first (:func:`league.rules.seasons.close_race_now`)."""
+    race, user = _managed_race(race_id)
     if race.status == RaceStatus.CLOSED:
         flash("This race was already closed.")
-        return redirect(url_for("organize.race", race_id=race.id))
+        return redirect(url_for("organize_races.race", race_id=race.id))
+    if race.status == RaceStatus.FINALS:
+        flash("This race is already in its knockout finals; it closes when the final is decided.")
+        return redirect(url_for("organize_races.race", race_id=race.id))
     form = CloseRaceForm()
     if not form.validate_on_submit():
         return _race_page(race, close_form=form)
-    awarded = seasons.close_race(session(), race, utcnow())
+    awarded = seasons.close_race_now(session(), race, user, utcnow())
     session().commit()
-    flash(f"Race closed; season points recorded for {len(awarded)} racers."
-          if race.season_id else "Race closed.", "success")
-    return redirect(url_for("organize.race", race_id=race.id))
+    if race.status == RaceStatus.FINALS:
+        flash("Knockout finals started: the race closes and awards its season points when the "
+              "final is decided.", "success")
+    else:
+        flash(f"Race closed; season points recorded for {len(awarded)} racers."
+              if race.season_id else "Race closed.", "success")
+    return redirect(url_for("organize_races.race", race_id=race.id))
 
 
 @bp.route("/entries/<int:entry_id>/rerun", methods=["POST"])
@@ -164,7 +175,7 @@ def rerun_entry(entry_id: int) -> Response:
             session().commit()
             flash(f"Entry {entry.id} of {entry.racer.name} queued again (job {job.id}).",
                   "success")
-    return redirect(url_for("organize.race", race_id=entry.race_id, _anchor=f"e{entry.id}"))
+    return redirect(url_for("organize_races.race", race_id=entry.race_id, _anchor=f"e{entry.id}"))
 
 
 @bp.route("/entries/<int:entry_id>/disqualify", methods=["POST"])
@@ -181,6 +192,6 @@ def disqualify_entry(entry_id: int) -> str | Response:
         else:
             session().commit()
             flash(f"Entry {entry.id} of {entry.racer.name} disqualified.", "success")
-            return redirect(url_for("organize.race", race_id=entry.race_id,
+            return redirect(url_for("organize_races.race", race_id=entry.race_id,
                                     _anchor=f"e{entry.id}"))
     return _race_page(entry.race, dq_forms={entry.id: form})

@@ -1,42 +1,25 @@
 """Pages everyone sees without an account: home, leagues, seasons, racers.
 
-The race page is in :mod:`web.views.races` and the tracks gallery in :mod:`web.views.tracks`
-(routes of this same blueprint). Nothing here writes: every page is a GET and works without
+The race page (:mod:`web.views.races`) and the tracks gallery (:mod:`web.views.tracks`) are
+blueprints of their own. Nothing here writes: every page is a GET and works without
 JavaScript. A private league, and everything in it, is a 404 for anyone who may not see it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote
-
-from flask import Blueprint, abort, render_template, url_for
+from flask import Blueprint, abort, render_template
 from markupsafe import Markup
 
 from league.models import League, Season, utcnow
 from league.read import browse
 from league.rules import accounts, leagues
 from web import pagecache
-from web.fragments import cached_html
 from web.helpers import Page, get_league_or_404, or_404, page_args, session, viewer
+from web.links import link_maker, links
 
 bp = Blueprint("public", __name__)
 LEAGUES_PER_PAGE = 20
 HOME_RACES = 8  # featured, live and recent lists on the home page
-_SLOT = "__paddock_slot__"
-_INT_SLOT = 987654321987
-
-
-def link_maker(endpoint: str, arg: str, numeric: bool = False) -> Callable[[Any], str]:
-    """A fast ``url_for(endpoint, **{arg: value})`` for long tables: the URL is built once
-    with a placeholder and filled in per row (``url_for`` costs tens of microseconds, a few
-    milliseconds over a page of leaderboard rows). ``numeric``: the argument is an int."""
-    slot: Any = _INT_SLOT if numeric else _SLOT
-    pattern = url_for(endpoint, **{arg: slot})
-    head, _, tail = pattern.partition(str(slot))
-    return lambda value: f"{head}{quote(str(value), safe='')}{tail}"
 
 
 def viewer_role(league: League) -> dict[str, bool]:
@@ -111,29 +94,8 @@ def standings_html(season: Season) -> list[Markup]:
     """Each division's standings table of ``season``, rendered once per version."""
     def render(table: browse.DivisionTable) -> Markup:
         key = ("standings", season.id, table.division.id if table.division else None)
-        return cached_html(key, table.rows, lambda: render_template(
+        return pagecache.cached_html(key, table.rows, lambda: render_template(
             "public/_standings.html", table=table,
             racer_url=link_maker("public.racer", "name")))
 
     return [render(t) for t in browse.season_tables(session(), season)]
-
-
-@dataclass(frozen=True)
-class Links:
-    """Links to public pages for long tables and lists (see :func:`link_maker`)."""
-
-    race: Callable[[Any], str]  #: by race id
-    league: Callable[[Any], str]  #: by slug
-    track: Callable[[Any], str]  #: by track name
-    racer: Callable[[Any], str]  #: by user name
-
-
-def links() -> Links:
-    """The link makers of this request's site root."""
-    return Links(race=link_maker("public.race", "race_id", numeric=True),
-                 league=link_maker("public.league", "slug"),
-                 track=link_maker("public.track", "name"),
-                 racer=link_maker("public.racer", "name"))
-
-
-from web.views import races, tracks  # noqa: E402,F401  (their routes join this blueprint)

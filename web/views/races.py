@@ -1,26 +1,21 @@
 """The race page: settings, track drawing, and the leaderboard (time trial) or the rating
-table and knockout bracket (head-to-head). Routes of the ``public`` blueprint."""
+table and knockout bracket (head-to-head)."""
 
 from __future__ import annotations
 
-from flask import render_template, request
+from flask import Blueprint, render_template, request
 
-from evaluator.race_settings import Format
+from evaluator.race_settings import RANKING_LABELS, Format
 from league.models import Race, RaceStatus, utcnow
-from league.read import browse, cache
+from league.read import browse
+from league.read.cache import race_leaderboard_cached
 from league.rules import headtohead, knockout, leagues
 from web import pagecache, trackdraw
-from web.fragments import cached_html
 from web.helpers import get_race_or_404, paginate, session, viewer
-from web.views.public import bp, link_maker, links
+from web.links import link_maker, links
 
+bp = Blueprint("races", __name__)
 LEADERBOARD_PER_PAGE = 100
-# How each ranking method reads on the page: the column title and the rule in words.
-RANKINGS = {
-    "total": ("Total time", "the total time of the laps of the racer's best trial"),
-    "best-lap": ("Best lap", "the fastest single lap of any trial"),
-    "average-lap": ("Average lap", "the average lap time of the racer's best trial"),
-}
 
 
 def race_actions(race: Race) -> dict[str, bool]:
@@ -42,10 +37,11 @@ def race(race_id: int) -> str:
     race = get_race_or_404(race_id)
     assert race is loaded
     track = trackdraw.find_track(race.track)
+    ranking = RANKING_LABELS.get(race.ranking, (race.ranking, race.ranking))
+    page_links = links()
     context = {"race": race, "league": race.league, "track": track,
                "track_version": trackdraw.version(track) if track else "",
-               "ranking": RANKINGS.get(race.ranking, (race.ranking, race.ranking)),
-               "links": links(), **race_actions(race)}
+               "ranking": ranking, "links": page_links, **race_actions(race)}
     if race.format == Format.HEAD_TO_HEAD:
         ratings = headtohead.rating_table(session(), race)
         bracket = knockout.knockout_bracket(session(), race) if race.knockout_size >= 2 \
@@ -55,10 +51,9 @@ def race(race_id: int) -> str:
         return render_template("public/race_h2h.html", ratings=ratings, bracket=bracket,
                                labels=browse.entry_labels(session(), ids), **context)
     page = max(1, request.args.get("page", 1, type=int) or 1)
-    board = cache.race_leaderboard_cached(session(), race)
+    board = race_leaderboard_cached(session(), race)
     rows = paginate(board, page, LEADERBOARD_PER_PAGE)
-    html = cached_html(("leaderboard", race.id, page), board, lambda: render_template(
-        "public/_leaderboard.html", rows=rows, racer_url=context["links"].racer,
-        ranking=context["ranking"],
+    html = pagecache.cached_html(("leaderboard", race.id, page), board, lambda: render_template(
+        "public/_leaderboard.html", rows=rows, racer_url=page_links.racer, ranking=ranking,
         replay_url=link_maker("replays.job", "job_id", numeric=True)))
     return render_template("public/race.html", rows=rows, leaderboard=html, **context)

@@ -1,4 +1,4 @@
-"""The tracks gallery, one track's page and its drawing. Routes of the ``public`` blueprint.
+"""The tracks gallery, one track's page and its drawing.
 
 Drawings are SVG documents without any script, served as ``image/svg+xml`` with the track's
 digest as ETag. Pages link to them with ``?v=`` set to that digest, so such a URL names one
@@ -7,21 +7,22 @@ geometry and may be cached for a year; without it a drawing is cached for an hou
 
 from __future__ import annotations
 
-from flask import Response, abort, render_template, request
+from flask import Blueprint, Response, abort, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from league.read import browse
 from web import trackdraw
 from web.helpers import session, viewer
-from web.views.public import bp, links
+from web.links import links
 
+bp = Blueprint("tracks", __name__)
 LONG_CACHE = "public, max-age=31536000, immutable"  # the URL names the geometry (?v=)
 SHORT_CACHE = "public, max-age=3600"
 SVG_CSP = "default-src 'none'; frame-ancestors 'none'"  # a drawing opened on its own
 
 
 @bp.route("/tracks")
-def tracks() -> str:
+def index() -> str:
     """Every track with its drawing, length, width and tightest radius."""
     return render_template("public/tracks.html", tracks=trackdraw.all_tracks(),
                            version=trackdraw.version)
@@ -39,7 +40,7 @@ def track(name: str) -> str:
 
 
 @bp.route("/tracks/<name>.svg")
-def track_svg(name: str) -> BaseResponse:
+def svg(name: str) -> BaseResponse:
     """A track's drawing (``?v=`` the digest from :func:`web.trackdraw.version`)."""
     found = trackdraw.find_track(name)
     if found is None:

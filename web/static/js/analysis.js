@@ -1,7 +1,7 @@
 // Analysis charts of one evaluation, drawn on <canvas> from the garage's analysis.json:
-// racing line over the track coloured by speed with the off-tracks, speed and steering along
-// the track (one line per lap), the spread of lap times across trials and, for a discrete
-// action space, how often each action was chosen.
+// racing line over the track coloured by speed with the off-tracks and the trial's obstacle
+// boxes, speed and steering along the track (one line per lap), the spread of lap times
+// across trials and, for a discrete action space, how often each action was chosen.
 (function () {
   "use strict";
 
@@ -10,6 +10,8 @@
   var INK = "#14213d", MUTED = "#5c6478", GRID = "#e3e6ee";
   var FONT = "12px system-ui, sans-serif";
   var MAX_STEER_DEG = 30;
+  var BOX_FILL = "#c4a06c", BOX_EDGE = "#6e502d";  // cardboard, as the replay viewer draws it
+  var MIN_BOX_PX = 5;
 
   var section = document.querySelector("[data-analysis-url]");
   if (!section) return;
@@ -204,6 +206,11 @@
       ctx.lineTo(X(samples.x[i]), Y(samples.y[i]));
       ctx.stroke();
     }
+    var boxes = trial.obstacles || [];
+    boxes.forEach(function (o) {
+      var half = Math.max(o.radius * scale, MIN_BOX_PX / 2);
+      box(ctx, X(o.x), Y(o.y), half);
+    });
     trial.off_tracks.forEach(function (o) {
       var cx = X(o.x), cy = Y(o.y), r = 6;
       [["#fff", 4], ["#dc2626", 2]].forEach(function (style) {
@@ -228,7 +235,23 @@
     ctx.textAlign = "right";
     ctx.fillText(hi.toFixed(2) + " m/s", barX + barW, barY + 12);
     ctx.textAlign = "left";
-    ctx.fillText("× off track (" + trial.off_tracks.length + ")", barX + barW + 24, barY);
+    var offLabel = "× off track (" + trial.off_tracks.length + ")";
+    ctx.fillText(offLabel, barX + barW + 24, barY);
+    if (boxes.length) {
+      var boxX = barX + barW + 24 + ctx.measureText(offLabel).width + 20;
+      box(ctx, boxX + 5, barY + 7, 5);
+      ctx.fillStyle = INK;
+      ctx.fillText("obstacle (" + boxes.length + ")", boxX + 16, barY);
+    }
+  }
+
+  // An obstacle: a cardboard box centred at (cx, cy), half its side `half` pixels.
+  function box(ctx, cx, cy, half) {
+    ctx.fillStyle = BOX_FILL;
+    ctx.fillRect(cx - half, cy - half, 2 * half, 2 * half);
+    ctx.strokeStyle = BOX_EDGE;
+    ctx.lineWidth = 1.5;
+    ctx.strokeRect(cx - half, cy - half, 2 * half, 2 * half);
   }
 
   function drawLaps() {

@@ -3,8 +3,9 @@
  * The page (templates/replays/view.html) holds a #replay-viewer element whose data-src is
  * the replay file; replay_format.js decodes it. Playback interpolates between the 15 Hz
  * frames on requestAnimationFrame; the address keeps the moment (#t=12.34) while paused so
- * it can be shared. window.paddockReplay is a small read-only hook for tests and the
- * benchmark: stats(), state(), sample(frame, car) and incidents().
+ * it can be shared. The run's obstacles (format 3 on) are drawn as boxes under the cars; a box
+ * a car runs into flashes for a moment. window.paddockReplay is a small read-only hook for tests
+ * and the benchmark: stats(), state(), sample(frame, car), incidents() and obstacles().
  */
 (function () {
   "use strict";
@@ -20,6 +21,14 @@
   const GRASS = "#2f5a35";
   const ASPHALT = "#4b5058";
   const BODY = { rear: 0.06, front: 0.24, half: 0.10, wheelbase: 0.165 }; // metres
+  // evaluator/car.py: the body is two discs of this radius, this far ahead of the rear axle.
+  const CONTACT = { radius: 0.10, discs: [0.03, 0.15] }; // metres
+  const CONTACT_SLACK_M = 0.01; // the replay's millimetre grid, and then some
+  const BOX_FILL = "#c4a06c"; // cardboard, as evaluator/render.py draws obstacles
+  const BOX_EDGE = "#6e502d";
+  const BOX_HIT = "#ff3b30"; // the outline of a box a car has just run into
+  const BOX_HIT_S = 2.0; // ... for this long
+  const MIN_BOX_PX = 6; // at any zoom a box is drawn at least this wide (CSS pixels)
   const MIN_CAR_PX = 16; // at any zoom a car is drawn at least this long (CSS pixels)
   const FOLLOW_SPAN_M = 4; // following a car: metres across the shorter side of the view
   const FOLLOW_MIN_ZOOM = 2.5; // ... and at least this much closer than the whole track
@@ -43,7 +52,7 @@
 
   const state = {
     replay: null, time: 0, playing: false, speed: 1, follow: -1, laps: null,
-    positions: null, incidents: [], finish: [], paths: null, bounds: null,
+    positions: null, incidents: [], finish: [], paths: null, bounds: null, hits: [],
     lastTick: 0, raf: 0, lastIncident: null, highlight: null, error: null,
     legendAt: 0, legendCache: [], rowOrder: "", hashTimer: 0, hashAt: 0,
   };
@@ -97,6 +106,7 @@
     state.paths = trackPaths(r.track);
     state.bounds = trackBounds(r.track);
     state.positions = Format.racePositions(r);
+    state.hits = obstacleHits(r);
     state.finish = r.cars.map((c) => {
       for (let f = 0; f < r.frames; f++) if (c.flags[f] & FLAGS.PARKED) return f * r.dt;
       return null;
@@ -162,6 +172,28 @@
       }
     }
     return { cx: (minX + maxX) / 2, cy: (minY + maxY) / 2, w: maxX - minX, h: maxY - minY };
+  }
+
+  /**
+   * Which car ran into which box when: {obstacle, car, frame, time} for every frame where a
+   * car carries the collision flag and one of its contact discs reaches the box (the flag
+   * alone does not say whether the car touched a box or another car).
+   */
+  function obstacleHits(r) {
+    const hits = [];
+    (r.obstacles || []).forEach((box, k) => {
+      const reach = CONTACT.radius + box.radius + CONTACT_SLACK_M;
+      r.cars.forEach((c, i) => {
+        for (let f = 0; f < r.frames; f++) {
+          if (!(c.flags[f] & FLAGS.COLLISION)) continue;
+          const touches = CONTACT.discs.some((d) => Math.hypot(
+            c.x[f] + d * Math.cos(c.yaw[f]) - box.x, c.y[f] + d * Math.sin(c.yaw[f]) - box.y,
+          ) < reach);
+          if (touches) hits.push({ obstacle: k, car: i, frame: f, time: f * r.dt });
+        }
+      });
+    });
+    return hits;
   }
 
   // --------------------------------------------------------------------------- sampling
@@ -232,6 +264,7 @@
     ctx.fillRect(0, 0, W, H);
     ctx.setTransform(s, 0, 0, -s, W / 2 - cam.cx * s, H / 2 + cam.cy * s);
     drawTrack(s, dpr);
+    drawObstacles(s, dpr);
     const carScale = Math.max(1, (MIN_CAR_PX * dpr) / ((BODY.front + BODY.rear) * s));
     const order = poses.map((p, i) => i).filter((i) => i !== state.follow);
     if (state.follow >= 0) order.push(state.follow);
@@ -267,6 +300,27 @@
     ctx.strokeStyle = "#ffffff";
     ctx.lineWidth = Math.max(0.05, (4 * dpr) / s);
     ctx.stroke(p.start);
+  }
+
+  function drawObstacles(s, dpr) {
+    const boxes = state.replay.obstacles;
+    if (!boxes) return;
+    boxes.forEach((box, k) => {
+      const half = Math.max(box.radius, (MIN_BOX_PX * dpr) / (2 * s));
+      const hit = state.hits.some((h) => h.obstacle === k && state.time >= h.time &&
+        state.time <= h.time + BOX_HIT_S);
+      ctx.fillStyle = BOX_FILL;
+      ctx.fillRect(box.x - half, box.y - half, 2 * half, 2 * half);
+      ctx.beginPath(); // the tape across the lid, so a box never reads as a car
+      ctx.moveTo(box.x - half, box.y); ctx.lineTo(box.x + half, box.y);
+      ctx.moveTo(box.x, box.y - half); ctx.lineTo(box.x, box.y + half);
+      ctx.strokeStyle = BOX_EDGE;
+      ctx.lineWidth = dpr / s;
+      ctx.stroke();
+      ctx.strokeStyle = hit ? BOX_HIT : BOX_EDGE;
+      ctx.lineWidth = ((hit ? 3 : 1.5) * dpr) / s;
+      ctx.strokeRect(box.x - half, box.y - half, 2 * half, 2 * half);
+    });
   }
 
   function drawCar(i, p, s, dpr, k) {
@@ -504,8 +558,10 @@
     }
     state.lastIncident = inc;
     state.highlight = { car: inc.car, until: inc.time + HIGHLIGHT_S };
-    el.note.textContent = `${KIND_LABEL[inc.kind]}: ${state.labels[inc.car].name} at ` +
-      `${clock(inc.time)}`;
+    const box = inc.kind === "collision" &&
+      state.hits.some((h) => h.car === inc.car && h.frame === inc.frame);
+    el.note.textContent = `${KIND_LABEL[inc.kind]}${box ? " with a box" : ""}: ` +
+      `${state.labels[inc.car].name} at ${clock(inc.time)}`;
     seek(Math.max(0, inc.time - INCIDENT_LEAD_S));
   }
 
@@ -675,6 +731,18 @@
     /** The incidents "next incident" goes through. */
     incidents() {
       return state.incidents.map((x) => ({ ...x }));
+    },
+    /** The run's obstacles ({x, y, radius}, metres; null for a replay before format 3), each
+     * with its device-pixel centre on the canvas now and the collisions with it. */
+    obstacles() {
+      const r = state.replay;
+      if (!r || !r.obstacles) return null;
+      const cam = camera(el.canvas.width, el.canvas.height,
+        r.cars.map((c, i) => pose(i, state.time)));
+      return r.obstacles.map((box, k) => ({ ...box,
+        px: el.canvas.width / 2 + (box.x - cam.cx) * cam.scale,
+        py: el.canvas.height / 2 - (box.y - cam.cy) * cam.scale,
+        hits: state.hits.filter((h) => h.obstacle === k).map((h) => ({ ...h })) }));
     },
   });
 })();

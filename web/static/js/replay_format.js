@@ -1,10 +1,12 @@
-/* Paddock replay decoder: format versions 2 and 1 exactly as docs/REPLAY.md specifies them.
+/* Paddock replay decoder: format versions 3, 2 and 1 exactly as docs/REPLAY.md specifies them.
  *
  * PaddockReplayFormat.decode(bytes) takes the stored file (gzip) as an ArrayBuffer or
- * Uint8Array and resolves to {header, dt, frames, duration, track, cars, meta}; positions are
- * metres, angles radians, speeds m/s, progress percent; a car's commandSteering, commandSpeed
- * and action are there from format 2 on (absent in a format-1 replay). Anything that is not a valid replay
- * rejects with a ReplayFormatError whose message says what is wrong, in one line.
+ * Uint8Array and resolves to {header, dt, frames, duration, track, obstacles, cars, meta};
+ * positions are metres, angles radians, speeds m/s, progress percent; a car's commandSteering,
+ * commandSpeed and action are there from format 2 on (absent in a format-1 replay); obstacles
+ * is a list of {x, y, radius} boxes from format 3 on (null before: the replay did not keep
+ * them). Anything that is not a valid replay rejects with a ReplayFormatError whose message
+ * says what is wrong, in one line.
  * racePositions(replay) and incidents(replay, positions) derive what the viewer jumps to,
  * the way evaluator/replay.py incidents() does, plus overtakes.
  */
@@ -12,11 +14,15 @@
   "use strict";
 
   const MAGIC = "PDKREPLY";
-  const FORMAT_VERSION = 2; // the newest; every version in COLUMNS_BY_FORMAT is read
+  const FORMAT_VERSION = 3; // the newest; every version in COLUMNS_BY_FORMAT is read
   const PREAMBLE_BYTES = 16; // magic, uint32 version, uint32 header length
   const MAX_INFLATED_BYTES = 64 * 1024 * 1024;
   const TRACK_BLOCKS = ["center", "left", "right"]; // centerline, left border, right border
   const TRACK_QUANTUM = 1e-3; // millimetres
+  // Format 3 on: int32 blocks of absolute millimetres (not delta-coded), after the track.
+  const OBSTACLE_BLOCKS = ["x", "y", "radius"];
+  const OBSTACLE_QUANTUM = 1e-3;
+  const OBSTACLES_SINCE = 3;
   // The per-car columns in block order: type, quantum (null: stored as is), delta coding.
   const STATE_COLUMNS = [
     { name: "x", type: Int32Array, quantum: 1e-3, delta: true },
@@ -36,6 +42,7 @@
   const COLUMNS_BY_FORMAT = {
     1: [...STATE_COLUMNS, FLAGS_COLUMN],
     2: [...STATE_COLUMNS, ...COMMAND_COLUMNS, FLAGS_COLUMN],
+    3: [...STATE_COLUMNS, ...COMMAND_COLUMNS, FLAGS_COLUMN],
   };
   const OVERTAKE_HOLD_FRAMES = 15; // a gained position counts once it is held for 1 s
   const INCIDENT_ORDER = { off_track: 0, collision: 1, overtake: 2 };
@@ -173,14 +180,21 @@
     if (!(dt > 0)) {
       throw new ReplayFormatError(`replay header: dt must be a positive number, got ${dt}`);
     }
+    const kept = version >= OBSTACLES_SINCE;
+    const count = kept ? get(head, "obstacles", "int", "header") : 0;
+    if (count < 0) {
+      throw new ReplayFormatError(`replay header: ${count} obstacles, must be at least 0`);
+    }
     const trackBytes = TRACK_BLOCKS.length * 2 * points * 4;
+    const obstacleBytes = OBSTACLE_BLOCKS.length * count * 4;
     const perFrame = columns.reduce((n, c) => n + c.type.BYTES_PER_ELEMENT, 0);
     const carBytes = perFrame * frames * carHeads.length;
     const body = raw.length - start;
-    if (body !== trackBytes + carBytes) {
-      const what = body < trackBytes + carBytes ? "truncated replay" : "corrupt replay";
+    const announced = trackBytes + obstacleBytes + carBytes;
+    if (body !== announced) {
+      const what = body < announced ? "truncated replay" : "corrupt replay";
       throw new ReplayFormatError(`${what}: ${body} bytes of data after the header, the ` +
-        `header announces ${trackBytes + carBytes}`);
+        `header announces ${announced}`);
     }
     // A copy starting at offset 0 keeps every block aligned for its typed array.
     const buf = raw.slice(start).buffer;
@@ -195,6 +209,16 @@
       const xs = scaled(undelta(take(Int32Array, points)), TRACK_QUANTUM);
       const ys = scaled(undelta(take(Int32Array, points)), TRACK_QUANTUM);
       geometry[name] = { x: xs, y: ys };
+    }
+    let obstacles = null;
+    if (kept) {
+      const blocks = OBSTACLE_BLOCKS.map(() => take(Int32Array, count));
+      obstacles = [];
+      for (let k = 0; k < count; k++) {
+        const box = {};
+        OBSTACLE_BLOCKS.forEach((name, b) => { box[name] = blocks[b][k] * OBSTACLE_QUANTUM; });
+        obstacles.push(box);
+      }
     }
     const cars = carHeads.map((c, i) => {
       if (c === null || typeof c !== "object" || Array.isArray(c)) {
@@ -232,6 +256,7 @@
         points,
         ...geometry,
       },
+      obstacles,
       cars,
       meta: get(head, "meta", "object", "header"),
     };

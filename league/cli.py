@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import logging
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from evaluator import cli as evaluator_cli
 from evaluator.errors import PaddockError
-from league.config import ConfigError, Settings
+from league.config import ConfigError, Settings, configure_logging
 from league.db import make_engine, session_factory, transaction, upgrade_database
 from league.errors import InvalidInput, LeagueError
 from league.models import Role
@@ -29,20 +28,12 @@ from league.rules import accounts
 
 EXIT_FAILURE = 1  # the command ran and failed (database down, name taken, ...)
 EXIT_USAGE = 2  # bad flags or input
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 DEFAULT_TOKEN_LABEL = "cli"
 
 
 def _fail(message: str, status: int = EXIT_FAILURE) -> int:
     print(f"paddock: error: {message}", file=sys.stderr)
     return status
-
-
-def _configure_logging() -> None:
-    """INFO lines on stderr for the long-running commands; APScheduler's own chatter (every
-    run of every job) only when something goes wrong."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 @contextmanager
@@ -59,7 +50,7 @@ def _session(settings: Settings) -> Iterator[Session]:
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     """Bring the database schema up to date."""
     settings = Settings.from_env()
-    _configure_logging()
+    configure_logging()
     revision = upgrade_database(settings.database_url, args.revision)
     print(f"database at revision {revision or 'base'} "
           f"({sa.make_url(settings.database_url).render_as_string()})")
@@ -104,7 +95,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     from league.processes import scheduler
 
     settings = Settings.from_env()
-    _configure_logging()
+    configure_logging()
     scheduler.run(settings)
     return 0
 

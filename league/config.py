@@ -7,6 +7,7 @@ Every process (web, scheduler, workers, the CLI) builds one :class:`Settings` wi
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import secrets
 from collections.abc import Mapping
@@ -128,3 +129,15 @@ def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
     if not value > 0:
         raise ConfigError(f"{name} must be positive, got {value}")
     return value
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
+
+
+def configure_logging() -> None:
+    """INFO lines on stderr for the league's long-running processes (scheduler, workers),
+    unless the process has set up logging already; APScheduler's own chatter (every run of
+    every job) only when something goes wrong."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -34,7 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from league.config import ConfigError, Settings
+from league.config import ConfigError, Settings, configure_logging
 from league.db import make_engine, session_factory, transaction
 from league.processes.runner import run_claimed_job
 from league.rules.jobs import claim_job, reap_expired
@@ -180,7 +180,7 @@ def _stop_all(procs: list[SpawnProcess]) -> None:
 
 def _pool_child(settings: Settings, parent_pid: int) -> None:
     """The body of one pool process."""
-    _configure_logging()
+    configure_logging()
     stop = threading.Event()
     _on_stop_signals(stop)
     worker = Worker(settings)
@@ -208,12 +208,6 @@ def _restore(previous: dict[int, Any]) -> None:
         signal.signal(sig, handler)
 
 
-def _configure_logging() -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(processName)s %(message)s")
-
-
 # ----------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The worker command's options (``--workers N``, ``--once``)."""
@@ -234,7 +228,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if workers < 1:
         print(f"paddock worker: --workers must be at least 1, got {workers}", file=sys.stderr)
         return 2
-    _configure_logging()
+    configure_logging()
     if not getattr(args, "once", False):
         run_pool(settings, workers)
         return 0

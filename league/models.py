@@ -422,6 +422,28 @@ class Rating(Base):
         return self.mu - 3.0 * self.sigma
 
 
+class RatingHistory(Base):
+    """An entry's rating right after one heat moved it (the rating's history, per heat).
+
+    Written by ``league.rules.headtohead.record_heat`` next to the ``Rating`` it updates;
+    races rated before this table existed were backfilled by replaying their heats.
+    """
+
+    __tablename__ = "rating_history"
+    __table_args__ = (sa.UniqueConstraint("heat_id", "entry_id"),
+                      sa.Index("ix_rating_history_race_id_entry_id", "race_id", "entry_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    race_id: Mapped[int] = mapped_column(sa.ForeignKey("races.id", ondelete="CASCADE"))
+    entry_id: Mapped[int] = mapped_column(sa.ForeignKey("entries.id", ondelete="CASCADE"))
+    heat_id: Mapped[int] = mapped_column(sa.ForeignKey("heats.id", ondelete="CASCADE"))
+    round_no: Mapped[int]  #: the heat's round (or knockout stage number)
+    stage: Mapped[str] = mapped_column(sa.String(16))  #: the heat's stage
+    mu: Mapped[float]
+    sigma: Mapped[float]
+    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class RacePoints(Base):
     """Season points a racer earned in a closed race (awarded once, at closing)."""
 

@@ -78,9 +78,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.url_map.converters["int"] = BoundedInt  # before any route is added
     from web.api import bp as api_bp
     from web.views import auth, garage, organize, organize_races, public, races, replays, tracks
+    from web.views.matchups import bp as matchups_bp
 
     for view in (public, races, tracks, auth, garage, organize, organize_races, replays):
         app.register_blueprint(view.bp)
+    app.register_blueprint(matchups_bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
     csrf.exempt(api_bp)  # bearer tokens, never cookies: nothing to forge
     app.register_blueprint(api_bp)

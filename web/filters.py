@@ -18,6 +18,7 @@ from evaluator.actions import ActionSpec
 from evaluator.errors import PaddockError
 from evaluator.race_settings import FORMAT_LABELS, RANKING_LABELS, Format, Ranking
 from league.models import JobStatus
+from league.read.heats import EntryState, Standing
 from league.rules.leaderboard import EntryStatus
 
 
@@ -59,10 +60,19 @@ def ranking_label(ranking: str) -> str:
     return RANKING_LABELS[ranking][0] if ranking in RANKING_LABELS else ranking
 
 
-def status_label(status: EntryStatus, race_format: str = Format.TIME_TRIAL) -> str:
-    """How an entry's status reads on a badge ("running, attempt 2", "finished 0:42.100")."""
+def status_label(status: EntryStatus, race_format: str = Format.TIME_TRIAL,
+                 standing: Standing | None = None) -> str:
+    """How an entry's status reads on a badge ("running, attempt 2", "finished 0:42.100").
+
+    A head-to-head entry with its ``standing`` reads "racing" (the racer's latest entry),
+    "replaced by v3" (a newer upload races instead) or "raced" (the race is closed).
+    """
     if status.disqualified:
         return "disqualified"
+    if status.status is None and standing is not None:
+        if standing.state == EntryState.REPLACED:
+            return f"replaced by v{standing.replaced_by}"
+        return str(standing.state)
     if status.status is None:
         return "in the heats" if race_format != Format.TIME_TRIAL else "not queued"
     if status.status == JobStatus.RUNNING:

@@ -40,13 +40,14 @@ from league.models import (
     User,
     utcnow,
 )
-from league.read import browse, replays
+from league.read import browse, heats, replays
 from league.read.cache import race_leaderboard_cached
 from league.rules.leaderboard import EntryStatus, entry_status
 from league.storage import Storage
 
 POSITION_DECIMALS = 3  #: metres in the analysis JSON (the replay's own millimetre grid)
 VALUE_DECIMALS = 3  #: speeds, degrees and percent in the analysis JSON
+ENTRY_HEATS = 10  #: latest heats on a head-to-head entry's page
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,15 @@ class GarageEntry:
     model: PolicyModel
     status: EntryStatus
     rank: int | None  #: the entry's place on the race leaderboard, when it is the one shown
+    standing: heats.Standing | None = None  #: head-to-head: racing, replaced or raced
+
+
+@dataclass(frozen=True)
+class HeadToHeadEntry:
+    """What a head-to-head entry's page shows: where it stands and its latest heats."""
+
+    standing: heats.Standing
+    heats: list[heats.HeatRow]
 
 
 @dataclass(frozen=True)
@@ -134,7 +144,23 @@ def garage_entries(session: Session, racer: User, *, offset: int = 0,
             ranks |= {row.entry_id: row.rank for row in race_leaderboard_cached(session, race)
                       if row.user_id == racer.id}
     return [GarageEntry(e, e.race, e.race.league, e.model, entry_status(session, e),
-                        ranks.get(e.id)) for e in entries], total
+                        ranks.get(e.id), entry_standing(session, e)) for e in entries], total
+
+
+def entry_standing(session: Session, entry: Entry) -> heats.Standing | None:
+    """Where a head-to-head entry stands in its race (:func:`league.read.heats.standing`);
+    None for a time-trial entry."""
+    return heats.standing(session, entry) if entry.race.format == Format.HEAD_TO_HEAD else None
+
+
+def head_to_head_entry(session: Session, entry: Entry,
+                       latest: int = ENTRY_HEATS) -> HeadToHeadEntry | None:
+    """A head-to-head entry's standing and its ``latest`` heats (newest first, with their
+    replays); None for a time-trial entry."""
+    standing = entry_standing(session, entry)
+    if standing is None:
+        return None
+    return HeadToHeadEntry(standing, heats.entry_heats(session, entry, latest))
 
 
 def is_final(status: EntryStatus) -> bool:

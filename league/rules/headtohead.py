@@ -33,6 +33,7 @@ from league.models import (
     Race,
     RaceStatus,
     Rating,
+    RatingHistory,
     User,
     utcnow,
 )
@@ -197,8 +198,9 @@ def record_heat(session: Session, heat: Heat, result: Mapping[str, Any],
 
     ``result`` is the evaluator's head-to-head JSON: ``positions`` holds car indices best
     first, car ``i`` being ``heat.entry_ids[i]``. Ratings move by OpenSkill's Plackett-Luce
-    update with the positions as ranks. A heat in which every car failed (policy errors) says
-    nothing about skill: its order is stored, ratings stay. A second call changes nothing.
+    update with the positions as ranks; each new rating is also kept in ``RatingHistory`` (one
+    row per entry and heat). A heat in which every car failed (policy errors) says nothing
+    about skill: its order is stored, ratings stay. A second call changes nothing.
     """
     rated = session.scalar(sa.select(Heat.rated_at).where(Heat.id == heat.id)
                            .with_for_update())
@@ -226,6 +228,9 @@ def record_heat(session: Session, heat: Heat, result: Mapping[str, Any],
     for eid, (new,) in zip(order, updated, strict=True):
         r = ratings[eid]
         r.mu, r.sigma, r.heats, r.updated_at = new.mu, new.sigma, r.heats + 1, now
+        session.add(RatingHistory(race_id=race.id, entry_id=eid, heat_id=heat.id,
+                                  round_no=heat.round_no, stage=heat.stage, mu=new.mu,
+                                  sigma=new.sigma, recorded_at=now))
 
 
 def rating_table(session: Session, race: Race) -> list[RatingRow]:

@@ -144,11 +144,13 @@ def enter(race_id: int) -> Any:
 @bp.route("/entries/<int:entry_id>")
 @login_required
 def entry(entry_id: int) -> str:
-    """One entry: status, the per-trial results of its latest evaluation, downloads, charts."""
+    """One entry: status, the per-trial results of its latest evaluation, downloads, charts;
+    a head-to-head entry's standing and latest heats."""
     found = get_entry_or_404(entry_id)
     return render_template("garage/entry.html", entry=found,
                            status=leaderboard.entry_status(session(), found),
                            evaluation=garage.latest_evaluation(session(), found),
+                           h2h=garage.head_to_head_entry(session(), found),
                            owner=found.racer_id == _me().id)
 
 
@@ -158,7 +160,9 @@ def entry_status(entry_id: int) -> Response:
     """An entry's evaluation status, polled by the garage and entry pages."""
     found = get_entry_or_404(entry_id)
     status = leaderboard.entry_status(session(), found)
-    return jsonify({**status.to_dict(), "label": filters.status_label(status, found.race.format),
+    standing = garage.entry_standing(session(), found)
+    return jsonify({**status.to_dict(),
+                    "label": filters.status_label(status, found.race.format, standing),
                     "css": filters.status_class(status), "final": garage.is_final(status)})
 
 

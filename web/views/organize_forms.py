@@ -94,8 +94,13 @@ def _next_hour() -> dt.datetime:
     return utcnow().replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1)
 
 
+def _this_minute() -> dt.datetime:
+    """Now, to the minute (a datetime-local field shows no seconds)."""
+    return utcnow().replace(second=0, microsecond=0)
+
+
 def _week_later() -> dt.datetime:
-    return _next_hour() + dt.timedelta(days=7)
+    return _this_minute() + dt.timedelta(days=7)
 
 
 def _season_end() -> dt.datetime:
@@ -260,7 +265,7 @@ class RaceForm(FlaskForm):
                                     NumberRange(0, MAX_SEED)],
                         description="the trials' seeds derive from it: every entry races the "
                                     "same conditions")
-    opens_at = _when("Opens", _next_hour, "UTC; submissions are taken from then")
+    opens_at = _when("Opens", _this_minute, "UTC; submissions are taken from then")
     closes_at = _when("Closes", _week_later, "UTC; the leaderboard freezes and season points "
                                              "are awarded")
     season = SelectField("Season", coerce=int, default=0)

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 
 from evaluator.race_settings import Format
 from league.errors import Conflict, InvalidInput
-from league.models import Entry, League, Race, RaceStatus, User, utcnow
+from league.models import Entry, League, Race, RaceStatus, SeasonStatus, User, utcnow
 from league.rules import knockout, races, seasons, submissions
 from web.helpers import (
     Page,
@@ -71,6 +71,10 @@ def new_race(slug: str) -> str | Response:
     """Schedule a race: every setting of the race engine, its window and who may enter."""
     league, user = managed_league(slug)
     form = _race_form(league)
+    if request.method == "GET":
+        # The running season, if there is one: most races belong to it.
+        form.season.data = next((s.id for s in league.seasons
+                                 if s.status == SeasonStatus.ACTIVE), 0)
     if form.validate_on_submit():
         try:
             race = races.create_race(session(), league, user, form.name.data or "",

@@ -11,7 +11,7 @@ from flask import Blueprint, abort, render_template
 from markupsafe import Markup
 
 from league.models import League, Season, utcnow
-from league.read import browse
+from league.read import browse, heats
 from league.rules import accounts, leagues
 from web import pagecache
 from web.helpers import Page, get_league_or_404, or_404, page_args, session, viewer
@@ -20,6 +20,7 @@ from web.links import link_maker, links
 bp = Blueprint("public", __name__)
 LEAGUES_PER_PAGE = 20
 HOME_RACES = 8  # featured, live and recent lists on the home page
+PROFILE_HEATS = 5  # latest head-to-head heats on a racer profile
 
 
 def viewer_role(league: League) -> dict[str, bool]:
@@ -84,10 +85,12 @@ def season(slug: str, season_id: int) -> str:
 
 @bp.route("/racers/<name>")
 def racer(name: str) -> str:
-    """A racer's results, season points and leagues (those the viewer may see listed)."""
+    """A racer's results, latest head-to-head heats, season points and leagues (those the
+    viewer may see listed)."""
     user = or_404(accounts.get_user, session(), name)
     profile = browse.racer_profile(session(), user, viewer())
-    return render_template("public/racer.html", profile=profile)
+    return render_template("public/racer.html", profile=profile,
+                           heats=heats.racer_heats(session(), user, viewer(), PROFILE_HEATS))
 
 
 def standings_html(season: Season) -> list[Markup]:

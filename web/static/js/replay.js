@@ -465,6 +465,9 @@
     const arrowsNative = onRange && ["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown"]
       .includes(e.key);
     if (arrowsNative) return; // the slider moves one frame by itself
+    // Space and Enter on a focused button or link do what that control does, not play.
+    const activates = tag === "BUTTON" || tag === "A" || tag === "SUMMARY";
+    if (activates && (e.key === " " || e.key === "Enter")) return;
     switch (e.key) {
       case " ": togglePlay(); break;
       case "ArrowLeft": e.shiftKey ? seek(state.time - SEEK_STEP_S) : step(-1); break;

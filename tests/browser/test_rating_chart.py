@@ -1,0 +1,34 @@
+"""A racer's matchups page in a real browser: the rating chart draws, without any console
+error or CSP violation (the page fixture fails the test on those)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tests.web.test_matchups_pages import _duel
+
+if TYPE_CHECKING:
+    from tests.browser.conftest import LiveServer
+
+INKED = """() => {
+  const c = document.querySelector('[data-rating-canvas]');
+  const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let inked = 0;
+  for (let i = 3; i < px.length; i += 4) if (px[i] > 0) inked++;
+  return inked;
+}"""
+
+
+def test_rating_chart_draws(page: Any, live_server: LiveServer, make: Any,
+                            screenshot: Any) -> None:
+    with live_server.session() as s:
+        race, _ = _duel(s, make)
+        s.commit()
+        race_id = race.id
+
+    response = page.goto(live_server.url(f"/races/{race_id}/racers/ann"))
+    assert response is not None and response.status == 200
+    page.wait_for_selector("[data-rating-chart][data-drawn='true']", state="attached")
+    assert page.evaluate(INKED) > 1000
+    assert "new version" in page.locator("[data-rating-legend]").inner_text()
+    screenshot(page, "rating-chart")

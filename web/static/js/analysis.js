@@ -8,7 +8,6 @@
   var LAP_COLORS = ["#1d4ed8", "#d97706", "#059669", "#db2777", "#7c3aed", "#0891b2",
                     "#65a30d", "#dc2626"];
   var INK = "#14213d", MUTED = "#5c6478", GRID = "#e3e6ee";
-  var FONT = "12px system-ui, sans-serif";
   var MAX_STEER_DEG = 30;
   var BOX_FILL = "#c4a06c", BOX_EDGE = "#6e502d";  // cardboard, as the replay viewer draws it
   var MIN_BOX_PX = 5;
@@ -33,22 +32,9 @@
     return minutes + ":" + (rest < 10 ? "0" : "") + rest.toFixed(3);
   }
 
-  // A canvas ready to draw in its logical size (its width/height attributes), sharp on HiDPI.
+  // The chart's canvas, ready to draw (charts.js).
   function surface(name) {
-    var canvas = section.querySelector('[data-chart="' + name + '"]');
-    if (!canvas.dataset.w) {
-      canvas.dataset.w = canvas.width;
-      canvas.dataset.h = canvas.height;
-    }
-    var w = Number(canvas.dataset.w), h = Number(canvas.dataset.h);
-    var ratio = window.devicePixelRatio || 1;
-    canvas.width = Math.round(w * ratio);
-    canvas.height = Math.round(h * ratio);
-    var ctx = canvas.getContext("2d");
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    ctx.clearRect(0, 0, w, h);
-    ctx.font = FONT;
-    return { ctx: ctx, w: w, h: h };
+    return window.paddockCharts.surface(section.querySelector('[data-chart="' + name + '"]'));
   }
 
   // Speed colour: blue (slow) through green and yellow to red (fast).

@@ -7,7 +7,6 @@
 
   var MU = "#1d4ed8", BAND = "rgba(29, 78, 216, 0.15)", LOW = "#d97706", MARK = "#7c3aed";
   var INK = "#14213d", MUTED = "#5c6478", GRID = "#e3e6ee";
-  var FONT = "12px system-ui, sans-serif";
   var PAD = { left: 44, right: 12, top: 18, bottom: 28 };
   var TICKS = 5;
 
@@ -41,18 +40,7 @@
   function draw() {
     var points = data.points;
     if (!points.length) return;
-    if (!canvas.dataset.w) {
-      canvas.dataset.w = canvas.width;
-      canvas.dataset.h = canvas.height;
-    }
-    var w = Number(canvas.dataset.w), h = Number(canvas.dataset.h);
-    var ratio = window.devicePixelRatio || 1;
-    canvas.width = Math.round(w * ratio);
-    canvas.height = Math.round(h * ratio);
-    var ctx = canvas.getContext("2d");
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    ctx.clearRect(0, 0, w, h);
-    ctx.font = FONT;
+    var s = window.paddockCharts.surface(canvas), ctx = s.ctx, w = s.w, h = s.h;
 
     var lo = Infinity, hi = -Infinity;
     points.forEach(function (p) {

@@ -402,6 +402,12 @@ class Replay(Base):
     size_bytes: Mapped[int]
 
 
+def conservative_rating(mu: float, sigma: float) -> float:
+    """The displayed head-to-head rating: mean minus three standard deviations (an entry is
+    ranked by the skill it has very likely shown, so few heats rank low)."""
+    return mu - 3.0 * sigma
+
+
 class Rating(Base):
     """An entry's head-to-head skill in one race (OpenSkill mu and sigma)."""
 
@@ -418,8 +424,8 @@ class Rating(Base):
 
     @property
     def conservative(self) -> float:
-        """The displayed rating: mean minus three standard deviations."""
-        return self.mu - 3.0 * self.sigma
+        """The displayed rating (:func:`conservative_rating`)."""
+        return conservative_rating(self.mu, self.sigma)
 
 
 class RatingHistory(Base):

@@ -82,8 +82,7 @@ def status_label(status: EntryStatus, race_format: str = Format.TIME_TRIAL,
     if status.status == JobStatus.SUCCEEDED and status.result_status:
         label = status.result_status.replace("_", " ")
         if status.time_s is not None:
-            minutes, seconds = divmod(status.time_s, 60.0)
-            label += f" {int(minutes)}:{seconds:06.3f}"
+            label += f" {race_time(status.time_s)}"
         return label
     return str(status.status)
 

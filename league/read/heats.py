@@ -249,17 +249,13 @@ def standing(session: Session, entry: Entry) -> Standing:
         state = EntryState.RACED
     else:
         state = EntryState.RACING if newer is None else EntryState.REPLACED
-    heats = wins = 0
-    for positions in session.scalars(sa.select(Heat.positions).where(
-            Heat.race_id == race.id, Heat.rated_at.is_not(None))):
-        if positions and entry.id in positions:
-            heats += 1
-            wins += heat_winner(positions) == entry.id
+    tally = headtohead.heat_tallies(session, race).get(entry.id, headtohead.HeatTally())
     rating = session.scalar(sa.select(Rating).where(Rating.race_id == race.id,
                                                     Rating.entry_id == entry.id))
     rank = next((row.rank for row in headtohead.rating_table(session, race)
                  if row.entry_id == entry.id), None)
-    return Standing(state, newer if state == EntryState.REPLACED else None, heats, wins,
+    return Standing(state, newer if state == EntryState.REPLACED else None, tally.heats,
+                    tally.wins,
                     round(rating.conservative, 3) if rating and rating.heats else None, rank)
 
 

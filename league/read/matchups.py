@@ -27,7 +27,16 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from league.errors import NotFound
-from league.models import Entry, Heat, PolicyModel, Race, RatingHistory, User
+from league.models import (
+    Entry,
+    Heat,
+    PolicyModel,
+    Race,
+    RatingHistory,
+    User,
+    conservative_rating,
+)
+from league.read.heats import heat_title
 from league.rules.headtohead import ROUND_STAGE
 
 
@@ -69,8 +78,8 @@ class RatingPoint:
 
     @property
     def conservative(self) -> float:
-        """The displayed rating, mu − 3 sigma."""
-        return self.mu - 3.0 * self.sigma
+        """The displayed rating (:func:`league.models.conservative_rating`)."""
+        return conservative_rating(self.mu, self.sigma)
 
 
 @dataclass(frozen=True)
@@ -105,7 +114,8 @@ class Matchups:
 
 
 def _label(stage: str, round_no: int) -> str:
-    return f"R{round_no}" if stage == ROUND_STAGE else stage
+    """A short label for the chart's axis: "R3" for round 3, else the stage's title."""
+    return f"R{round_no}" if stage == ROUND_STAGE else heat_title(round_no, stage)
 
 
 def racer_matchups(session: Session, race: Race, racer_name: str) -> Matchups:

@@ -20,7 +20,7 @@ from openskill.models import PlackettLuce
 from sqlalchemy.orm import Session
 
 from evaluator.heat_order import heat_winner
-from evaluator.race_settings import Format
+from evaluator.race_settings import MAX_SEED, Format
 from evaluator.results import INVALID_POLICY, POLICY_ERROR
 from league.errors import InvalidInput
 from league.models import (
@@ -42,7 +42,6 @@ ROUND_STAGE = "round"  # Heat.stage of rating rounds; knockout heats carry their
 HEATS_PER_ROUND = 1  # pairings per entry and round (Race.heats_per_round is per job instead)
 PROVISIONAL_HEATS = 3  # entries with fewer heats are still being placed: one extra heat a round
 ROUND_SEEDS, KNOCKOUT_SEEDS = 1, 2  # seed domains, so rounds and knockout never share a seed
-MAX_SEED = 2**63 - 1
 MODEL = PlackettLuce()  # mu 25, sigma 25/3: the conservative rating of a newcomer is 0
 PENDING = (JobStatus.QUEUED, JobStatus.RUNNING)
 GAVE_UP = (JobStatus.FAILED, JobStatus.CANCELLED)
@@ -233,6 +232,28 @@ def record_heat(session: Session, heat: Heat, result: Mapping[str, Any],
                                   sigma=new.sigma, recorded_at=now))
 
 
+@dataclass(frozen=True)
+class HeatTally:
+    """How many of a race's rated heats an entry raced in, and won."""
+
+    heats: int = 0
+    wins: int = 0
+
+
+def heat_tallies(session: Session, race: Race) -> dict[int, HeatTally]:
+    """Each entry's rated heats and wins in ``race`` (the winner: :func:`heat_winner`)."""
+    heats: dict[int, int] = {}
+    wins: dict[int, int] = {}
+    for positions in session.scalars(sa.select(Heat.positions).where(
+            Heat.race_id == race.id, Heat.rated_at.is_not(None))):
+        for eid in positions or []:
+            heats[eid] = heats.get(eid, 0) + 1
+        winner = heat_winner(positions or [])
+        if winner is not None:
+            wins[winner] = wins.get(winner, 0) + 1
+    return {eid: HeatTally(n, wins.get(eid, 0)) for eid, n in heats.items()}
+
+
 def rating_table(session: Session, race: Race) -> list[RatingRow]:
     """The rating table: each racer's current entry by conservative rating (mu - 3 sigma).
 
@@ -245,12 +266,7 @@ def rating_table(session: Session, race: Race) -> list[RatingRow]:
         User.id.in_([e.racer_id for e in entries]))).all())
     models = {m.id: f"{m.name} v{m.version}" for m in session.scalars(
         sa.select(PolicyModel).where(PolicyModel.id.in_([e.model_id for e in entries])))}
-    wins: dict[int, int] = {}
-    for positions in session.scalars(sa.select(Heat.positions).where(
-            Heat.race_id == race.id, Heat.rated_at.is_not(None))):
-        winner = heat_winner(positions or [])
-        if winner is not None:
-            wins[winner] = wins.get(winner, 0) + 1
+    tallies = heat_tallies(session, race)
 
     def key(e: Entry) -> tuple[bool, float, int, int]:
         r = ratings[e.id]
@@ -262,7 +278,7 @@ def rating_table(session: Session, race: Race) -> list[RatingRow]:
         rows.append(RatingRow(rank=n if r.heats else None, entry_id=e.id, user_id=e.racer_id,
                               racer=names[e.racer_id], model=models[e.model_id],
                               rating=round(r.conservative, 3), mu=r.mu, sigma=r.sigma,
-                              heats=r.heats, wins=wins.get(e.id, 0)))
+                              heats=r.heats, wins=tallies.get(e.id, HeatTally()).wins))
     return rows
 
 

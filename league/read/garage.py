@@ -30,6 +30,7 @@ from league.models import (
     ApiToken,
     Entry,
     EvaluationJob,
+    JobKind,
     JobStatus,
     League,
     PolicyModel,
@@ -69,6 +70,16 @@ class GarageEntry:
     status: EntryStatus
     rank: int | None  #: the entry's place on the race leaderboard, when it is the one shown
     standing: heats.Standing | None = None  #: head-to-head: racing, replaced or raced
+    previous: PreviousRun | None = None  #: time trial: the racer's entry before this one
+
+
+@dataclass(frozen=True)
+class PreviousRun:
+    """The racer's entry in the same race just before another one, to compare runs with."""
+
+    entry: Entry
+    job_id: int  #: its newest time-trial evaluation with a result
+    run_job_id: int  #: the same of the later entry: the run compared with this one
 
 
 @dataclass(frozen=True)
@@ -143,8 +154,38 @@ def garage_entries(session: Session, racer: User, *, offset: int = 0,
         if race.format == Format.TIME_TRIAL:
             ranks |= {row.entry_id: row.rank for row in race_leaderboard_cached(session, race)
                       if row.user_id == racer.id}
+    previous = previous_runs(session, racer, entries)
     return [GarageEntry(e, e.race, e.race.league, e.model, entry_status(session, e),
-                        ranks.get(e.id), entry_standing(session, e)) for e in entries], total
+                        ranks.get(e.id), entry_standing(session, e), previous.get(e.id))
+            for e in entries], total
+
+
+def previous_runs(session: Session, racer: User,
+                  entries: Sequence[Entry]) -> dict[int, PreviousRun]:
+    """For each time-trial entry of ``entries`` that has an evaluated run: the racer's latest
+    earlier entry in the same race (by submission time) that has one too, to compare the two
+    runs."""
+    races = {e.race_id for e in entries if e.race.format == Format.TIME_TRIAL}
+    if not races:
+        return {}
+    rows = session.execute(
+        sa.select(Entry, sa.func.max(EvaluationJob.id))
+        .join(EvaluationJob, EvaluationJob.entry_id == Entry.id)
+        .join(Result, Result.job_id == EvaluationJob.id)
+        .where(Entry.racer_id == racer.id, Entry.race_id.in_(races),
+               EvaluationJob.kind == JobKind.TIME_TRIAL)
+        .group_by(Entry.id)).all()
+    run_of = {entry.id: job_id for entry, job_id in rows}
+    by_race: dict[int, list[Entry]] = {}
+    for entry, _ in sorted(rows, key=lambda r: (r[0].submitted_at, r[0].id)):
+        by_race.setdefault(entry.race_id, []).append(entry)
+    out = {}
+    for e in entries:
+        earlier = [x for x in by_race.get(e.race_id, [])
+                   if (x.submitted_at, x.id) < (e.submitted_at, e.id)]
+        if earlier and e.id in run_of:
+            out[e.id] = PreviousRun(earlier[-1], run_of[earlier[-1].id], run_of[e.id])
+    return out
 
 
 def entry_standing(session: Session, entry: Entry) -> heats.Standing | None:

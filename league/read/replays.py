@@ -4,11 +4,19 @@ A replay belongs to an evaluation job: the job of an entry (a time trial, one re
 trial) or of a head-to-head heat (one replay per heat it ran). Its race is the entry's race or
 the heat's race, and the replay is visible exactly when its race's league is: replays of
 public and unlisted races are public; those of a private league are seen by its members and
-the admins only. Anything else looks like a missing replay (:class:`NotFound`).
+the admins only. Anything else looks like a missing replay (:class:`NotFound`), and a lookup
+says nothing about what exists (no such evaluation, trial or replay) before it has checked
+that the viewer may see the race.
+
+**Comparing two runs.** Any time-trial run of a race can be watched against another run of the
+same race, its *ghost* (:func:`compare`): the racer's earlier version, the leader, any other
+leaderboard row, another trial of the same evaluation. :func:`ghost_choices` lists the runs a
+viewer is offered. Heats are not compared: a heat is already cars racing each other.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,13 +24,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from league.errors import NotFound
-from league.models import Entry, EvaluationJob, Heat, JobKind, Race, Replay, User
+from league.errors import InvalidInput, NotFound
+from league.models import Entry, EvaluationJob, Heat, JobKind, Race, Replay, Result, User
+from league.read.cache import race_leaderboard_cached
 from league.rules.leagues import can_view
 
 REPLAY_SUFFIX = ".pdkreplay"  #: file name extension of a downloaded replay
 
 MAX_TRIAL_NUMBER = 1000  # no evaluation has more trials or heats than this
+GHOST_LEADERS = 10  #: leaderboard rows offered as ghosts, from the leader down
+GHOST_OWN_RUNS = 20  #: the viewer's own entries offered as ghosts, newest first
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,7 @@ class ReplayContext:
     trials: Sequence[Replay]  #: every replay of the job, by trial (or heat) number
     ranked_trial: int | None  #: the trial the entry is ranked by (time trials)
     cars: Sequence[CarLine]
+    ghost: ReplayContext | None = None  #: the run this one is compared with (:func:`compare`)
 
     @property
     def is_heat(self) -> bool:
@@ -71,6 +83,13 @@ class ReplayContext:
     def labels(self) -> list[dict[str, str]]:
         """What the viewer's legend calls each car, in replay order."""
         return [{"name": c.racer or c.model, "model": c.model} for c in self.cars]
+
+    @property
+    def run_label(self) -> str:
+        """The run in a few words: ``alice · fast v3 · trial 2``."""
+        car = self.cars[0] if self.cars else None
+        who = " · ".join(x for x in (car.racer, car.model) if x) if car is not None else ""
+        return f"{who} · {self.trial_label.lower()} {self.replay.trial}".lstrip(" ·")
 
     @property
     def filename(self) -> str:
@@ -118,13 +137,15 @@ def job_replay(session: Session, job_id: int, viewer: User | None = None,
                trial: int | None = None) -> ReplayContext:
     """The replay of trial (or heat) ``trial`` of job ``job_id``, if ``viewer`` may watch it.
 
-    Without ``trial``: the trial the result is ranked by, else the first one there is.
+    Without ``trial``: the trial the result is ranked by, else the first one there is. An
+    evaluation the viewer may not see is "no evaluation", whatever its trials and replays.
     """
-    if trial is not None and not 1 <= trial <= MAX_TRIAL_NUMBER:
-        raise NotFound(f"no trial {trial} of evaluation {job_id}")
     job = session.get(EvaluationJob, job_id)
-    if job is None:
+    race = None if job is None else race_of(session, job)
+    if job is None or race is None or not can_view(session, race.league, viewer):
         raise NotFound(f"no evaluation {job_id}")
+    if trial is not None and not 1 <= trial <= MAX_TRIAL_NUMBER:
+        raise NotFound(f"no {wanted_label(job)} {trial} of evaluation {job_id}")
     wanted = trial if trial is not None else default_trial(job)
     replay = session.scalar(sa.select(Replay).where(Replay.job_id == job.id,
                                                     Replay.trial == wanted))
@@ -148,6 +169,116 @@ def default_trial(job: EvaluationJob) -> int:
 def wanted_label(job: EvaluationJob) -> str:
     """``heat`` or ``trial``: what one replay of ``job`` is called."""
     return "heat" if job.kind == JobKind.HEAT else "trial"
+
+
+# ---------------------------------------------------------------------------- comparing
+@dataclass(frozen=True)
+class GhostChoice:
+    """A run the viewer may add as a ghost, as the replay page's picker offers it."""
+
+    replay_id: int
+    group: str  #: "This evaluation", "Your runs" or "Leaderboard"
+    title: str  #: e.g. ``1. alice · fast v3``
+    time_s: float | None  #: the run's time (its total, or its ranking time on the leaderboard)
+
+
+def compare(run: ReplayContext, ghost: ReplayContext) -> ReplayContext:
+    """``run`` with ``ghost`` as the run it is compared with.
+
+    Both must be time-trial runs (one car each) of the same race, and not the same replay;
+    otherwise :class:`InvalidInput` says why.
+    """
+    if run.is_heat or ghost.is_heat:
+        raise InvalidInput("heats cannot be compared: a heat already races its cars together")
+    if ghost.race.id != run.race.id:
+        raise InvalidInput(f"replay {ghost.replay.id} is a run of another race "
+                           f"({ghost.race.name}): only runs of {run.race.name} compare")
+    if ghost.replay.id == run.replay.id:
+        raise InvalidInput("a run cannot be compared with itself")
+    return dataclasses.replace(run, ghost=ghost)
+
+
+def ghost_choices(session: Session, run: ReplayContext,
+                  viewer: User | None) -> list[GhostChoice]:
+    """The runs offered as ghosts for ``run``: the other trials of its evaluation, the
+    viewer's own entries in the race (newest first), and the leaderboard's first
+    :data:`GHOST_LEADERS` rows; each once, never ``run`` itself. None for a heat."""
+    if run.is_heat:
+        return []
+    choices: list[GhostChoice] = []
+    seen = {run.replay.id}
+
+    def offer(replay: Replay | None, group: str, title: str, time_s: float | None) -> None:
+        if replay is not None and replay.id not in seen:
+            seen.add(replay.id)
+            choices.append(GhostChoice(replay.id, group, title, time_s))
+
+    times = _trial_times(run.job)
+    for r in run.trials:
+        offer(r, "This evaluation", f"Trial {r.trial}", times.get(r.trial))
+    if viewer is not None:
+        own = session.scalars(
+            sa.select(Entry).where(Entry.race_id == run.race.id, Entry.racer_id == viewer.id)
+            .order_by(Entry.submitted_at.desc(), Entry.id.desc()).limit(GHOST_OWN_RUNS)).all()
+        ranked = _ranked_replays(session, _latest_result_jobs(session, [e.id for e in own]))
+        for e in own:
+            found = ranked.get(e.id)
+            if found is not None:
+                job, replay = found
+                offer(replay, "Your runs", f"{e.model.name} v{e.model.version}",
+                      _trial_times(job).get(replay.trial))
+    leaders = [row for row in race_leaderboard_cached(session, run.race)[:GHOST_LEADERS]
+               if row.rank is not None]
+    by_job = _ranked_replays(session, {row.entry_id: row.job_id for row in leaders})
+    for row in leaders:
+        found = by_job.get(row.entry_id)
+        offer(found[1] if found else None, "Leaderboard", f"{row.rank}. {row.racer} · {row.model}",
+              row.time_s)
+    return choices
+
+
+def _trial_times(job: EvaluationJob) -> dict[int, float]:
+    """A time-trial job's total time per trial, from its result (finished trials only)."""
+    data: Mapping[str, Any] = job.result.data if job.result is not None else {}
+    out: dict[int, float] = {}
+    for block in data.get("trials") or []:
+        if isinstance(block, dict) and block.get("status") == "finished":
+            trial, time_s = _opt(block, "trial", int), _opt(block, "total_time_s", float)
+            if trial is not None and time_s is not None:
+                out[trial] = time_s
+    return out
+
+
+def _latest_result_jobs(session: Session, entry_ids: Sequence[int]) -> dict[int, int]:
+    """Each entry's newest time-trial job that has a result: {entry id: job id}."""
+    if not entry_ids:
+        return {}
+    rows = session.execute(
+        sa.select(EvaluationJob.entry_id, sa.func.max(EvaluationJob.id))
+        .join(Result, Result.job_id == EvaluationJob.id)
+        .where(EvaluationJob.entry_id.in_(entry_ids), EvaluationJob.kind == JobKind.TIME_TRIAL)
+        .group_by(EvaluationJob.entry_id)).all()
+    return {entry_id: job_id for entry_id, job_id in rows if entry_id is not None}
+
+
+def _ranked_replays(session: Session,
+                    jobs: Mapping[int, int]) -> dict[int, tuple[EvaluationJob, Replay]]:
+    """For {key: job id}, each job and the replay it opens on (:func:`default_trial`, else
+    its first replay): {key: (job, replay)}, keys whose job has no replay left out."""
+    if not jobs:
+        return {}
+    by_id = {j.id: j for j in session.scalars(
+        sa.select(EvaluationJob).where(EvaluationJob.id.in_(set(jobs.values()))))}
+    stored: dict[int, dict[int, Replay]] = {}
+    for r in session.scalars(sa.select(Replay).where(Replay.job_id.in_(set(jobs.values())))
+                             .order_by(Replay.trial)):
+        stored.setdefault(r.job_id, {})[r.trial] = r
+    out = {}
+    for key, job_id in jobs.items():
+        job, trials = by_id.get(job_id), stored.get(job_id)
+        if job is not None and trials:
+            out[key] = (job, trials.get(default_trial(job)) or next(iter(trials.values())))
+    return out
 
 
 # ------------------------------------------------------------------------------- context

@@ -33,6 +33,7 @@ class Site:
     organizer: str
     racer: str
     entry_id: int
+    ghost_id: int  #: another trial of the replay's evaluation, to compare it with
 
     def pages(self) -> dict[str, str]:
         """Every page to check, by a short name."""
@@ -40,6 +41,7 @@ class Site:
             "home": "/", "leagues": "/leagues", "league": f"/leagues/{self.slug}",
             "season": f"/leagues/{self.slug}/seasons/{self.season_id}",
             "race": f"/races/{self.race_id}", "replay": f"/replays/{self.replay_id}",
+            "compare": f"/replays/{self.replay_id}?ghost={self.ghost_id}",
             "tracks": "/tracks", "track": "/tracks/oval",
         }
 
@@ -70,7 +72,8 @@ def seed_site(live_server: LiveServer, make: Any, replay_bytes: bytes) -> Site:
             make.result(s, entry, time_s=31.5 + i)
         s.commit()
         return Site(league.slug, season.id, trial.race.id, trial.replays[0].id,
-                    organizer.name, trial.entry.racer.name, trial.entry.id)
+                    organizer.name, trial.entry.racer.name, trial.entry.id,
+                    trial.replays[1].id)
 
 
 def log_in(page: Any, live_server: LiveServer, name: str) -> None:

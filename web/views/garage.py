@@ -151,6 +151,8 @@ def entry(entry_id: int) -> str:
                            status=leaderboard.entry_status(session(), found),
                            evaluation=garage.latest_evaluation(session(), found),
                            h2h=garage.head_to_head_entry(session(), found),
+                           previous=garage.previous_runs(session(), found.racer,
+                                                         [found]).get(found.id),
                            owner=found.racer_id == _me().id)
 
 

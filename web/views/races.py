@@ -64,7 +64,8 @@ def _race_page(race_id: int) -> str:
     rows = paginate(board, page, LEADERBOARD_PER_PAGE)
     html = pagecache.cached_html(("leaderboard", race.id, page), board, lambda: render_template(
         "public/_leaderboard.html", rows=rows, racer_url=page_links.racer, ranking=ranking,
-        replay_url=link_maker("replays.job", "job_id", numeric=True)))
+        replay_url=link_maker("replays.job", "job_id", numeric=True),
+        leader_job=board[0].job_id if board and board[0].rank == 1 else None))
     return render_template("public/race.html", rows=rows, leaderboard=html, **context)
 
 

@@ -3,6 +3,12 @@
 The viewer itself is ``static/js/replay.js`` (and the decoder ``replay_format.js``): it
 fetches the replay's stored bytes from :func:`data` and draws them on a canvas. A replay
 anyone may not see is a 404, exactly like a missing one.
+
+Either page compares its run with another run of the race, drawn as a ghost
+(:func:`league.read.replays.compare`): ``?ghost=REPLAY`` names the other run's replay,
+``?vs=EVALUATION`` an evaluation (its ranked trial); the leaderboard's "vs leader" links and the
+garage's "compare with my previous version" use the latter. A ghost that cannot be compared
+(missing, hidden, of another race) leaves the run on its own, with a note saying why.
 """
 
 from __future__ import annotations
@@ -10,8 +16,9 @@ from __future__ import annotations
 from flask import Blueprint, make_response, render_template, request
 from werkzeug.wrappers import Response
 
+from league.errors import LeagueError
 from league.read import replays
-from web.helpers import or_404, session, storage, viewer
+from web.helpers import MAX_ID, or_404, session, storage, viewer
 
 bp = Blueprint("replays", __name__)
 
@@ -34,14 +41,42 @@ def job(job_id: int) -> str:
     """The replay of an evaluation (``?trial=N``; default: the trial it is ranked by)."""
     ctx = or_404(replays.job_replay, session(), job_id, viewer(),
                  request.args.get("trial", type=int))
-    return render_template("replays/view.html", ctx=ctx, start=_start_time())
+    return _viewer_page(ctx)
 
 
 @bp.route("/replays/<int:replay_id>")
 def view(replay_id: int) -> str:
     """The replay viewer."""
-    return render_template("replays/view.html", ctx=_context_or_404(replay_id),
-                           start=_start_time())
+    return _viewer_page(_context_or_404(replay_id))
+
+
+def _viewer_page(ctx: replays.ReplayContext) -> str:
+    """The viewer page of ``ctx``, with the ghost the query asks for."""
+    ctx, problem = _with_ghost(ctx)
+    return render_template("replays/view.html", ctx=ctx, start=_start_time(),
+                           ghost_problem=problem,
+                           choices=replays.ghost_choices(session(), ctx, viewer()))
+
+
+def _with_ghost(ctx: replays.ReplayContext) -> tuple[replays.ReplayContext, str]:
+    """``ctx`` compared with ``?ghost=REPLAY`` or ``?vs=EVALUATION`` (when asked), or ``ctx``
+    alone and why the ghost cannot be shown."""
+    args = request.args
+    asked = "ghost" if "ghost" in args else "vs" if "vs" in args else None
+    if asked is None:
+        return ctx, ""
+    number = args.get(asked, type=int)
+    what, a_what = ("replay", "a replay") if asked == "ghost" else ("evaluation", "an evaluation")
+    if number is None or not 1 <= number <= MAX_ID:
+        return ctx, f"“{args.get(asked)}” is not {a_what} number."
+    try:
+        if asked == "ghost":
+            ghost = replays.get_replay(session(), number, viewer())
+        else:
+            ghost = replays.job_replay(session(), number, viewer())
+        return replays.compare(ctx, ghost), ""
+    except LeagueError as e:
+        return ctx, f"This run cannot be compared with {what} {number}: {e}."
 
 
 @bp.route("/replays/<int:replay_id>.bin")

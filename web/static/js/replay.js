@@ -4,14 +4,17 @@
  * the replay file; replay_format.js decodes it. Playback interpolates between the 15 Hz
  * frames on requestAnimationFrame; the address keeps the moment (#t=12.34) while paused so
  * it can be shared. The run's obstacles (format 3 on) are drawn as boxes under the cars; a box
- * a car runs into flashes for a moment. window.paddockReplay is a small read-only hook for tests
- * and the benchmark: stats(), state(), sample(frame, car), incidents() and obstacles().
+ * a car runs into flashes for a moment. With a ghost (data-ghost-src: another run of the same
+ * race) the ghost's car is drawn translucent beside this run's, with the live delta and the
+ * sector table of compare.js. window.paddockReplay is a small read-only hook for tests and the
+ * benchmark: stats(), state(), sample(frame, car), incidents(), obstacles() and compare().
  */
 (function () {
   "use strict";
 
   const root = document.getElementById("replay-viewer");
   const Format = window.PaddockReplayFormat;
+  const Compare = window.PaddockCompare;
   if (!root || !Format) return;
 
   const FLAGS = Format.FLAGS;
@@ -28,6 +31,8 @@
   const BOX_EDGE = "#6e502d";
   const BOX_HIT = "#ff3b30"; // the outline of a box a car has just run into
   const BOX_HIT_S = 2.0; // ... for this long
+  const GHOST_FILL = "rgba(255, 255, 255, 0.5)"; // the ghost's car: translucent white
+  const GHOST_EDGE = "#ffffff"; // ... with a dashed outline
   const MIN_BOX_PX = 6; // at any zoom a box is drawn at least this wide (CSS pixels)
   const MIN_CAR_PX = 16; // at any zoom a car is drawn at least this long (CSS pixels)
   const FOLLOW_SPAN_M = 4; // following a car: metres across the shorter side of the view
@@ -47,11 +52,13 @@
     play: $("[data-action=play]"), slider: $(".replay-slider"), time: $(".replay-time"),
     speed: $(".replay-speed"), follow: $(".replay-follow"),
     standings: $(".replay-standings tbody"),
+    delta: $(".replay-delta-value"), sectors: $(".replay-sectors tbody"),
   };
   const ctx = el.canvas.getContext("2d");
 
   const state = {
-    replay: null, time: 0, playing: false, speed: 1, follow: -1, laps: null,
+    replay: null, ghost: null, duration: 0, time: 0, playing: false, speed: 1, follow: -1,
+    laps: null, deltaText: null,
     positions: null, incidents: [], finish: [], paths: null, bounds: null, hits: [],
     lastTick: 0, raf: 0, lastIncident: null, highlight: null, error: null,
     legendAt: 0, legendCache: [], rowOrder: "", hashTimer: 0, hashAt: 0,
@@ -65,20 +72,29 @@
   load();
 
   // ------------------------------------------------------------------------------ loading
+  async function fetchBytes(src) {
+    const response = await fetch(src, { credentials: "same-origin" });
+    if (!response.ok) throw new Error(`the server answered HTTP ${response.status}`);
+    return response.arrayBuffer();
+  }
+
   async function load() {
-    let data;
+    let data, ghostData = null;
     const t0 = performance.now();
+    const ghostSrc = Compare ? root.dataset.ghostSrc : null;
     try {
-      const response = await fetch(root.dataset.src, { credentials: "same-origin" });
-      if (!response.ok) throw new Error(`the server answered HTTP ${response.status}`);
-      data = await response.arrayBuffer();
+      [data, ghostData] = await Promise.all([fetchBytes(root.dataset.src),
+        ghostSrc ? fetchBytes(ghostSrc) : Promise.resolve(null)]);
     } catch (err) {
       fail(`Could not load the replay: ${err.message}.`);
       return;
     }
     const t1 = performance.now();
     try {
-      state.replay = await Format.decode(data);
+      const [run, ghost] = await Promise.all([Format.decode(data),
+        ghostData ? Format.decode(ghostData) : Promise.resolve(null)]);
+      state.replay = run;
+      if (ghost) state.ghost = { replay: ghost };
     } catch (err) {
       const why = err instanceof Format.ReplayFormatError ? err.message : String(err);
       fail(`This replay cannot be shown: ${why}.`);
@@ -112,6 +128,8 @@
       return null;
     });
     state.incidents = Format.incidents(r, state.positions);
+    state.duration = r.duration;
+    if (state.ghost) setupGhost(state.ghost, r);
     buildControls(r);
     buildStandings(r);
     new ResizeObserver(resize).observe(el.canvas.parentElement);
@@ -127,6 +145,22 @@
       const t = hashTime();
       if (t !== null && Math.abs(t - state.time) > 0.005) seek(t, { hash: false });
     });
+  }
+
+  function setupGhost(g, r) {
+    let label = {};
+    try {
+      label = JSON.parse(root.dataset.ghost || "{}");
+    } catch (err) {
+      label = {};
+    }
+    g.label = { name: label.name || "ghost", model: label.model || "" };
+    g.line = Compare.distanceLine(g.replay, 0, FLAGS.PARKED);
+    g.run = Compare.distanceLine(r, 0, FLAGS.PARKED);
+    state.duration = Math.max(r.duration, g.replay.duration);
+    const laps = state.laps || 1;
+    g.sectors = Compare.sectors(g.run, g.line, laps);
+    buildSectors(g.sectors);
   }
 
   function carLabels(r) {
@@ -204,6 +238,13 @@
   /** A car's pose at time t, interpolated between frames (never across a reset). */
   function pose(i, t) {
     const r = state.replay;
+    const p = poseIn(r, i, t);
+    p.position = state.positions[p.frame * r.cars.length + i];
+    return p;
+  }
+
+  /** Car i of replay r at time t (its last frame once its run is over). */
+  function poseIn(r, i, t) {
     const c = r.cars[i];
     let f = Math.max(0, Math.min(t / r.dt, r.frames - 1));
     let a0 = Math.floor(f);
@@ -222,7 +263,6 @@
       steering: c.steering[a0] + (c.steering[a1] - c.steering[a0]) * a,
       speed: c.speed[a0] + (c.speed[a1] - c.speed[a0]) * a,
       frame: near, flags: c.flags[near], laps: c.laps[near],
-      position: state.positions[near * r.cars.length + i],
     };
   }
 
@@ -266,14 +306,18 @@
     drawTrack(s, dpr);
     drawObstacles(s, dpr);
     const carScale = Math.max(1, (MIN_CAR_PX * dpr) / ((BODY.front + BODY.rear) * s));
+    const ghostPose = state.ghost ? poseIn(state.ghost.replay, 0, state.time) : null;
+    if (ghostPose) drawGhost(ghostPose, s, dpr, carScale);
     const order = poses.map((p, i) => i).filter((i) => i !== state.follow);
     if (state.follow >= 0) order.push(state.follow);
     for (const i of order) drawCar(i, poses[i], s, dpr, carScale);
     ctx.setTransform(1, 0, 0, 1, 0, 0);
+    const carPx = carScale * s * (BODY.front + BODY.rear);
     if (r.cars.length > 1) {
-      const carPx = carScale * s * (BODY.front + BODY.rear);
-      for (const i of order) drawTag(i, poses[i], cam, W, H, dpr, carPx);
+      for (const i of order) drawTag(poses[i], String(poses[i].position),
+        state.labels[i].color, cam, W, H, dpr, carPx);
     }
+    if (ghostPose) drawTag(ghostPose, "G", GHOST_EDGE, cam, W, H, dpr, carPx);
     drawHud(poses, dpr);
     const took = performance.now() - started;
     stats.draws += 1;
@@ -323,6 +367,22 @@
     });
   }
 
+  function drawGhost(p, s, dpr, k) {
+    ctx.save();
+    ctx.translate(p.x, p.y);
+    ctx.rotate(p.yaw);
+    ctx.scale(k, k);
+    ctx.beginPath();
+    ctx.roundRect(-BODY.rear, -BODY.half * 0.8, BODY.rear + BODY.front, BODY.half * 1.6, 0.04);
+    ctx.fillStyle = GHOST_FILL;
+    ctx.fill();
+    ctx.setLineDash([(3 * dpr) / (s * k), (2 * dpr) / (s * k)]);
+    ctx.lineWidth = (1.5 * dpr) / (s * k);
+    ctx.strokeStyle = GHOST_EDGE;
+    ctx.stroke();
+    ctx.restore();
+  }
+
   function drawCar(i, p, s, dpr, k) {
     const color = state.labels[i].color;
     const hl = state.highlight;
@@ -362,17 +422,16 @@
     ctx.restore();
   }
 
-  function drawTag(i, p, cam, W, H, dpr, carPx) {
+  function drawTag(p, text, color, cam, W, H, dpr, carPx) {
     const sx = W / 2 + (p.x - cam.cx) * cam.scale;
     const sy = H / 2 - (p.y - cam.cy) * cam.scale;
-    const text = String(p.position);
     ctx.font = `600 ${Math.round(11 * dpr)}px system-ui, sans-serif`;
     const w = ctx.measureText(text).width + 8 * dpr;
     const h = 15 * dpr;
     const x = sx - w / 2, y = sy - carPx * 0.7 - h;
     ctx.fillStyle = "rgba(12, 16, 24, 0.78)";
     ctx.fillRect(x, y, w, h);
-    ctx.fillStyle = state.labels[i].color;
+    ctx.fillStyle = color;
     ctx.fillRect(x, y + h - 2 * dpr, w, 2 * dpr);
     ctx.fillStyle = "#ffffff";
     ctx.textAlign = "center";
@@ -382,7 +441,7 @@
 
   function drawHud(poses, dpr) {
     const r = state.replay;
-    const lines = [`${clock(state.time)} / ${clock(r.duration)}  ·  ${state.speed}×`];
+    const lines = [`${clock(state.time)} / ${clock(state.duration)}  ·  ${state.speed}×`];
     if (state.follow >= 0) {
       const p = poses[state.follow];
       lines.push(state.labels[state.follow].name);
@@ -391,6 +450,7 @@
     } else if (r.cars.length === 1) {
       lines.push(`${lapText(0, poses[0])}  ·  ${poses[0].speed.toFixed(2)} m/s`);
     }
+    if (state.ghost) lines.push(`${deltaText(currentDelta())} vs ghost ${state.ghost.label.name}`);
     const size = Math.round(13 * dpr);
     ctx.font = `600 ${size}px system-ui, sans-serif`;
     ctx.textAlign = "left";
@@ -422,8 +482,8 @@
       }
       if (run) run.lastAt = now;
       state.lastTick = now;
-      if (state.time >= state.replay.duration) {
-        state.time = state.replay.duration;
+      if (state.time >= state.duration) {
+        state.time = state.duration;
         setPlaying(false);
       }
     }
@@ -434,7 +494,7 @@
 
   // --------------------------------------------------------------------------- controls
   function buildControls(r) {
-    el.slider.max = String(r.frames - 1);
+    el.slider.max = String(Math.round(state.duration / r.dt));
     for (const control of root.querySelectorAll("button, input, select")) {
       control.disabled = false;
     }
@@ -455,6 +515,10 @@
     el.follow.addEventListener("change", () => setFollow(el.follow.value === "" ? -1
       : parseInt(el.follow.value, 10)));
     document.addEventListener("keydown", onKey);
+    const form = document.querySelector(".replay-compare");
+    if (form && form.elements.t) {
+      form.addEventListener("submit", () => { form.elements.t.value = state.time.toFixed(2); });
+    }
   }
 
   function onKey(e) {
@@ -477,7 +541,7 @@
       case "n": case "N": nextIncident(); break;
       case "f": case "F": cycleFollow(); break;
       case "Home": seek(0); break;
-      case "End": seek(state.replay.duration); break;
+      case "End": seek(state.duration); break;
       default: return;
     }
     e.preventDefault();
@@ -485,7 +549,7 @@
 
   function togglePlay() {
     if (!state.replay) return;
-    if (!state.playing && state.time >= state.replay.duration) state.time = 0;
+    if (!state.playing && state.time >= state.duration) state.time = 0;
     setPlaying(!state.playing);
   }
 
@@ -508,11 +572,11 @@
   function seek(t, opts = {}) {
     const r = state.replay;
     if (!r) return;
-    state.time = Math.max(0, Math.min(Number.isFinite(t) ? t : 0, r.duration));
+    state.time = Math.max(0, Math.min(Number.isFinite(t) ? t : 0, state.duration));
     state.lastTick = 0;
     state.legendAt = 0;
     if (opts.slider !== false) el.slider.value = String(Math.round(state.time / r.dt));
-    el.time.textContent = `${clock(state.time)} / ${clock(r.duration)}`;
+    el.time.textContent = `${clock(state.time)} / ${clock(state.duration)}`;
     if (opts.hash !== false) updateHash();
     requestDraw();
   }
@@ -571,10 +635,11 @@
   function syncControls(now) {
     const r = state.replay;
     if (state.playing) el.slider.value = String(Math.round(state.time / r.dt));
-    el.time.textContent = `${clock(state.time)} / ${clock(r.duration)}`;
+    el.time.textContent = `${clock(state.time)} / ${clock(state.duration)}`;
     if (!state.playing || now - state.legendAt >= LEGEND_INTERVAL_MS) {
       state.legendAt = now;
       updateStandings();
+      if (state.ghost) updateDelta();
     }
   }
 
@@ -645,8 +710,67 @@
     if (p.flags & FLAGS.PARKED) return `Finished ${clock(state.finish[i] ?? state.time)}`;
     if (p.flags & FLAGS.PENALTY) return "Penalty";
     if (p.flags & FLAGS.OFF_TRACK) return "Off track";
-    if (p.flags & FLAGS.GHOST) return "Ghost";
+    if (p.flags & FLAGS.GHOST) return "Passing through";
     return "";
+  }
+
+  // -------------------------------------------------------------------------- comparison
+  function currentDelta() {
+    const g = state.ghost;
+    return g ? Compare.delta(g.run, g.line, state.time) : null;
+  }
+
+  function deltaText(d) {
+    if (d === null) return "ghost did not get this far";
+    const sign = d > 0.0005 ? "+" : d < -0.0005 ? "−" : "±";
+    return `${sign}${Math.abs(d).toFixed(2)} s`;
+  }
+
+  function updateDelta() {
+    if (!el.delta) return;
+    const d = currentDelta();
+    const text = deltaText(d);
+    if (text === state.deltaText) return;
+    state.deltaText = text;
+    el.delta.textContent = text;
+    el.delta.classList.toggle("gained", d !== null && d < -0.0005);
+    el.delta.classList.toggle("lost", d !== null && d > 0.0005);
+    el.delta.title = d === null ? "" : d > 0 ? "behind the ghost" : "ahead of the ghost";
+  }
+
+  function sectorTime(v) {
+    return v === null ? "–" : `${v.toFixed(2)} s`;
+  }
+
+  function buildSectors(rows) {
+    if (!el.sectors) return;
+    const total = { sector: "Total", run: 0, ghost: 0 };
+    for (const row of rows) {
+      total.run = total.run === null || row.run === null ? null : total.run + row.run;
+      total.ghost = total.ghost === null || row.ghost === null ? null : total.ghost + row.ghost;
+    }
+    for (const row of [...rows, total]) {
+      const tr = document.createElement("tr");
+      if (row === total) tr.className = "total";
+      const better = row.run !== null && (row.ghost === null || row.run < row.ghost) ? "run"
+        : row.ghost !== null && (row.run === null || row.ghost < row.run) ? "ghost" : "";
+      const diff = row.run !== null && row.ghost !== null ? row.run - row.ghost : null;
+      const cells = [String(row.sector), sectorTime(row.run), sectorTime(row.ghost),
+        diff === null ? "–" : `${diff > 0 ? "+" : diff < 0 ? "−" : "±"}${Math.abs(diff).toFixed(2)}`];
+      cells.forEach((text, k) => {
+        const td = document.createElement(k === 0 ? "th" : "td");
+        if (k === 0) td.scope = "row";
+        else td.className = "num";
+        td.textContent = text;
+        if ((k === 1 && better === "run") || (k === 2 && better === "ghost")) {
+          td.classList.add("better");
+          td.textContent = `▲ ${text}`;
+          td.title = "the faster of the two";
+        }
+        tr.appendChild(td);
+      });
+      el.sectors.appendChild(tr);
+    }
   }
 
   // ------------------------------------------------------------------------ address (#t=)
@@ -714,7 +838,8 @@
       const r = state.replay;
       return { loaded: !!r, error: state.error, time: state.time,
         frame: r ? Math.round(state.time / r.dt) : null, playing: state.playing,
-        speed: state.speed, follow: state.follow, duration: r ? r.duration : null,
+        speed: state.speed, follow: state.follow, duration: r ? state.duration : null,
+        ghost: !!state.ghost,
         frames: r ? r.frames : null, cars: r ? r.cars.length : null,
         lastIncident: state.lastIncident ? { ...state.lastIncident } : null,
         camera: r ? camera(el.canvas.width, el.canvas.height,
@@ -734,6 +859,21 @@
     /** The incidents "next incident" goes through. */
     incidents() {
       return state.incidents.map((x) => ({ ...x }));
+    },
+    /** The comparison with the ghost (null without one): the delta now (seconds behind the
+     * ghost, negative ahead), its text, the sector table, and both cars' canvas positions. */
+    compare() {
+      const g = state.ghost;
+      if (!g) return null;
+      const W = el.canvas.width, H = el.canvas.height;
+      const r = state.replay;
+      const cam = camera(W, H, r.cars.map((c, i) => pose(i, state.time)));
+      const at = (p) => ({ x: p.x, y: p.y, px: W / 2 + (p.x - cam.cx) * cam.scale,
+        py: H / 2 - (p.y - cam.cy) * cam.scale });
+      return { delta: currentDelta(), text: el.delta ? el.delta.textContent : null,
+        ghost: { ...g.label, duration: g.replay.duration },
+        sectors: g.sectors.map((x) => ({ ...x })),
+        run: at(poseIn(r, 0, state.time)), ghostCar: at(poseIn(g.replay, 0, state.time)) };
     },
     /** The run's obstacles ({x, y, radius}, metres; null for a replay before format 3), each
      * with its device-pixel centre on the canvas now and the collisions with it. */

@@ -16,6 +16,9 @@ public race's results.
   first frame is drawn: HTML, scripts, fetching the replay, inflating, decoding, the derived
   data (race positions, incidents) and drawing. For a one-car time trial and an 8-car
   head-to-head heat; ``wall_ms`` is the same seen from this script (``goto`` until loaded).
+  And for a comparison: the time trial's replay with another racer's run of the same race as
+  its ghost (``?ghost=``): both replays fetched and decoded, the delta and sector table
+  derived, the first frame drawn with both cars.
 * ``playback``: the 8-car replay played at 1x and at 8x for a few seconds; inside the page,
   every ``requestAnimationFrame`` interval and draw is timed (``window.paddockReplay.stats()``):
   frames per second, mean, 95th percentile and worst frame interval, mean and worst draw.
@@ -111,8 +114,10 @@ def field(cars: int) -> list[Driver]:
 
 
 # ------------------------------------------------------------------------------ the site
-def seed(factory: Any, storage: Storage, tt: bytes, h2h: bytes) -> tuple[int, int]:
-    """A public league with a time trial and a head-to-head race; their replays' ids."""
+def seed(factory: Any, storage: Storage, tt: bytes, h2h: bytes,
+         ghost: bytes) -> tuple[int, int, int]:
+    """A public league with a time trial and a head-to-head race; their replays' ids (the
+    time trial's, the heat's, and another racer's run of the time trial: the ghost)."""
     with factory() as s:
         users = [User(name=f"racer{i}", email=f"racer{i}@example.org", password_hash="!")
                  for i in range(CARS + 1)]
@@ -131,15 +136,18 @@ def seed(factory: Any, storage: Storage, tt: bytes, h2h: bytes) -> tuple[int, in
         tt_entry = _entry(s, tt_race, users[1], "time-trial-bot")
         tt_job = EvaluationJob(kind=JobKind.TIME_TRIAL, entry_id=tt_entry.id,
                                status=JobStatus.SUCCEEDED)
+        ghost_job = EvaluationJob(kind=JobKind.TIME_TRIAL,
+                                  entry_id=_entry(s, tt_race, users[2], "ghost-bot").id,
+                                  status=JobStatus.SUCCEEDED)
         heat = Heat(race_id=h2h_race.id, round_no=1, seed=SEED,
                     entry_ids=[e.id for e in entries])
-        s.add_all([tt_job, heat])
+        s.add_all([tt_job, ghost_job, heat])
         s.flush()
         heat_job = EvaluationJob(kind=JobKind.HEAT, heat_id=heat.id, status=JobStatus.SUCCEEDED)
         s.add(heat_job)
         s.flush()
         ids = []
-        for job, data in ((tt_job, tt), (heat_job, h2h)):
+        for job, data in ((tt_job, tt), (heat_job, h2h), (ghost_job, ghost)):
             s.add(Result(job_id=job.id, entry_id=job.entry_id, status="finished",
                          data={"status": "finished", "ranked_trial": 1, "trials": []}))
             row = ReplayRow(job_id=job.id, trial=1, sha256=storage.put("replays", data),
@@ -148,7 +156,7 @@ def seed(factory: Any, storage: Storage, tt: bytes, h2h: bytes) -> tuple[int, in
             s.flush()
             ids.append(row.id)
         s.commit()
-        return ids[0], ids[1]
+        return ids[0], ids[1], ids[2]
 
 
 def _entry(session: Any, race: Race, user: User, name: str = "bot") -> Entry:
@@ -163,8 +171,9 @@ def _entry(session: Any, race: Race, user: User, name: str = "bot") -> Entry:
 
 
 # ------------------------------------------------------------------------------ measuring
-def first_frame(browser: Any, url: str, runs: int) -> dict[str, Any]:
-    """Navigation to first drawn frame, each time in a new context (nothing cached)."""
+def first_frame(browser: Any, url: str, runs: int, ghost: bool = False) -> dict[str, Any]:
+    """Navigation to first drawn frame, each time in a new context (nothing cached); with
+    ``ghost``, the frame must show the ghost's car too."""
     inside, outside = [], []
     for _ in range(runs):
         context = browser.new_context(viewport=VIEWPORT)
@@ -174,6 +183,8 @@ def first_frame(browser: Any, url: str, runs: int) -> dict[str, Any]:
         page.wait_for_function(LOADED, polling=5)
         outside.append((time.perf_counter() - started) * 1000)
         stats = page.evaluate("() => window.paddockReplay.stats()")
+        if ghost and not page.evaluate("() => window.paddockReplay.state().ghost"):
+            raise RuntimeError(f"{url}: the viewer shows no ghost")
         inside.append(stats["firstFrameMs"])
         context.close()
     return {"median_ms": round(statistics.median(inside), 1), "max_ms": round(max(inside), 1),
@@ -222,12 +233,13 @@ def main() -> None:
     track = load_track(TRACK)
     _log(f"recording a {LAPS}-lap time trial and an {CARS}-car race on {TRACK}")
     tt, h2h = replay_bytes(track, field(1)), replay_bytes(track, field(CARS))
+    ghost = replay_bytes(track, [PurePursuitDriver(2.8, lateral_accel=3.3)])
     with tempfile.TemporaryDirectory(prefix="paddock-replay-bench-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'site.sqlite3'}"
         engine = make_engine(url)
         Base.metadata.create_all(engine)
         storage = Storage(Path(tmp) / "storage")
-        tt_id, h2h_id = seed(session_factory(engine), storage, tt, h2h)
+        tt_id, h2h_id, ghost_id = seed(session_factory(engine), storage, tt, h2h, ghost)
         server = subprocess.Popen([sys.executable, "-c", SERVE, url, str(storage.root)],
                                   cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert server.stdout is not None
@@ -240,7 +252,10 @@ def main() -> None:
             _log(f"first frame, {runs} runs each")
             first = {"time_trial_3_laps": first_frame(browser, f"{base}/replays/{tt_id}", runs),
                      "head_to_head_8_cars_3_laps": first_frame(
-                         browser, f"{base}/replays/{h2h_id}", runs)}
+                         browser, f"{base}/replays/{h2h_id}", runs),
+                     "comparison_with_a_ghost": first_frame(
+                         browser, f"{base}/replays/{tt_id}?ghost={ghost_id}", runs,
+                         ghost=True)}
             _log(f"playing 8 cars for {seconds} s at 1x and at 8x")
             play = {f"{s}x": playback(browser, f"{base}/replays/{h2h_id}", s, seconds)
                     for s in ("1", "8")}
@@ -255,13 +270,15 @@ def main() -> None:
     summary = {
         "first_frame_ms_time_trial": first["time_trial_3_laps"]["median_ms"],
         "first_frame_ms_8_cars": first["head_to_head_8_cars_3_laps"]["median_ms"],
+        "first_frame_ms_comparison": first["comparison_with_a_ghost"]["median_ms"],
         "fps_8_cars_1x": play["1x"]["fps"], "fps_8_cars_8x": play["8x"]["fps"],
         "worst_frame_ms_8_cars": max(play["1x"]["worst_frame_ms"],
                                      play["8x"]["worst_frame_ms"]),
     }
     met = {
         "first_frame_ms": max(summary["first_frame_ms_time_trial"],
-                              summary["first_frame_ms_8_cars"]) <= TARGETS["first_frame_ms"],
+                              summary["first_frame_ms_8_cars"],
+                              summary["first_frame_ms_comparison"]) <= TARGETS["first_frame_ms"],
         "playback_fps": min(summary["fps_8_cars_1x"], summary["fps_8_cars_8x"])
         >= TARGETS["playback_fps"],
         "worst_frame_ms": summary["worst_frame_ms_8_cars"] <= TARGETS["worst_frame_ms"],

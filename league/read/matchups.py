@@ -20,12 +20,14 @@ Queries only; functions take a session and never commit.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from evaluator.race_settings import Format
 from league.errors import NotFound
 from league.models import (
     Entry,
@@ -102,6 +104,21 @@ class Matchups:
     history: list[RatingPoint]
     versions: list[VersionMark]  #: in the order they were entered
 
+    @property
+    def won(self) -> int:
+        """Opponents beaten, over every heat (a heat of n cars counts n − 1 duels)."""
+        return sum(o.won for o in self.opponents)
+
+    @property
+    def lost(self) -> int:
+        """Opponents finished behind, over every heat."""
+        return sum(o.lost for o in self.opponents)
+
+    @property
+    def heat_wins(self) -> int:
+        """Heats the racer won (finished first)."""
+        return sum(1 for h in self.heats if h.position == 1)
+
     def chart(self) -> dict[str, Any]:
         """The rating chart's data, as ``web/static/js/ratings.js`` reads it."""
         return {
@@ -133,6 +150,20 @@ def racer_matchups(session: Session, race: Race, racer_name: str) -> Matchups:
     history, firsts = _history(session, race, models)
     versions = [VersionMark(models[e.id], e.submitted_at, firsts.get(e.id)) for e, _ in entries]
     return Matchups(racer.name, opponents, heats, history, versions)
+
+
+def profile_matchups(session: Session, racer_name: str,
+                     races: Sequence[Race]) -> list[tuple[Race, Matchups]]:
+    """:func:`racer_matchups` in each head-to-head race of ``races`` (in their order), for the
+    racer's profile; races the racer has no entry in are left out."""
+    out = []
+    for race in races:
+        if race.format == Format.HEAD_TO_HEAD:
+            try:
+                out.append((race, racer_matchups(session, race, racer_name)))
+            except NotFound:
+                continue
+    return out
 
 
 def _record(session: Session, race: Race,

@@ -3,8 +3,11 @@ error or CSP violation (the page fixture fails the test on those)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from league.models import RaceStatus
+from tests.league.test_matchups import _play_round
 from tests.web.test_matchups_pages import _duel
 
 if TYPE_CHECKING:
@@ -32,3 +35,26 @@ def test_rating_chart_draws(page: Any, live_server: LiveServer, make: Any,
     assert page.evaluate(INKED) > 1000
     assert "new version" in page.locator("[data-rating-legend]").inner_text()
     screenshot(page, "rating-chart")
+
+
+def test_profile_draws_a_chart_per_head_to_head_race(page: Any, live_server: LiveServer,
+                                                     make: Any, screenshot: Any) -> None:
+    with live_server.session() as s:
+        first, entries = _duel(s, make)
+        rematch = make.race(s, first.league, format="head-to-head", seed=8, name="Rematch")
+        rematch.status = RaceStatus.OPEN
+        ids = [make.entry(s, rematch, e.racer).id for e in entries[:2]]
+        _play_round(s, rematch, make.now + dt.timedelta(hours=1), ids)
+        s.commit()
+
+    response = page.goto(live_server.url("/racers/ann"))
+    assert response is not None and response.status == 200
+    charts = page.locator(".profile-matchups [data-rating-chart]")
+    assert charts.count() == 2
+    page.wait_for_function("() => [...document.querySelectorAll('[data-rating-chart]')]"
+                           ".every((f) => f.dataset.drawn === 'true')")
+    inked = page.evaluate("""() => [...document.querySelectorAll('[data-rating-canvas]')]
+        .map((c) => c.getContext('2d').getImageData(0, 0, c.width, c.height).data
+        .filter((v, i) => i % 4 === 3 && v > 0).length)""")
+    assert len(inked) == 2 and min(inked) > 1000, inked
+    screenshot(page, "profile")

@@ -98,3 +98,41 @@ def test_hidden_league_answers_404(client: FlaskClient, session: Session, make: 
     page(client, f"/races/{race.id}/racers/ann", 404)
     login(client, olga)
     assert "ann in Duel" in page(client, f"/races/{race.id}/racers/ann")
+
+
+def test_profile_shows_matchups_per_head_to_head_race(client: FlaskClient, session: Session,
+                                                      make: Factory) -> None:
+    race, _ = _duel(session, make)
+    time_trial = make.race(session, race.league, name="Sprint")  # a time trial: no matchups
+    make.result(session, make.entry(session, time_trial,
+                                    session.scalars(sa.select(User).where(User.name == "cy"))
+                                    .one()))
+    session.commit()
+    html = page(client, "/racers/cy")
+    section = html[html.index('id="duels-title"'):html.index('id="heats-title"')]
+    assert section.count("<article") == 1 and ">Duel</a>" in section and "Sprint" not in section
+    # cy finished last in every heat: no heat won, every duel lost, opponents with records.
+    summary = re.search(r"(\d+) heats? raced, 0 won\s*· against opponents 0–(\d+)", section)
+    assert summary and int(summary.group(1)) >= 3
+    rows = re.findall(r"<tr><td><a href=\"/races/\d+/racers/(\w+)\">\w+</a></td>\s*"
+                      r"<td class=\"num\">(\d+)</td><td class=\"num\">(\d+)</td>", section)
+    assert sorted(name for name, _, _ in rows) == ["ann", "bob"]
+    assert all(won == "0" for _, won, _ in rows)
+    assert sum(int(lost) for _, _, lost in rows) == int(summary.group(2)) > 0
+    assert f'href="/races/{race.id}/racers/cy"' in section
+    chart = _chart(section)
+    assert [p["label"] for p in chart["points"]] == ["R1", "R2", "R3"]  # type: ignore[index]
+    assert 'src="/static/js/ratings.js"' in html
+    # A racer with no head-to-head race has no such section and loads no chart script.
+    make.racer(session, "dee")
+    session.commit()
+    html = page(client, "/racers/dee")
+    assert 'id="duels-title"' not in html and "ratings.js" not in html
+
+
+def test_profile_matchups_hidden_with_the_league(client: FlaskClient, session: Session,
+                                                  make: Factory) -> None:
+    secret = make.league(session, slug="secret", visibility="private")
+    _duel(session, make, league=secret)
+    session.commit()
+    assert 'id="duels-title"' not in page(client, "/racers/ann")

@@ -11,7 +11,7 @@ from flask import Blueprint, abort, render_template
 from markupsafe import Markup
 
 from league.models import League, Season, utcnow
-from league.read import browse, heats
+from league.read import browse, heats, matchups
 from league.rules import accounts, leagues
 from web import pagecache
 from web.helpers import Page, get_league_or_404, or_404, page_args, session, viewer
@@ -89,8 +89,10 @@ def racer(name: str) -> str:
     viewer may see listed)."""
     user = or_404(accounts.get_user, session(), name)
     profile = browse.racer_profile(session(), user, viewer())
+    duels = matchups.profile_matchups(session(), user.name, [r.race for r in profile.results])
     return render_template("public/racer.html", profile=profile,
-                           heats=heats.racer_heats(session(), user, viewer(), PROFILE_HEATS))
+                           heats=heats.racer_heats(session(), user, viewer(), PROFILE_HEATS),
+                           duels=[(race, m, m.chart()) for race, m in duels])
 
 
 def standings_html(season: Season) -> list[Markup]:

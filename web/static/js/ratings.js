@@ -2,6 +2,8 @@
 // data-rating-chart attribute (league.read.matchups.Matchups.chart): per round μ (line), the
 // band μ ± σ, the displayed rating μ − 3σ (dashed), and a dotted line where a new model
 // version was entered. Each version's line is drawn on its own: a new version starts afresh.
+// Every such figure on the page is drawn (the matchups page has one, a racer's profile one per
+// head-to-head race).
 (function () {
   "use strict";
 
@@ -9,12 +11,6 @@
   var INK = "#14213d", MUTED = "#5c6478", GRID = "#e3e6ee";
   var PAD = { left: 44, right: 12, top: 18, bottom: 28 };
   var TICKS = 5;
-
-  var figure = document.querySelector("[data-rating-chart]");
-  if (!figure) return;
-  var data = JSON.parse(figure.dataset.ratingChart);
-  var canvas = figure.querySelector("[data-rating-canvas]");
-  var legend = figure.querySelector("[data-rating-legend]");
 
   function niceStep(span, count) {
     var raw = span / Math.max(1, count);
@@ -37,7 +33,7 @@
     return out;
   }
 
-  function draw() {
+  function draw(data, canvas) {
     var points = data.points;
     if (!points.length) return;
     var s = window.paddockCharts.surface(canvas), ctx = s.ctx, w = s.w, h = s.h;
@@ -130,8 +126,14 @@
     ctx.fillStyle = INK;
   }
 
-  legend.textContent = "Blue: μ with the band μ ± σ. Orange, dashed: rating μ − 3σ." +
-    (data.versions.length > 1 ? " Purple, dotted: a new version entered." : "");
-  draw();
-  figure.dataset.drawn = "true";
+  function chart(figure) {
+    var data = JSON.parse(figure.dataset.ratingChart);
+    var legend = figure.querySelector("[data-rating-legend]");
+    legend.textContent = "Blue: μ with the band μ ± σ. Orange, dashed: rating μ − 3σ." +
+      (data.versions.length > 1 ? " Purple, dotted: a new version entered." : "");
+    draw(data, figure.querySelector("[data-rating-canvas]"));
+    figure.dataset.drawn = "true";
+  }
+
+  document.querySelectorAll("[data-rating-chart]").forEach(chart);
 }());

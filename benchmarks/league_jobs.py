@@ -4,6 +4,7 @@ Run from the repository root with the project's venv::
 
     .venv/bin/python benchmarks/league_jobs.py            # full run, about 10 minutes on 2 cores
     .venv/bin/python benchmarks/league_jobs.py --quick    # smoke run, about a minute
+    .venv/bin/python benchmarks/league_jobs.py --deep-queue-only [--postgres URL]  # claims
 
 A fresh SQLite database and storage in a temporary directory, the ``local`` executor as an
 operator runs it (``python -m league.processes.worker --workers 2`` in its own process tree,
@@ -12,7 +13,11 @@ idle-waiting for work) and the shipped demo bots, submitted through
 
 * upload accepted → result on the leaderboard, one submission at a time;
 * time-trial evaluations per hour with every worker busy;
-* a head-to-head round robin (every pair once, one seat-swapped two-heat job per pair).
+* a head-to-head round robin (every pair once, one seat-swapped two-heat job per pair);
+* the fair claim order over a deep queue (10,000 queued jobs from 1,000 racers, a round of
+  heats and a history of finished jobs): milliseconds per claim, without and with an index
+  on ``started_at``, on SQLite and, given ``--postgres URL``, on PostgreSQL. Alone, without
+  the workers: ``--deep-queue-only``.
 
 Not named ``league.py``: run as a script, its directory comes first on ``sys.path`` and the
 file would hide the ``league`` package. See ``benchmarks/README.md``.
@@ -52,6 +57,7 @@ from league.models import (
     JobKind,
     JobStatus,
     League,
+    PolicyModel,
     Race,
     RaceStatus,
     Rating,
@@ -61,8 +67,14 @@ from league.models import (
 )
 from league.processes.worker import Worker
 from league.rules import accounts, leagues, races, submissions
-from league.rules.headtohead import ROUND_SEEDS, ROUND_STAGE, heat_seed, round_robin_pairs
-from league.rules.jobs import FINAL
+from league.rules.headtohead import (
+    ROUND_SEEDS,
+    ROUND_STAGE,
+    create_heats,
+    heat_seed,
+    round_robin_pairs,
+)
+from league.rules.jobs import FINAL, claim_job
 from league.rules.leaderboard import race_leaderboard
 from league.storage import Storage
 
@@ -296,6 +308,156 @@ def bench_round_robin(lg: Bench, racers: int) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------ the fair queue, deep
+DEEP_QUEUE = {"queued": 10_000, "racers": 1_000, "heats": 200, "history_recent": 5_000,
+              "history_old": 50_000, "claims": 200}
+DEEP_QUEUE_QUICK = {"queued": 2_000, "racers": 200, "heats": 50, "history_recent": 1_000,
+                    "history_old": 5_000, "claims": 50}
+#: The index a migration could add for the fair order's look back (not in the schema): the
+#: case is measured without it, then again with it created in the benchmark's database.
+STARTED_AT_INDEX = "ix_bench_evaluation_jobs_started_at"
+
+
+def fill_deep_queue(factory: sessionmaker[Session], sizes: dict[str, int]) -> None:
+    """A deep queue written in bulk: ``queued`` time-trial jobs from ``racers`` racers (one
+    racer holds a tenth of them, the rest share the others), a head-to-head round of
+    ``heats`` queued heats, and a history of finished jobs: ``history_recent`` claimed within
+    the fair order's window, ``history_old`` claimed days ago."""
+    now = utcnow()
+    with transaction(factory) as session:
+        organizer = accounts.create_user(session, "deep-organizer", "deep@example.org",
+                                         PASSWORD, "organizer")
+        league = leagues.create_league(session, organizer, "deep", "Deep queue")
+        opens, closes = now - dt.timedelta(days=30), now + dt.timedelta(days=7)
+        trial = races.create_race(session, league, organizer, "deep trial", opens, closes,
+                                  track=TRACK)
+        duel = races.create_race(session, league, organizer, "deep duel", opens, closes,
+                                 track=TRACK, format="head-to-head", trials=1)
+        n = sizes["racers"]
+        users = list(session.scalars(
+            sa.insert(User).returning(User.id, sort_by_parameter_order=True),
+            [{"name": f"deep{k}", "email": f"deep{k}@example.org", "password_hash": "!",
+              "created_at": opens} for k in range(n)]))
+        models = list(session.scalars(
+            sa.insert(PolicyModel).returning(PolicyModel.id, sort_by_parameter_order=True),
+            [{"owner_id": user, "name": "deep", "version": 1, "sha256": "0" * 64,
+              "size_bytes": 1, "model_metadata": {}, "validation": {}, "created_at": opens}
+             for user in users]))
+        # Racer 0 uploads a tenth of everything (the flood); the others share the rest.
+        owners = [0 if i % 10 == 0 else 1 + i % (n - 1) for i in range(
+            sizes["queued"] + sizes["history_recent"] + sizes["history_old"])]
+        entries = list(session.scalars(
+            sa.insert(Entry).returning(Entry.id, sort_by_parameter_order=True),
+            [{"race_id": trial.id, "racer_id": users[k], "model_id": models[k],
+              "submitted_at": opens} for k in owners]))
+        queued_from = now - dt.timedelta(minutes=30)
+        rows: list[dict[str, Any]] = []
+        for i in range(len(owners)):
+            if i < sizes["queued"]:
+                at = queued_from + dt.timedelta(milliseconds=i)
+                rows.append({"status": JobStatus.QUEUED, "queued_at": at})
+                continue
+            age = (dt.timedelta(minutes=50) if i < sizes["queued"] + sizes["history_recent"]
+                   else dt.timedelta(days=3))
+            at = now - age + dt.timedelta(milliseconds=i % 100_000)
+            rows.append({"status": JobStatus.SUCCEEDED, "queued_at": at, "started_at": at,
+                         "finished_at": at, "attempts": 1})
+        session.execute(sa.insert(EvaluationJob), [
+            {"kind": JobKind.TIME_TRIAL, "entry_id": entry, **row}
+            for entry, row in zip(entries, rows, strict=True)])
+        heat_entries = [Entry(race_id=duel.id, racer_id=users[k], model_id=models[k])
+                        for k in range(min(n, 2 * sizes["heats"]))]
+        session.add_all(heat_entries)
+        session.flush()
+        pairs = [(heat_entries[(2 * h) % len(heat_entries)].id,
+                  heat_entries[(2 * h + 1) % len(heat_entries)].id)
+                 for h in range(sizes["heats"])]
+        create_heats(session, duel, ROUND_STAGE, ROUND_SEEDS, 1, pairs, queued_from)
+
+
+def time_claims(factory: sessionmaker[Session], claims: int) -> dict[str, Any]:
+    """Claim ``claims`` jobs, each in its own transaction as a worker does; milliseconds per
+    claim (wall clock, and this thread's CPU: on SQLite that is the query's own cost, which
+    other load on the machine does not inflate; on PostgreSQL only the client's share), the
+    same for the old oldest-first statement (read only, for comparison), and whose jobs the
+    claims took."""
+    fair_ms, fair_cpu_ms, oldest_ms, racers, heats = [], [], [], [], 0
+    oldest = (sa.select(EvaluationJob.id).where(EvaluationJob.status == JobStatus.QUEUED)
+              .order_by(EvaluationJob.queued_at, EvaluationJob.id).limit(1))
+    for k in range(claims):
+        with transaction(factory) as session:
+            t0 = time.perf_counter()
+            session.scalar(oldest)
+            oldest_ms.append((time.perf_counter() - t0) * 1000.0)
+        with transaction(factory) as session:
+            t0, cpu0 = time.perf_counter(), time.thread_time()
+            job = claim_job(session, f"deep-{k}", 60.0)
+            fair_ms.append((time.perf_counter() - t0) * 1000.0)
+            fair_cpu_ms.append((time.thread_time() - cpu0) * 1000.0)
+            if job is None:
+                break
+            if job.entry is None:
+                heats += 1
+            else:
+                racers.append(job.entry.racer_id)
+    return {"claims": len(fair_ms), "claim_ms_median": statistics.median(fair_ms),
+            "claim_ms_p95": _percentile(fair_ms, 0.95),
+            "claim_cpu_ms_median": statistics.median(fair_cpu_ms),
+            "oldest_first_select_ms_median": statistics.median(oldest_ms),
+            "heats_claimed": heats, "distinct_racers_claimed": len(set(racers)),
+            "most_claims_of_one_racer": max(
+                (racers.count(r) for r in set(racers)), default=0)}
+
+
+def bench_deep_queue(url: str, sizes: dict[str, int]) -> dict[str, Any]:
+    """The fair claim order over a deep queue on a fresh database at ``url``: claim time
+    without and with an index on ``started_at`` (the order's look back)."""
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    factory = session_factory(engine)
+    try:
+        t0 = time.perf_counter()
+        fill_deep_queue(factory, sizes)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")  # the planner's statistics, on both databases
+        filled_s = time.perf_counter() - t0
+        claims = sizes["claims"] // 2
+        out: dict[str, Any] = {"database": engine.dialect.name, "sizes": sizes,
+                               "fill_s": filled_s, "load_average_at_start": os.getloadavg(),
+                               "without_started_at_index": time_claims(factory, claims)}
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"CREATE INDEX {STARTED_AT_INDEX} ON evaluation_jobs "
+                                 "(started_at)")
+            conn.exec_driver_sql("ANALYZE")
+        out["with_started_at_index"] = time_claims(factory, claims)
+        out["load_average_at_end"] = os.getloadavg()
+        return out
+    finally:
+        engine.dispose()
+
+
+def deep_queue_runs(tmp: Path, quick: bool, postgres_admin: str | None) -> dict[str, Any]:
+    """The deep-queue case on SQLite, and on a throwaway PostgreSQL database when given the
+    URL of a server (``--postgres``; the database is created and dropped here)."""
+    sizes = DEEP_QUEUE_QUICK if quick else DEEP_QUEUE
+    _log(f"deep queue on sqlite: {sizes['queued']} jobs from {sizes['racers']} racers ...")
+    out = {"sqlite": bench_deep_queue(f"sqlite:///{tmp / 'deep.sqlite3'}", sizes)}
+    if postgres_admin:
+        admin = sa.create_engine(postgres_admin, isolation_level="AUTOCOMMIT")
+        name = f"paddock_bench_{os.getpid()}_{int(time.time())}"
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        try:
+            _log("deep queue on postgresql ...")
+            out["postgresql"] = bench_deep_queue(sa.make_url(postgres_admin).set(
+                database=name).render_as_string(hide_password=False), sizes)
+        finally:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.dispose()
+    return out
+
+
 # Where a job's time goes: (module file suffix, function) -> key in the JSON.
 PROFILED = {
     ("league/processes/worker.py", "run_once"): "run_once_total",
@@ -394,7 +556,17 @@ def main() -> int:
     """Run the benchmark and print its JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    parser.add_argument("--deep-queue-only", action="store_true",
+                        help="only the deep-queue claim case (no workers), a minute or so")
+    parser.add_argument("--postgres", metavar="URL", default=None,
+                        help="a PostgreSQL server (admin URL) to run the deep-queue case on "
+                             "too, in a throwaway database")
     args = parser.parse_args()
+    if args.deep_queue_only:
+        with tempfile.TemporaryDirectory(prefix="paddock-bench-") as tmpdir:
+            print(json.dumps({"quick": args.quick, "deep_queue": deep_queue_runs(
+                Path(tmpdir), args.quick, args.postgres)}, indent=2))
+        return 0
     sizes: dict[str, Any] = {"latency": 5, "throughput": 20, "racers": 8, "profile": (4, 4)} \
         if args.quick else {"latency": 20, "throughput": 200, "racers": 64, "profile": (20, 6)}
     out: dict[str, Any] = {
@@ -435,6 +607,7 @@ def main() -> int:
         settings = Settings(database_url=f"sqlite:///{tmp / 'league.sqlite3'}",
                             storage_dir=storage.root, secret_key="benchmark")
         out["profile"] = profile_jobs(settings, lg, *sizes["profile"])
+        out["deep_queue"] = deep_queue_runs(tmp, args.quick, args.postgres)
     out["machine"]["load_average_1_5_15_min_at_end"] = os.getloadavg()
     rr_wall = out["round_robin"]["wall_s"]
     summary = {

@@ -3,15 +3,16 @@
 Started by :mod:`evaluator.sandbox` as ``python -I -B _policy_child.py`` with a clean
 environment, cwd ``/`` and nothing but three pipes. It imports onnxruntime first, then locks
 itself down (resource limits, an unprivileged user, no new privileges, Landlock with no
-file-system or TCP access, a seccomp filter against sockets, process creation, exec and
-kernel-facing calls), reports which layers took effect, and only then reads the untrusted model
+file-system or TCP access, a seccomp allow-list: no sockets, processes, exec, files or
+signals to others), reports which layers took effect, and only then reads the untrusted model
 bytes from stdin. From there it answers observation frames with action frames until stdin
 closes. It imports nothing from the evaluator package, so it stays small and fast to start.
 
 Protocol (little-endian): parent sends ``u32 config_len, config JSON, u32 model_len, model``;
-child answers ``u32 len, hello JSON``. Then per request the parent sends ``u32 k`` and ``k``
-observations (float32); the child answers ``u32 k`` and ``k`` outputs (float32), or
-``u32 0xFFFFFFFF, u32 len, message`` when inference failed.
+child answers ``u32 len, report JSON`` (the layers it applied, written before the model is
+read) and, once the model is loaded, ``u32 len, hello JSON``. Then per request the parent
+sends ``u32 k`` and ``k`` observations (float32); the child answers ``u32 k`` and ``k``
+outputs (float32), or ``u32 0xFFFFFFFF, u32 len, message`` when inference failed.
 """
 
 import ctypes
@@ -22,7 +23,7 @@ import select
 import struct
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -35,10 +36,35 @@ LANDLOCK_CREATE_RULESET, LANDLOCK_RESTRICT_SELF = 444, 446  # same number on eve
 LANDLOCK_CREATE_RULESET_VERSION = 1
 LANDLOCK_FS_BITS = {1: 13, 2: 14, 3: 15, 4: 15, 5: 16}  # ABI -> number of fs access bits
 CLONE_THREAD = 0x00010000
+SCMP_ACT_KILL_PROCESS = 0x80000000
 SCMP_ACT_ALLOW = 0x7FFF0000
-SCMP_CMP_MASKED_EQ = 7
+SCMP_CMP_NE, SCMP_CMP_EQ, SCMP_CMP_MASKED_EQ = 1, 4, 7
 EPERM, ENOSYS = 1, 38
 SECCOMP_LIBRARIES = ("libseccomp.so.2", "libseccomp.so")
+# The seccomp filter is an allow-list: what the child was measured to call once locked down
+# (strace over races of the shipped bots, an inference error, a load error and a clean exit:
+# read, write, pselect6, sched_yield, brk, mmap, munmap, futex, newfstatat, stat, rt_sigaction,
+# exit_group, ioctl FIONBIO/TCGETS) and the calls of the same kind a bigger model or another C
+# library may make (memory, threads, clocks, its own ids and limits, signals to itself). A
+# call on neither list kills the child with SIGSYS, which the parent reports as a call outside
+# the allow-list.
+ALLOWED_SYSCALLS = (
+    "read", "write", "readv", "writev", "pread64", "pwrite64", "fsync", "fdatasync", "close",
+    "fstat", "stat", "lstat", "newfstatat", "statx", "lseek", "fcntl", "dup", "pselect6",
+    "select", "poll", "ppoll", "sched_yield", "brk", "mmap", "munmap", "mremap", "mprotect",
+    "madvise", "mincore", "futex", "set_robust_list", "rseq", "membarrier",
+    "sched_getaffinity", "getcpu", "getrandom", "clock_gettime", "clock_getres",
+    "clock_nanosleep", "nanosleep", "gettimeofday", "time", "getpid", "getppid", "gettid",
+    "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", "getgroups",
+    "getrusage", "uname", "sysinfo", "getcwd", "rt_sigaction", "rt_sigprocmask",
+    "rt_sigreturn", "rt_sigpending", "sigaltstack", "arch_prctl", "restart_syscall", "exit",
+    "exit_group",
+)
+# ioctl requests allowed on the child's pipes: FIONBIO, TCGETS, FIOCLEX, FIONCLEX, TIOCGWINSZ
+ALLOWED_IOCTLS = (0x5421, 0x5401, 0x5451, 0x5450, 0x5413)
+ALLOWED_PRCTLS = (15, 16)  # PR_SET_NAME, PR_GET_NAME: threads may name themselves
+# Refused with EPERM (a clean error in Python) rather than a kill: what a compromised child
+# would try first, and what Python itself may attempt on an error path (opening a file).
 DENIED_SYSCALLS = (
     "socket", "socketpair", "connect", "bind", "listen", "accept", "accept4", "sendto",
     "sendmsg", "recvfrom", "recvmsg", "execve", "execveat", "fork", "vfork", "ptrace",
@@ -46,9 +72,21 @@ DENIED_SYSCALLS = (
     "unshare", "setns", "bpf", "perf_event_open", "keyctl", "add_key", "request_key",
     "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
     "open_by_handle_at", "name_to_handle_at", "userfaultfd", "io_uring_setup", "personality",
-    "kill", "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setgroups",
+    "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setgroups",
     "memfd_create", "mknod", "mknodat", "quotactl", "swapon", "swapoff", "reboot", "acct",
     "settimeofday", "clock_settime", "adjtimex", "iopl", "ioperm", "syslog",
+    # signals and handles to other processes (a neighbour of the same user is in reach
+    # without bubblewrap's PID namespace or Landlock's signal scope, kernel 6.12 and later)
+    "kill", "tkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_open",
+    "pidfd_send_signal", "pidfd_getfd", "process_madvise", "process_mrelease", "kcmp",
+    "get_robust_list", "sched_setaffinity", "sched_setparam", "sched_setscheduler",
+    "sched_setattr", "setpriority", "ioprio_set", "migrate_pages", "move_pages",
+    # the file system (Landlock refuses these too, where the kernel has it)
+    "open", "openat", "openat2", "creat", "access", "faccessat", "faccessat2", "readlink",
+    "readlinkat", "getdents64", "mkdir", "mkdirat", "rmdir", "unlink", "unlinkat", "rename",
+    "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat", "chmod", "fchmod",
+    "fchmodat", "chown", "fchown", "lchown", "fchownat", "truncate", "ftruncate", "statfs",
+    "fstatfs", "chdir", "fchdir", "utimensat", "pipe", "pipe2", "inotify_init1",
 )
 
 
@@ -163,6 +201,7 @@ def _load_seccomp() -> ctypes.CDLL | None:
 
 
 def _seccomp(lib: ctypes.CDLL | None) -> bool:
+    """Load the allow-list filter; False when libseccomp or the kernel cannot."""
     if lib is None:
         return False
     lib.seccomp_init.restype = ctypes.c_void_p
@@ -172,32 +211,46 @@ def _seccomp(lib: ctypes.CDLL | None) -> bool:
                                            ctypes.c_uint, ctypes.POINTER(_ArgCmp)]
     lib.seccomp_load.argtypes = [ctypes.c_void_p]
     lib.seccomp_release.argtypes = [ctypes.c_void_p]
-    ctx = lib.seccomp_init(SCMP_ACT_ALLOW)
+    ctx = lib.seccomp_init(SCMP_ACT_KILL_PROCESS)
     if not ctx:
         return False
-
-    def errno(code: int) -> int:
-        return 0x00050000 | code
-
     try:
-        for call in DENIED_SYSCALLS:
-            nr = lib.seccomp_syscall_resolve_name(call.encode())
-            if nr < 0:
-                continue  # not on this architecture
-            if lib.seccomp_rule_add_array(ctx, errno(EPERM), nr, 0, None) != 0:
-                return False
-        # new processes: clone without CLONE_THREAD is refused; clone3 reports "not
-        # implemented" so the C library falls back to clone for threads.
-        nr = lib.seccomp_syscall_resolve_name(b"clone")
-        cmp = _ArgCmp(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0)
-        if lib.seccomp_rule_add_array(ctx, errno(EPERM), nr, 1, ctypes.byref(cmp)) != 0:
-            return False
-        nr = lib.seccomp_syscall_resolve_name(b"clone3")
-        if nr >= 0 and lib.seccomp_rule_add_array(ctx, errno(ENOSYS), nr, 0, None) != 0:
-            return False
-        return bool(lib.seccomp_load(ctx) == 0)
+        return all(_rules(lib, ctx)) and lib.seccomp_load(ctx) == 0
     finally:
         lib.seccomp_release(ctx)
+
+
+def _rules(lib: ctypes.CDLL, ctx: int) -> Iterator[bool]:
+    """Add every rule of the filter, yielding whether each was accepted."""
+
+    def add(action: int, call: str, *cmps: tuple[int, int, int, int]) -> bool:
+        nr = lib.seccomp_syscall_resolve_name(call.encode())
+        if nr < 0:
+            return True  # not on this architecture
+        arr = (_ArgCmp * max(len(cmps), 1))(*(_ArgCmp(*c) for c in cmps))
+        return bool(lib.seccomp_rule_add_array(ctx, action, nr, len(cmps), arr) == 0)
+
+    refuse = 0x00050000 | EPERM
+    for call in ALLOWED_SYSCALLS:
+        yield add(SCMP_ACT_ALLOW, call)
+    for call in DENIED_SYSCALLS:
+        yield add(refuse, call)
+    me = os.getpid()  # as this process sees it (inside bubblewrap's PID namespace, too)
+    # Signals to itself (abort, raise) but to no other process.
+    yield add(SCMP_ACT_ALLOW, "tgkill", (0, SCMP_CMP_EQ, me, 0))
+    yield add(refuse, "tgkill", (0, SCMP_CMP_NE, me, 0))
+    # Its own resource limits, read or lowered, not another process's.
+    yield add(SCMP_ACT_ALLOW, "prlimit64", (0, SCMP_CMP_EQ, 0, 0))
+    yield add(refuse, "prlimit64", (0, SCMP_CMP_NE, 0, 0))
+    for request in ALLOWED_IOCTLS:
+        yield add(SCMP_ACT_ALLOW, "ioctl", (1, SCMP_CMP_EQ, request, 0))
+    for option in ALLOWED_PRCTLS:
+        yield add(SCMP_ACT_ALLOW, "prctl", (0, SCMP_CMP_EQ, option, 0))
+    # Threads, not processes: clone needs CLONE_THREAD; clone3 reports "not implemented" so
+    # the C library falls back to clone.
+    yield add(SCMP_ACT_ALLOW, "clone", (0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD))
+    yield add(refuse, "clone", (0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0))
+    yield add(0x00050000 | ENOSYS, "clone3")
 
 
 def _lock_down(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -224,21 +277,26 @@ def _session(model: bytes) -> Any:
     return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
+def _send_frame(doc: dict[str, Any]) -> None:
+    data = json.dumps(doc).encode()
+    _write(struct.pack("<I", len(data)) + data)
+
+
 def main() -> None:
     cfg = json.loads(_frame())
-    layers = _lock_down(cfg)
+    # The report goes out before a byte of the model is parsed, while only this file's code
+    # has run: the parent believes nothing the child says after that.
+    _send_frame({"layers": _lock_down(cfg)})
     model = _frame()
-    hello = {"layers": layers, "onnxruntime": ort.__version__}
+    hello: dict[str, Any] = {"onnxruntime": ort.__version__}
     try:
         session = _session(model)
     except Exception as err:  # noqa: BLE001 - any load failure is reported, not raised
         hello["error"] = f"{type(err).__name__}: {err}"[:500]
-        data = json.dumps(hello).encode()
-        _write(struct.pack("<I", len(data)) + data)
+        _send_frame(hello)
         return
     del model
-    data = json.dumps(hello).encode()
-    _write(struct.pack("<I", len(data)) + data)
+    _send_frame(hello)
     infer = _inference(session, cfg)
     global _spin_s
     _spin_s = min(max(float(cfg.get("spin_s", 0.0)), 0.0), MAX_SPIN_S)

@@ -3,13 +3,15 @@
 ``evaluate`` runs exactly the evaluation the league runs (same engine, sandbox and seeds), so
 its JSON can be compared field by field with the league's result. It exits 0 whenever the
 evaluation ran, whatever the car did; a bad model, track or flag is one line on stderr and a
-non-zero exit.
+non-zero exit, as is an evaluation stopped at its wall-clock limit (exit 3). At home the
+sandbox is lenient: a missing layer is a warning (``--strict-sandbox`` makes it an error).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,10 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from evaluator.conditions import DEFAULT_PRESET, PRESETS, Conditions, ConditionsError
+from evaluator.conditions import LIMITS as CONDITION_LIMITS
 from evaluator.errors import PolicyFailed, PolicyRejected
 from evaluator.metadata import parse_metadata
 from evaluator.onnx_io import pack
 from evaluator.race import RaceResult, invalid_result, run_race
+from evaluator.race_fetch import LeagueRace, fetch_race
 from evaluator.race_settings import (
     DEFAULT_LAPS,
     DEFAULT_PENALTY_S,
@@ -32,13 +37,24 @@ from evaluator.race_settings import (
     RANKINGS,
     Format,
     RaceConfig,
+    RaceConfigError,
 )
-from evaluator.sandbox import PolicyProcess, SandboxOptions
+from evaluator.results import trial_spread
+from evaluator.sandbox import (
+    EvaluationTimedOut,
+    PolicyProcess,
+    SandboxOptions,
+    WallClock,
+    describe_missing,
+    evaluation_limit_s,
+    missing_required,
+)
 from evaluator.track_library import load_track
 from evaluator.validate import ValidatedPolicy, load_policy_file, validate_policy
 from evaluator.world import World
 
 EXIT_INVALID = 2  # the model, track or flags were refused
+EXIT_TIMED_OUT = 3  # the evaluation ran past its wall-clock limit
 BAR_WIDTH = 30  # characters of the progress bar
 
 
@@ -48,13 +64,22 @@ def _options(args: argparse.Namespace) -> SandboxOptions:
         overrides["strict"] = True
     if getattr(args, "action_timeout_ms", None) is not None:
         overrides["action_timeout_s"] = args.action_timeout_ms / 1000.0
+    if getattr(args, "wall_clock_limit", None) is not None:
+        overrides["evaluation_timeout_s"] = args.wall_clock_limit
     return SandboxOptions.from_env(**overrides)
 
 
-def _warn_layers(missing: list[str]) -> None:
-    if missing:
-        print("paddock: warning: sandbox layers not active here: " + ", ".join(missing),
-              file=sys.stderr)
+def _warn_layers(layers: dict[str, Any], missing: list[str]) -> None:
+    """At home the sandbox is lenient: say what it lacks, and louder when a league's worker
+    would refuse to run here."""
+    if not missing:
+        return
+    print("paddock: warning: sandbox layers not active here: " + ", ".join(missing),
+          file=sys.stderr)
+    required = missing_required(layers)
+    if required:
+        print("paddock: warning: fine for your own models; a league worker would refuse to "
+              "run without " + describe_missing(required), file=sys.stderr)
 
 
 def _load(path: str, metadata: str | None) -> ValidatedPolicy:
@@ -80,7 +105,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 info["first_output"] = [float(v) for v in out[0]]
         except PolicyFailed as err:
             raise PolicyRejected("run", f"{args.model}: {err.reason}") from err
-        _warn_layers(info["sandbox"]["missing"])
+        _warn_layers(info["sandbox"]["layers"], info["sandbox"]["missing"])
     if args.json:
         print(json.dumps({"valid": True, **info}, indent=2))
         return 0
@@ -112,12 +137,60 @@ def cmd_pack(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``paddock evaluate``'s flags that set a race setting, and their defaults
+SETTING_FLAGS: dict[str, Any] = {
+    "track": DEFAULT_TRACK, "format": None, "laps": DEFAULT_LAPS, "trials": DEFAULT_TRIALS,
+    "ranking": DEFAULT_RANKING, "off_track_penalty": DEFAULT_PENALTY_S,
+    "collision_penalty": DEFAULT_PENALTY_S, "time_cap": DEFAULT_TIME_CAP_S, "min_laps": None,
+    "obstacles": 0, "seed": 0, "conditions": str(DEFAULT_PRESET)}
+
+
 def _config(args: argparse.Namespace) -> RaceConfig:
-    fmt = args.format or (Format.HEAD_TO_HEAD if args.opponent else Format.TIME_TRIAL)
-    return RaceConfig(track=args.track, format=fmt, laps=args.laps, trials=args.trials,
-                      ranking=args.ranking, off_track_penalty=args.off_track_penalty,
-                      collision_penalty=args.collision_penalty, time_cap=args.time_cap,
-                      min_laps=args.min_laps, seed=args.seed, obstacles=args.obstacles)
+    """The settings of the flags (their defaults where left out), or of ``--race``."""
+    if args.race is not None:
+        return _league_race(args).config
+    given = {k: (getattr(args, k) if getattr(args, k) is not None else default)
+             for k, default in SETTING_FLAGS.items()}
+    given["format"] = given["format"] or (Format.HEAD_TO_HEAD if args.opponent
+                                          else Format.TIME_TRIAL)
+    given["conditions"] = _conditions(given["conditions"], args.condition)
+    return RaceConfig(**given)
+
+
+def _league_race(args: argparse.Namespace) -> LeagueRace:
+    """The race of ``--race`` on ``--server``; no flag may set what the race sets."""
+    given = [k for k in SETTING_FLAGS if getattr(args, k) is not None]
+    given += ["condition"] if args.condition else []
+    given += ["opponent"] if args.opponent else []
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise RaceConfigError(f"--race takes every setting from the league's race; leave out "
+                              f"{flags}")
+    if not args.server:
+        raise RaceConfigError("--race needs the league's address: --server URL (or "
+                              "PADDOCK_SERVER)")
+    if "league_race" not in vars(args):
+        args.league_race = fetch_race(args.server, args.race, args.token)
+    found: LeagueRace = args.league_race
+    return found
+
+
+def _conditions(preset: str, changes: list[str]) -> Conditions:
+    """Conditions ``preset`` with each ``NAME=VALUE`` of ``changes`` changed."""
+    values: dict[str, Any] = {"preset": preset}
+    for item in changes:
+        name, sep, text = item.partition("=")
+        if not sep or name not in CONDITION_LIMITS:
+            raise RaceConfigError(f"--condition takes NAME=VALUE with NAME one of "
+                                  f"{', '.join(CONDITION_LIMITS)}, got {item!r}")
+        try:
+            values[name] = int(text) if name == "latency_steps" else float(text)
+        except ValueError:
+            raise RaceConfigError(f"--condition {name} needs a number, got {text!r}") from None
+    try:
+        return Conditions.parse(values)
+    except ConditionsError as err:
+        raise RaceConfigError(str(err)) from err
 
 
 class _Bar:
@@ -141,7 +214,13 @@ class _Bar:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Race a policy (alone, or against opponents) and report the result."""
     config = _config(args)
-    track = load_track(args.track)
+    if args.race is not None:
+        race = _league_race(args)
+        track = race.track
+        print(f"paddock: race {race.race_id} ({race.name}) of {race.url.rsplit('/races/', 1)[0]}"
+              f": its settings, seed and track, exactly as the league races it", file=sys.stderr)
+    else:
+        track = load_track(config.track)
     try:
         policies = [_load(args.model, args.metadata)]
         policies += [_load(o, None) for o in args.opponent]
@@ -150,14 +229,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(json.dumps(invalid_result(config, track, str(err))))
         raise
     bar = _Bar() if sys.stderr.isatty() and not args.quiet else None
+    options = _options(args)
+    clock = WallClock(evaluation_limit_s(config, len(policies), options))
+
+    def progress(done: int, total: int) -> None:
+        clock.check()
+        if bar is not None:
+            bar(done, total)
+
     try:
-        result = run_race(config, policies, options=_options(args), track=track,
-                          progress=bar, record=bool(args.replay or args.trace_csv))
+        result = run_race(config, policies, options=options, track=track,
+                          progress=progress, record=bool(args.replay or args.trace_csv))
     except PolicyFailed as err:
         raise PolicyRejected("run", err.reason) from err
+    except EvaluationTimedOut as err:
+        if bar is not None:
+            sys.stderr.write("\n")
+        print(f"paddock: error: {err} (--wall-clock-limit sets it)", file=sys.stderr)
+        return EXIT_TIMED_OUT
     if bar is not None:
         sys.stderr.write("\n")
-    _warn_layers(result.sandbox.get("missing", []))
+    _warn_layers(result.sandbox.get("layers", {}), result.sandbox.get("missing", []))
     written = _write_outputs(args, result)
     if args.json:
         print(json.dumps(result.to_dict()))
@@ -200,6 +292,7 @@ def _print_result(result: RaceResult) -> None:
     cfg = result.config
     print(f"{cfg.format} on {result.track.name} ({result.track.length:.1f} m), {cfg.laps} laps, "
           f"seed {cfg.seed}, ranking by {cfg.ranking}")
+    print(f"race conditions {cfg.conditions.describe()}")
     for car_no, car_res in enumerate(result.cars):
         label = "" if len(result.cars) == 1 else f"car {car_no + 1} "
         ranked = (f", ranking time {_fmt(car_res.ranking_time_s)} s"
@@ -214,9 +307,21 @@ def _print_result(result: RaceResult) -> None:
                   f"{t.collision_count:>4} {t.penalty_s:>6.1f} {t.completion_pct:>6.1f}"
                   + (f"  P{t.position} from slot {t.grid_slot}" if t.position else "")
                   + (f"  {t.reason}" if t.reason else ""))
+        spread = trial_spread(car_res.trials, cfg.ranking)
+        if spread["finished"] > 1:
+            print(f"  spread over {spread['finished']} finished trials: median "
+                  f"{_fmt(spread['median_s'])} s, σ {_fmt(spread['stdev_s'])} s, range "
+                  f"{_fmt(spread['range_s'])} s")
     if len(result.cars) > 1:
         print("positions: " + ", ".join(f"{n + 1}. car {i + 1}"
                                         for n, i in enumerate(result.positions)))
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
 
 
 def add_parsers(sub: Any) -> None:
@@ -226,7 +331,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--metadata", help="model_metadata.json (else the embedded metadata)")
     p.add_argument("--no-run", action="store_true", help="static checks only")
     p.add_argument("--strict-sandbox", action="store_true",
-                   help="fail when a sandbox layer is missing")
+                   help="fail when a required sandbox layer is missing (as league workers do)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_validate)
 
@@ -235,24 +340,42 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--metadata", help="model_metadata.json for MODEL")
     p.add_argument("--opponent", action="append", default=[], metavar="MODEL",
                    help="an opponent policy (repeat for more); implies head-to-head")
-    p.add_argument("--track", default=DEFAULT_TRACK, help="library track name or .npy/.csv file")
+    p.add_argument("--race", type=int, metavar="ID",
+                   help="evaluate exactly as league race ID does: every setting from --server")
+    p.add_argument("--server", default=os.environ.get("PADDOCK_SERVER"), metavar="URL",
+                   help="the league's address for --race (default: $PADDOCK_SERVER)")
+    p.add_argument("--token", default=os.environ.get("PADDOCK_TOKEN"),
+                   help="an API token, for a race of a private league (default: "
+                        "$PADDOCK_TOKEN)")
+    # The race's own settings: None when not given, so that --race can refuse them.
+    p.add_argument("--track", help=f"library track name or .npy/.csv file ({DEFAULT_TRACK})")
     p.add_argument("--format", choices=FORMATS)
-    p.add_argument("--laps", type=int, default=DEFAULT_LAPS)
-    p.add_argument("--trials", type=int, default=DEFAULT_TRIALS)
-    p.add_argument("--ranking", choices=RANKINGS, default=DEFAULT_RANKING)
-    p.add_argument("--off-track-penalty", type=float, default=DEFAULT_PENALTY_S,
-                   metavar="SECONDS")
-    p.add_argument("--collision-penalty", type=float, default=DEFAULT_PENALTY_S,
-                   metavar="SECONDS")
-    p.add_argument("--time-cap", type=float, default=DEFAULT_TIME_CAP_S, metavar="SECONDS")
+    p.add_argument("--laps", type=int, help=f"default {DEFAULT_LAPS}")
+    p.add_argument("--trials", type=int, help=f"default {DEFAULT_TRIALS}")
+    p.add_argument("--ranking", choices=RANKINGS, help=f"default {DEFAULT_RANKING}")
+    p.add_argument("--off-track-penalty", type=float, metavar="SECONDS",
+                   help=f"default {DEFAULT_PENALTY_S:g}")
+    p.add_argument("--collision-penalty", type=float, metavar="SECONDS",
+                   help=f"default {DEFAULT_PENALTY_S:g}")
+    p.add_argument("--time-cap", type=float, metavar="SECONDS",
+                   help=f"default {DEFAULT_TIME_CAP_S:g}")
     p.add_argument("--min-laps", type=int, help="laps needed to be ranked (default: all)")
-    p.add_argument("--obstacles", type=int, default=0, help="static boxes on the track")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--obstacles", type=int, help="static boxes on the track (default 0)")
+    p.add_argument("--seed", type=int, help="default 0")
+    p.add_argument("--conditions", choices=tuple(PRESETS),
+                   help="what varies between trials: start, grip, latency, steering bias, "
+                        f"sensor noise (default {DEFAULT_PRESET}; none: nothing but a small "
+                        "start jitter)")
+    p.add_argument("--condition", action="append", default=[], metavar="NAME=VALUE",
+                   help="change one bound of --conditions: " + ", ".join(CONDITION_LIMITS))
     p.add_argument("--replay", metavar="OUT", help="write the replay (one file per trial)")
     p.add_argument("--trace-csv", metavar="OUT", help="write a DeepRacer-style trace log")
     p.add_argument("--action-timeout-ms", type=float, help="per-action budget (default 50)")
+    p.add_argument("--wall-clock-limit", type=_seconds, metavar="SECONDS",
+                   help="stop the whole evaluation after this long (default: every load and "
+                        "action at its full budget, times 1.5, plus a minute)")
     p.add_argument("--strict-sandbox", action="store_true",
-                   help="fail when a sandbox layer is missing")
+                   help="fail when a required sandbox layer is missing (as league workers do)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_evaluate)

@@ -13,6 +13,7 @@ import numpy as np
 
 from evaluator import _sim, car, observation
 from evaluator.actions import ActionSpec
+from evaluator.conditions import Conditions, ConditionsError, Preset
 from evaluator.drivers import Driver, PurePursuitDriver
 from evaluator.errors import SimulationError
 from evaluator.params import ParamsBuilder, RewardFunction, call_reward_function
@@ -26,6 +27,7 @@ OFF_TRACK_REWARD = -1.0  # default reward on the step a car leaves the track or 
 DEFAULT_OPPONENT_SPEEDS = (1.6, 2.2)  # built-in opponents' top speeds, m/s
 
 Opponent = Driver | Callable[[np.ndarray], Any]
+ConditionsArg = Conditions | str | dict[str, Any] | None
 ModelMetadata = Mapping[str, Any] | str | os.PathLike[str] | ActionSpec | None
 
 
@@ -55,6 +57,7 @@ class _RacingEnv(gym.Env[np.ndarray, Any]):
         time_cap: float | None,
         random_start: bool | None,
         obstacles: int,
+        conditions: ConditionsArg,
         render_mode: str | None,
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -71,6 +74,10 @@ class _RacingEnv(gym.Env[np.ndarray, Any]):
         self.time_cap = time_cap
         self.random_start = (not self.race) if random_start is None else random_start
         self.num_obstacles = obstacles
+        try:
+            self.conditions = Conditions.parse(conditions)
+        except ConditionsError as err:
+            raise ValueError(str(err)) from err
         self.render_mode = render_mode
         self._off_pen = off_track_penalty
         self._col_pen = collision_penalty
@@ -103,12 +110,21 @@ class _RacingEnv(gym.Env[np.ndarray, Any]):
             self.world = self._make_world(spread_obstacles(self.track, self.num_obstacles,
                                                             self.np_random))
             self._params = ParamsBuilder(self.world)
+        self._draw_conditions()
         self._start()
         self._steps = 0
         self._ended = False
         self._status = "prepare"
         self._reset_opponents()
         return self.world.obs[0].astype(np.float32), self._info(self._params.build(0, 0))
+
+    def _draw_conditions(self) -> None:
+        """This episode's race conditions, drawn from ``np_random`` (with ``none``, nothing is
+        drawn: the episode's other draws are as they were before conditions existed)."""
+        if self.conditions == Conditions.parse(Preset.NONE):
+            return
+        self.world.set_conditions(self.conditions,
+                                  self.conditions.draw(int(self.np_random.integers(0, 2**32))))
 
     def _start(self) -> None:
         self.world.start_grid([0], rng=self.np_random)
@@ -255,8 +271,18 @@ class TimeTrialEnv(_RacingEnv):
     Training (default): anywhere on the track (uniform along the centerline from
     ``np_random``), up to half the half-width off the centerline and +-10 degrees off the
     track direction, at rest. Race semantics (``off_track_penalty`` given) or
-    ``random_start=False``: on the start line, with the small seeded jitter every entrant
-    shares (+-0.05 m across, +-2 degrees).
+    ``random_start=False``: on the start line, with the seeded jitter every entrant shares
+    (by default +-0.05 m across, +-2 degrees; see Race Conditions).
+
+    ## Race Conditions
+    ``conditions`` makes episodes differ the way league trials do (``evaluator.conditions``
+    has the table): ``"none"`` (default: nothing varies but the start jitter above),
+    ``"standard"`` (what new league races use: +-0.15 m and +-6 degrees at the start, sensor
+    noise of sigma 0.02 on the ray readings, grip +-5 %, 0 to 1 control step of actuation
+    latency, steering bias +-1 degree), ``"hard"``, or a dict of bounds (``{"preset":
+    "standard", "grip_pct": 10}``). Each episode draws its own conditions from its seed at
+    ``reset()``: training with ``"standard"`` is domain randomisation, and a policy trained so
+    meets league trials it was prepared for.
 
     ## Episode End
     Terminated when the car has completed ``laps`` laps, or, with training semantics, when
@@ -276,7 +302,8 @@ class TimeTrialEnv(_RacingEnv):
     ``model_metadata`` dict, path to ``model_metadata.json`` or ``ActionSpec``;
     ``reward_function``; ``laps`` (default 1); ``off_track_penalty`` seconds or None for
     training semantics; ``time_cap`` seconds; ``random_start``; ``obstacles`` (number of
-    static boxes placed from the seed); ``render_mode`` (``"rgb_array"``).
+    static boxes placed from the seed); ``conditions`` (see Race Conditions); ``render_mode``
+    (``"rgb_array"``).
 
     ## Version History
     * v0: initial release (simulation version 1, observation version v1).
@@ -293,13 +320,14 @@ class TimeTrialEnv(_RacingEnv):
         time_cap: float | None = None,
         random_start: bool | None = None,
         obstacles: int = 0,
+        conditions: ConditionsArg = None,
         render_mode: str | None = None,
     ) -> None:
         super().__init__(
             track, 1, model_metadata=model_metadata, reward_function=reward_function, laps=laps,
             off_track_penalty=off_track_penalty, collision_penalty=off_track_penalty,
             time_cap=time_cap, random_start=random_start, obstacles=obstacles,
-            render_mode=render_mode,
+            conditions=conditions, render_mode=render_mode,
         )
 
 
@@ -361,6 +389,7 @@ class HeadToHeadEnv(_RacingEnv):
         random_start: bool | None = None,
         start_slot: int | None = None,
         obstacles: int = 0,
+        conditions: ConditionsArg = None,
         render_mode: str | None = None,
     ) -> None:
         if opponents is None:
@@ -377,7 +406,7 @@ class HeadToHeadEnv(_RacingEnv):
             collision_penalty=(collision_penalty if collision_penalty is not None
                                else off_track_penalty),
             time_cap=time_cap, random_start=random_start, obstacles=obstacles,
-            render_mode=render_mode,
+            conditions=conditions, render_mode=render_mode,
         )
 
     def _start(self) -> None:

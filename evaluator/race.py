@@ -10,7 +10,8 @@ standing start; off track (all four wheels out) freezes the car for the off-trac
 the clock runs, then it is put back at the progress it had, facing the track; the car that hits
 another from behind (or an obstacle) is frozen for the collision penalty; the run ends when
 every car has completed its laps or at the time cap. Trial seeds derive from the race seed, so
-every entrant meets the same start jitter and obstacle layout.
+every entrant meets the same start jitter, obstacle layout and race conditions (grip, latency,
+steering bias, sensor noise: :mod:`evaluator.conditions`), and every car of a heat the same.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from evaluator.results import (
     CarResult,
     TrialResult,
     rank_trials,
+    trial_spread,
 )
 from evaluator.sandbox import PolicyProcess, SandboxOptions, available_cores
 from evaluator.telemetry import CarLabel, Telemetry
@@ -80,7 +82,9 @@ class RaceResult:
             "ranking": self.config.ranking, "ranking_time_s": first.ranking_time_s,
             "ranking_laps": first.ranking_laps, "ranked_trial": first.ranked_trial,
             "settings": self.config.to_dict(),
-            "trials": [t.to_dict() for t in first.trials], "error": first.error or None}
+            "trials": [t.to_dict() for t in first.trials],
+            "spread": trial_spread(first.trials, self.config.ranking),
+            "error": first.error or None}
         if h2h:
             out["cars"] = [c.to_dict(head_to_head=True) for c in self.cars]
             out["positions"] = list(self.positions)
@@ -94,7 +98,8 @@ def invalid_result(config: RaceConfig, track: Track, error: str) -> dict[str, An
             "track": track.name, "track_digest": track.digest, "format": config.format,
             "seed": config.seed, "status": INVALID_POLICY, "ranking": config.ranking,
             "ranking_time_s": None, "ranking_laps": 0, "ranked_trial": None,
-            "settings": config.to_dict(), "trials": [], "error": error}
+            "settings": config.to_dict(), "trials": [],
+            "spread": trial_spread([], config.ranking), "error": error}
 
 
 def run_race(config: RaceConfig, policies: Sequence[ValidatedPolicy], *,
@@ -169,6 +174,7 @@ class _Runner:
                       off_track_penalty=self.config.off_track_penalty,
                       collision_penalty=self.config.collision_penalty, laps=self.config.laps,
                       interact=True, obstacles=obstacles)
+        world.set_conditions(self.config.conditions, self.config.conditions.draw(seed))
         return world, rng
 
     def _actions(self, proc: PolicyProcess, outputs: np.ndarray
@@ -228,7 +234,7 @@ class _Runner:
             seed = trial_seed(cfg.seed, t)
             world, rng = self._world(1, seed)
             world.start_grid([0], rng=rng)
-            res = TrialResult(t, seed)
+            res = TrialResult(t, seed, conditions=world.conditions.to_dict())
             tel = Telemetry(self.track, seed, self.labels[:1], self.cap_steps)
             if self.record:
                 tel.capture(world)
@@ -308,7 +314,8 @@ class _Runner:
             world.grid_place(slots.index(slot), slot, rng=rng)
         world.steps = 0
         world.observe()
-        results = [TrialResult(heat, seed, grid_slot=slots[i]) for i in range(n)]
+        results = [TrialResult(heat, seed, grid_slot=slots[i],
+                               conditions=world.conditions.to_dict()) for i in range(n)]
         tel = Telemetry(self.track, seed, self.labels, self.cap_steps)
         if self.record:
             tel.capture(world)

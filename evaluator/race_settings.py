@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+from evaluator.conditions import Conditions, ConditionsError
 from evaluator.errors import PaddockError
 
 
@@ -85,8 +86,16 @@ class RaceConfig:
     min_laps: int | None = None  #: laps a trial needs to be ranked (default: all of them)
     seed: int = 0  #: race seed; trial seeds derive from it
     obstacles: int = 0  #: static boxes on the track (object avoidance)
+    #: what varies between trials (:mod:`evaluator.conditions`); the default, ``none``, is
+    #: also what settings stored before conditions existed ran with
+    conditions: Conditions = Conditions()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.conditions, Conditions):
+            try:
+                object.__setattr__(self, "conditions", Conditions.parse(self.conditions))
+            except ConditionsError as err:
+                raise RaceConfigError(str(err)) from err
         if self.format not in FORMATS:
             raise RaceConfigError(f"format must be one of {', '.join(FORMATS)}, "
                                   f"got {self.format!r}")
@@ -131,7 +140,7 @@ class RaceConfig:
                 "off_track_penalty": self.off_track_penalty,
                 "collision_penalty": self.collision_penalty, "time_cap": self.time_cap,
                 "min_laps": self.required_laps, "seed": self.seed,
-                "obstacles": self.obstacles}
+                "obstacles": self.obstacles, "conditions": self.conditions.to_dict()}
 
 
 def _is_number(v: Any) -> bool:

@@ -4,10 +4,15 @@ A replay holds the track's geometry, the static obstacles of the run and, for ev
 every control step, its pose, speed, steering, lap progress, completed laps, the command it
 applied (steering, speed and the discrete action index) and flag bits. The byte format (gzip of
 a small little-endian layout: preamble, JSON header, columnar integer blocks) is specified in
-``docs/REPLAY.md``; this module is its reference encoder and decoder. It writes format 3 and
-reads formats 1 to 3: a format-1 replay (written before the commands were kept) decodes with
+``docs/REPLAY.md``; this module is its reference encoder and decoder. It writes format 4 and
+reads formats 1 to 4: a format-1 replay (written before the commands were kept) decodes with
 ``None`` in the command columns, and a format-1 or 2 replay (written before the obstacles
 were kept) with ``None`` for the obstacles.
+
+A policy's commands are what a rival would need to copy it, so format 4 keeps them per car:
+the header says of each car whether its command columns are there, and
+:func:`without_commands` gives the copy of a replay a spectator may have (the stored replay
+keeps every car's commands; who sees which is the league's business).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import json
 import math
 import struct
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, TypeVar
 
@@ -32,7 +37,7 @@ from evaluator.telemetry import (
     Telemetry,
 )
 
-FORMAT_VERSION = 3  #: the version written; bump whenever the byte layout or a quantum changes
+FORMAT_VERSION = 4  #: the version written; bump whenever the byte layout or a quantum changes
 MAGIC = b"PDKREPLY"  #: first 8 bytes of the decompressed data
 PREAMBLE = struct.Struct("<8sII")  #: magic, format version, header length in bytes
 HEADER_ALIGN_BYTES = 4  #: the JSON header is space-padded so the blocks start 4-byte aligned
@@ -81,6 +86,7 @@ COLUMNS_BY_FORMAT: dict[int, tuple[_Column, ...]] = {
     1: (*_STATE_COLUMNS, _FLAGS_COLUMN),
     2: CAR_COLUMNS,
     3: CAR_COLUMNS,
+    4: CAR_COLUMNS,  # the command columns only of the cars whose header says ``commands``
 }
 #: The track geometry blocks, in order: centerline, left border, right border (x then y).
 TRACK_BLOCKS: tuple[str, ...] = ("centerline", "left_border", "right_border")
@@ -92,7 +98,11 @@ OBSTACLE_COLUMNS: tuple[_Column, ...] = (
     _Column("y", "<i4", POSITION_QUANTUM_M, False),
     _Column("radius", "<i4", POSITION_QUANTUM_M, False),
 )
+COMMANDS_SINCE = 2  #: the first format version that keeps the commands
 OBSTACLES_SINCE = 3  #: the first format version that keeps the obstacles
+#: The first format version whose header says per car whether its command columns are there
+#: (and whose ``obstacles`` may be null: a replay rewritten from format 1 or 2).
+COMMANDS_PER_CAR_SINCE = 4
 
 #: Incident kinds and the flag bit that marks each (see :func:`incidents`).
 INCIDENT_FLAGS: tuple[tuple[str, int], ...] = (
@@ -135,14 +145,15 @@ class ReplayCar:
     flags: np.ndarray  #: ``FLAG_*`` bits of :mod:`evaluator.telemetry`, uint8
     #: The command applied in the step that led to each frame (kept while frozen or parked):
     #: steering radians, speed m/s, and the discrete action index (int16, -1 continuous).
-    #: ``None`` in a format-1 replay, which did not keep them.
+    #: ``None`` in a format-1 replay, which did not keep them, and for a car whose commands
+    #: were withheld (:func:`without_commands`): all three or none.
     command_steering: np.ndarray | None = None
     command_speed: np.ndarray | None = None
     action: np.ndarray | None = None
 
     @property
     def has_commands(self) -> bool:
-        """Whether the replay kept this car's commands (format 2 on)."""
+        """Whether the replay kept this car's commands (format 2 on, unless withheld)."""
         return all(getattr(self, c.name) is not None for c in COMMAND_COLUMNS)
 
 
@@ -163,7 +174,8 @@ class Replay:
     meta: dict[str, Any] = field(default_factory=dict)  #: free-form, JSON-serialisable
     #: The run's static boxes as the simulator models them, (K, 3) float64: centre x, y and
     #: the radius of the disc that cars touch and sensors see, metres (a viewer draws a box
-    #: of side 2 x radius). ``None`` in a format-1 or 2 replay, which did not keep them.
+    #: of side 2 x radius). ``None`` in a format-1 or 2 replay, which did not keep them (and
+    #: in a format-4 replay rewritten from one).
     obstacles: np.ndarray | None = field(default_factory=no_obstacles)
     paddock_version: str = version.PADDOCK_VERSION
     sim_version: str = version.SIM_VERSION
@@ -341,6 +353,28 @@ def _columns(fmt: int) -> tuple[_Column, ...]:
                           f"(this reader reads versions {readable})") from None
 
 
+# ---------------------------------------------------------------------------------- withholding
+def without_commands(replay: Replay, keep: Collection[int] = ()) -> Replay:
+    """The replay with the commands of every car not in ``keep`` (car indices) withheld.
+
+    The cars left out keep their states (pose, speed, steering, progress, laps, flags) and
+    lose the three command columns, which a spectator could otherwise turn into the policy's
+    trace log. The result is a current-format replay whatever format ``replay`` was read
+    from (a format-1 or 2 replay keeps ``None`` obstacles), so :func:`encode` writes it; the
+    columns are shared with ``replay``, not copied.
+    """
+    kept = set(keep)
+    cars = [c if i in kept else replace(c, command_steering=None, command_speed=None,
+                                        action=None)
+            for i, c in enumerate(replay.cars)]
+    return replace(replay, cars=cars, format_version=FORMAT_VERSION)
+
+
+def commands_of(replay: Replay) -> frozenset[int]:
+    """The indices of the cars whose commands ``replay`` holds."""
+    return frozenset(i for i, c in enumerate(replay.cars) if c.has_commands)
+
+
 # ---------------------------------------------------------------------------------- encoding
 def _meta_json(meta: Mapping[str, Any]) -> str:
     try:
@@ -363,14 +397,21 @@ def _check_shapes(replay: Replay) -> None:
     for k in TRACK_BLOCKS:
         if np.shape(getattr(replay.track, k)) != (n, 2):
             raise ReplayError(f"track {k} must have shape ({n}, 2)")
-    if replay.format_version >= OBSTACLES_SINCE:
+    fmt = replay.format_version
+    if OBSTACLES_SINCE <= fmt < COMMANDS_PER_CAR_SINCE or replay.obstacles is not None:
         _kept_obstacles(replay)
     for i, c in enumerate(replay.cars):
-        for col in _columns(replay.format_version):
+        # From format 4 a car keeps its three command columns or none of them.
+        optional = fmt >= COMMANDS_PER_CAR_SINCE and all(
+            getattr(c, col.name) is None for col in COMMAND_COLUMNS)
+        for col in _columns(fmt):
             values = getattr(c, col.name)
+            if values is None and optional and col in COMMAND_COLUMNS:
+                continue
             if values is None:
-                raise ReplayError(f"car {i} has no {col.name} (format "
-                                  f"{replay.format_version} keeps it)")
+                keeps = ("a car's three command columns or none" if col in COMMAND_COLUMNS
+                         and fmt >= COMMANDS_PER_CAR_SINCE else "it")
+                raise ReplayError(f"car {i} has no {col.name} (format {fmt} keeps {keeps})")
             if np.shape(values) != (frames,):
                 raise ReplayError(f"car {i} {col.name} must have shape ({frames},)")
 
@@ -387,7 +428,7 @@ def _kept_obstacles(replay: Replay) -> np.ndarray:
     return obstacles
 
 
-def _header(replay: Replay, obstacles: np.ndarray) -> dict[str, Any]:
+def _header(replay: Replay, obstacles: np.ndarray | None) -> dict[str, Any]:
     t = replay.track
     return {
         "format": replay.format_version,
@@ -398,9 +439,9 @@ def _header(replay: Replay, obstacles: np.ndarray) -> dict[str, Any]:
         "frames": replay.frames,
         "track": {"name": t.name, "title": t.title, "digest": t.digest, "length_m": t.length,
                   "points": int(t.centerline.shape[0])},
-        "obstacles": int(obstacles.shape[0]),
-        "cars": [{"name": c.name, "policy_sha256": c.policy_sha256, "color": c.color}
-                 for c in replay.cars],
+        "obstacles": None if obstacles is None else int(obstacles.shape[0]),
+        "cars": [{"name": c.name, "policy_sha256": c.policy_sha256, "color": c.color,
+                  "commands": c.has_commands} for c in replay.cars],
         "meta": json.loads(_meta_json(replay.meta)),
     }
 
@@ -411,7 +452,8 @@ def encode(replay: Replay) -> bytes:
     if replay.format_version != FORMAT_VERSION:
         raise ReplayError(f"this writer writes format {FORMAT_VERSION}, "
                           f"not {replay.format_version}")
-    obstacles = _kept_obstacles(replay)
+    # Null for a replay rewritten from format 1 or 2: the run's boxes were never kept.
+    obstacles = None if replay.obstacles is None else _kept_obstacles(replay)
     try:
         head = json.dumps(_header(replay, obstacles), allow_nan=False, ensure_ascii=False,
                           separators=(",", ":")).encode("utf-8")
@@ -425,10 +467,13 @@ def encode(replay: Replay) -> bytes:
             ints = _to_ints(pts[:, axis], _TRACK_COLUMN, f"track {k}")
             parts.append(_pack(ints, _TRACK_COLUMN))
     for j, col in enumerate(OBSTACLE_COLUMNS):
-        parts.append(_pack(_to_ints(obstacles[:, j], col, f"obstacle {col.name}"), col))
+        if obstacles is not None:
+            parts.append(_pack(_to_ints(obstacles[:, j], col, f"obstacle {col.name}"), col))
     for col in CAR_COLUMNS:
         for i, c in enumerate(replay.cars):
-            parts.append(_pack(_to_ints(getattr(c, col.name), col, f"car {i} {col.name}"), col))
+            values = getattr(c, col.name)
+            if values is not None:  # a car without commands has no command blocks
+                parts.append(_pack(_to_ints(values, col, f"car {i} {col.name}"), col))
     raw = b"".join(parts)
     return _gzip(raw)
 
@@ -507,13 +552,16 @@ def decode(data: bytes) -> Replay:
     if frames < 1 or points < 1 or not car_dicts:
         raise ReplayError(f"replay header: {frames} frames, {points} track points and "
                           f"{len(car_dicts)} cars; each must be at least 1")
-    kept = fmt >= OBSTACLES_SINCE
+    cars = [_car_head(cd, i, fmt) for i, cd in enumerate(car_dicts)]
+    kept = fmt >= OBSTACLES_SINCE and not (fmt >= COMMANDS_PER_CAR_SINCE
+                                           and head.get("obstacles", 0) is None)
     count = _get(head, "obstacles", int, "header") if kept else 0
     if count < 0:
         raise ReplayError(f"replay header: {count} obstacles, must be at least 0")
     track_bytes = len(TRACK_BLOCKS) * 2 * points * np.dtype(_TRACK_COLUMN.dtype).itemsize
     obstacle_bytes = sum(np.dtype(c.dtype).itemsize for c in OBSTACLE_COLUMNS) * count
-    car_bytes = sum(np.dtype(c.dtype).itemsize for c in car_columns) * frames * len(car_dicts)
+    car_bytes = sum(np.dtype(col.dtype).itemsize * frames
+                    for col in car_columns for car in cars if _stored(car, col))
     body = len(raw) - start
     announced = track_bytes + obstacle_bytes + car_bytes
     if body != announced:
@@ -530,19 +578,11 @@ def decode(data: bytes) -> Replay:
         geometry[k] = np.stack(axes, axis=1)
     obstacles = _read_obstacles(raw, offset, count) if kept else None
     offset += obstacle_bytes
-    columns: list[dict[str, np.ndarray]] = [{} for _ in car_dicts]
     for col in car_columns:
-        for i in range(len(car_dicts)):
-            columns[i][col.name] = _from_ints(_unpack(raw, offset, frames, col), col)
-            offset += frames * np.dtype(col.dtype).itemsize
-    cars = []
-    for i, cd in enumerate(car_dicts):
-        if not isinstance(cd, dict):
-            raise ReplayError(f"replay header: car {i} must be a JSON object")
-        where = f"cars[{i}]"
-        cars.append(ReplayCar(name=_get(cd, "name", str, where),
-                              policy_sha256=_get(cd, "policy_sha256", str, where),
-                              color=_get(cd, "color", int, where), **columns[i]))
+        for car in cars:
+            if _stored(car, col):
+                setattr(car, col.name, _from_ints(_unpack(raw, offset, frames, col), col))
+                offset += frames * np.dtype(col.dtype).itemsize
     track = ReplayTrack(name=_get(tdict, "name", str, "track"),
                         title=_get(tdict, "title", str, "track"),
                         digest=_get(tdict, "digest", str, "track"),
@@ -555,6 +595,33 @@ def decode(data: bytes) -> Replay:
                   paddock_version=_get(head, "paddock_version", str, "header"),
                   sim_version=_get(head, "sim_version", str, "header"),
                   format_version=fmt, obstacles=obstacles)
+
+
+_EMPTY = np.zeros(0)
+
+
+def _car_head(cd: Any, i: int, fmt: int) -> ReplayCar:
+    """Car ``i`` as its header entry describes it, its columns not read yet: empty arrays
+    for the columns stored, ``None`` for the command columns a format-1 replay or the car's
+    ``"commands": false`` leaves out."""
+    if not isinstance(cd, dict):
+        raise ReplayError(f"replay header: car {i} must be a JSON object")
+    where = f"cars[{i}]"
+    if fmt >= COMMANDS_PER_CAR_SINCE:
+        commands = _get(cd, "commands", bool, where)
+    else:
+        commands = fmt >= COMMANDS_SINCE
+    stored = _EMPTY if commands else None
+    return ReplayCar(name=_get(cd, "name", str, where),
+                     policy_sha256=_get(cd, "policy_sha256", str, where),
+                     color=_get(cd, "color", int, where),
+                     **{col.name: _EMPTY for col in _STATE_COLUMNS}, flags=_EMPTY,
+                     command_steering=stored, command_speed=stored, action=stored)
+
+
+def _stored(car: ReplayCar, col: _Column) -> bool:
+    """Whether ``car`` has a block of column ``col`` (see :func:`_car_head`)."""
+    return getattr(car, col.name) is not None
 
 
 def _read_obstacles(raw: bytes, offset: int, count: int) -> np.ndarray:

@@ -8,10 +8,17 @@ racer can compare the league's result with the one computed at home field by fie
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
 from evaluator.race_settings import Ranking
+
+#: The key of a trial's JSON (and the property of :class:`TrialResult`) that each ranking
+#: method ranks by.
+RANKING_TIME_KEY: dict[str, str] = {Ranking.TOTAL: "total_time_s",
+                                    Ranking.BEST_LAP: "best_lap_s",
+                                    Ranking.AVERAGE_LAP: "average_lap_s"}
 
 # Statuses of a trial, a car and a whole evaluation.
 FINISHED = "finished"  # completed its laps (a trial) / was ranked (an evaluation)
@@ -37,6 +44,8 @@ class TrialResult:
     elapsed_s: float = 0.0  #: simulated seconds the car was racing
     grid_slot: int | None = None  #: head-to-head: 0 is pole
     position: int | None = None  #: head-to-head: finishing position in the heat, 1 first
+    #: the race conditions drawn for this trial (``TrialConditions.to_dict``)
+    conditions: dict[str, Any] | None = None
 
     @property
     def total_time_s(self) -> float | None:
@@ -56,10 +65,8 @@ class TrialResult:
 
     def ranking_value(self, ranking: str) -> float | None:
         """The time this trial is ranked by under ``ranking``."""
-        values: dict[str, float | None] = {
-            Ranking.TOTAL: self.total_time_s, Ranking.BEST_LAP: self.best_lap_s,
-            Ranking.AVERAGE_LAP: self.average_lap_s}
-        return values[ranking]
+        value: float | None = getattr(self, RANKING_TIME_KEY[ranking])
+        return value
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the ``trials`` items of ``paddock evaluate --json``)."""
@@ -75,7 +82,27 @@ class TrialResult:
         if self.grid_slot is not None:
             out["grid_slot"] = self.grid_slot
             out["position"] = self.position
+        if self.conditions is not None:
+            out["conditions"] = dict(self.conditions)
         return out
+
+
+def trial_spread(trials: list[TrialResult], ranking: str) -> dict[str, Any]:
+    """:func:`time_spread` of the finished trials' times under ``ranking``."""
+    return time_spread([v for t in trials if t.status == FINISHED
+                        and (v := t.ranking_value(ranking)) is not None])
+
+
+def time_spread(times: list[float]) -> dict[str, Any]:
+    """How much trial times differ: their count, median, sample standard deviation (0 for
+    one trial) and range, in seconds; None figures without a time. A policy that drives the
+    same whatever the race conditions has a small one."""
+    times = sorted(times)
+    if not times:
+        return {"finished": 0, "median_s": None, "stdev_s": None, "range_s": None}
+    return {"finished": len(times), "median_s": round(statistics.median(times), 6),
+            "stdev_s": round(statistics.stdev(times), 6) if len(times) > 1 else 0.0,
+            "range_s": round(times[-1] - times[0], 6)}
 
 
 def rank_trials(trials: list[TrialResult], ranking: str, required_laps: int

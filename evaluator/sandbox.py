@@ -10,16 +10,25 @@ first:
   read-only view of only the directories Python and onnxruntime are loaded from;
 * inside the child, before the model is read: resource limits (address space, CPU seconds,
   open files, file size 0, no core dumps), dropping root to ``nobody``, ``no_new_privs``,
-  Landlock with no file-system or TCP rights, and a seccomp filter (see ``_policy_child``);
-* deadlines enforced here: one to load the model, one per action.
+  Landlock with no file-system or TCP rights, and a seccomp allow-list (see ``_policy_child``);
+* deadlines enforced here, on every read and write of the pipes: one to load the model, one
+  per action. A whole evaluation has a wall-clock limit too (:func:`evaluation_limit_s`),
+  checked by whoever runs the race (:class:`WallClock`).
 
 Any overrun, crash or malformed answer raises :class:`PolicyFailed` with the reason, after the
-whole process group was killed. :attr:`PolicyProcess.layers` reports which layers took effect;
-``SandboxOptions(strict=True)`` turns a missing layer into :class:`SandboxUnavailable`.
+whole process group was killed.
+
+:attr:`PolicyProcess.layers` is this process's own observation: the limits, user,
+``no_new_privs``, seccomp mode and namespaces are read from ``/proc`` once the child reports
+that it has locked itself down. Only Landlock cannot be seen from outside; it is taken from
+that report, which the child writes before it reads a byte of the model (nothing the child
+says after the model is loaded is believed). ``SandboxOptions(strict=True)`` turns a missing
+required layer (:func:`missing_required`) into :class:`SandboxUnavailable`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import select
@@ -38,8 +47,10 @@ from typing import Any
 
 import numpy as np
 
+from evaluator.car import CONTROL_HZ
 from evaluator.errors import PolicyFailed, SandboxUnavailable
 from evaluator.observation import OBS_DIM
+from evaluator.race_settings import RaceConfig
 from evaluator.validate import ValidatedPolicy
 
 CHILD_SCRIPT = Path(__file__).with_name("_policy_child.py")
@@ -50,8 +61,30 @@ ACTING = "choosing an action"
 STDERR_TAIL_BYTES = 4096  # how much of a dead child's stderr is read for the reason
 MAX_ERROR_BYTES = 1000  # longest inference error message read from the child
 LAYERS = ("clean_env", "namespaces", "rlimits", "user", "no_new_privs", "landlock", "seccomp")
+#: layers a strict sandbox cannot do without; besides them it needs one of CONTAINMENT
+REQUIRED_LAYERS = ("clean_env", "rlimits", "user", "no_new_privs", "seccomp")
+CONTAINMENT = ("landlock", "namespaces")  # keeps the child off files and other processes
+CONTAINMENT_NAME = "landlock or namespaces"
+#: what to install (or switch on) for each missing requirement, said by strict refusals
+INSTALL_HINTS = {
+    "seccomp": "install libseccomp, apt-get install libseccomp2",
+    CONTAINMENT_NAME: "install bubblewrap, apt-get install bubblewrap, or run a kernel with "
+                      "Landlock enabled (Linux 5.13 or later, 'landlock' in its lsm= list)",
+    "no_new_privs": "run on Linux 3.5 or later",
+    "rlimits": "allow the worker to set resource limits",
+    "user": "run the worker as an unprivileged user, or as root so the child becomes nobody",
+    "clean_env": "",
+}
 STRICT_ENV = "PADDOCK_SANDBOX_STRICT"  # "1": a missing layer is an error (read by from_env)
 BWRAP_ENV = "PADDOCK_SANDBOX_BWRAP"  # "0": do not use bubblewrap even when installed
+WRITING = "sending observations"
+NOBODY = 65534  # the uid the child becomes when the worker runs as root
+EXIT_SIGNAL_BASE = 128  # bubblewrap exits 128 + n when the policy died of signal n
+# The default wall-clock limit of an evaluation (evaluation_limit_s) is every load and every
+# action at its full budget, times this, plus a minute: a race of policies that keep their
+# deadlines never reaches it.
+WALL_CLOCK_MARGIN = 1.5
+WALL_CLOCK_SLACK_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -64,9 +97,12 @@ class SandboxOptions:
     cpu_seconds: int = 600  #: CPU-time limit of the child over its whole life
     open_files: int = 32  #: open file descriptors the child may hold
     use_bwrap: bool = True  #: use bubblewrap namespaces when it is installed and works
-    strict: bool = False  #: refuse to run when any layer is missing
+    strict: bool = False  #: refuse to run when a required layer is missing
     spin_s: float = 0.0002  #: how long the parent busy-waits for an answer before sleeping
     child_spin_s: float = 0.0005  #: how long the child busy-waits for a request (0: sleep)
+    #: wall-clock limit of one whole evaluation, seconds; 0: derived from the race
+    #: (:func:`evaluation_limit_s`)
+    evaluation_timeout_s: float = 0.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> SandboxOptions:
@@ -135,6 +171,82 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
+def missing_required(layers: dict[str, Any]) -> list[str]:
+    """The requirements of a strict sandbox that ``layers`` lack: each of
+    :data:`REQUIRED_LAYERS`, and ``"landlock or namespaces"`` when neither took effect."""
+    missing = [name for name in REQUIRED_LAYERS if not layers.get(name)]
+    if not any(layers.get(name) for name in CONTAINMENT):
+        missing.append(CONTAINMENT_NAME)
+    return missing
+
+
+def describe_missing(missing: list[str]) -> str:
+    """The missing requirements with what to install for each, in one line."""
+    return "; ".join(f"{name}: {INSTALL_HINTS[name]}" if INSTALL_HINTS.get(name) else name
+                     for name in missing)
+
+
+def probe_layers(options: SandboxOptions | None = None) -> dict[str, Any]:
+    """The layers a policy process gets on this machine: a shipped bot is started (never
+    strictly) and observed, as a worker checks before it takes any job."""
+    from importlib import resources  # noqa: PLC0415 - only the probe needs the bot
+
+    from evaluator.validate import validate_policy  # noqa: PLC0415
+
+    data = resources.files("evaluator").joinpath("bots", "rookie.onnx").read_bytes()
+    opts = dataclasses.replace(options or SandboxOptions(), strict=False)
+    with PolicyProcess(validate_policy(data), opts) as proc:
+        return dict(proc.layers)
+
+
+def evaluation_limit_s(config: RaceConfig, cars: int, options: SandboxOptions) -> float:
+    """The wall-clock limit of one evaluation: ``options.evaluation_timeout_s`` when set,
+    else every policy loading and every action taking its full budget, with a margin.
+
+    The race engine runs every trial or heat to its time cap at most. A time trial's step
+    sends the observations of all its trials in one message, with one action's budget per
+    trial; a head-to-head step asks every car at once, so it lasts one action's budget.
+    """
+    if options.evaluation_timeout_s > 0:
+        return options.evaluation_timeout_s
+    cap_steps = int(round(config.time_cap * CONTROL_HZ))
+    heats = config.trials * (cars if config.head_to_head else 1)
+    budget = cars * options.load_timeout_s + heats * cap_steps * options.action_timeout_s
+    return WALL_CLOCK_MARGIN * budget + WALL_CLOCK_SLACK_S
+
+
+class EvaluationTimedOut(Exception):
+    """Raised when an evaluation runs past its wall-clock limit.
+
+    Not a :class:`~evaluator.errors.PaddockError` on purpose: it is the verdict of whoever
+    runs the race on the whole evaluation, not a property of a policy or a setting, and each
+    caller records it in its own way (the league as a ``timeout`` failure).
+    """
+
+    def __init__(self, limit_s: float) -> None:
+        shown = f"{limit_s:g}" if limit_s < 100 else f"{limit_s:.0f}"
+        super().__init__(f"the evaluation ran past its wall-clock limit of {shown} s")
+        self.limit_s = limit_s
+
+
+class WallClock:
+    """The wall-clock limit of one evaluation, started now."""
+
+    def __init__(self, limit_s: float) -> None:
+        self.limit_s = limit_s
+        self.deadline = time.monotonic() + limit_s
+
+    @property
+    def expired(self) -> bool:
+        """Whether the limit has passed."""
+        return time.monotonic() > self.deadline
+
+    def check(self) -> None:
+        """Raise :class:`EvaluationTimedOut` once the limit has passed."""
+        if self.expired:
+            raise EvaluationTimedOut(self.limit_s)
+
+
 def _clean_env(home: str) -> dict[str, str]:
     return {"HOME": home, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8",
             "ORT_DISABLE_TELEMETRY": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -158,6 +270,7 @@ class PolicyProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._home = tempfile.mkdtemp(prefix="paddock-policy-")
         self._poll = select.poll()
+        self._wpoll = select.poll()
         self._pending = 0
         self._deadline = 0.0
         self._ready = False
@@ -186,7 +299,9 @@ class PolicyProcess:
         self._wfd = self._proc.stdin.fileno()
         self._rfd = self._proc.stdout.fileno()
         os.set_blocking(self._rfd, False)
+        os.set_blocking(self._wfd, False)
         self._poll.register(self._rfd, select.POLLIN)
+        self._wpoll.register(self._wfd, select.POLLOUT)
         p = self.policy
         cfg = {"memory_bytes": opts.memory_bytes, "cpu_seconds": opts.cpu_seconds,
                "open_files": opts.open_files, "input_name": p.input_name,
@@ -194,41 +309,86 @@ class PolicyProcess:
                "output_size": p.output_size, "output_shape": list(p.output_shape),
                "obs_dim": OBS_DIM, "spin_s": opts.child_spin_s}
         blob = json.dumps(cfg).encode()
-        self._send(struct.pack("<I", len(blob)) + blob + struct.pack("<I", len(p.data)) + p.data)
+        frames = struct.pack("<I", len(blob)) + blob + struct.pack("<I", len(p.data)) + p.data
+        self._send(frames, self._started + opts.load_timeout_s, LOADING)
 
     def wait_ready(self) -> None:
-        """Wait for the child's greeting: the model is loaded and the layers are known."""
+        """Wait for the child's report (its lockdown, which is then observed from here) and
+        its greeting (the model is loaded)."""
         if self._ready:
             return
         opts = self.options
         deadline = self._started + opts.load_timeout_s
-        try:
-            (n,) = struct.unpack("<I", self._recv(4, deadline, LOADING))
-            if n > MAX_HELLO_BYTES:
-                raise PolicyFailed("the policy process sent a malformed greeting")
-            hello = json.loads(self._recv(n, deadline, LOADING))
-        except (OSError, ValueError, RecursionError) as err:
-            self._kill()
-            raise PolicyFailed(f"the policy process failed to start: {err}") from err
-        if not isinstance(hello, dict) or not isinstance(hello.get("layers", {}), dict):
-            self._kill()  # the child is untrusted once it has read the model
-            raise PolicyFailed("the policy process sent a malformed greeting")
+        report = self._frame(deadline)
+        self.layers = self._observe(report.get("layers"))
+        hello = self._frame(deadline)
         self.load_time_s = time.monotonic() - self._started
-        self.layers = {"clean_env": True, "namespaces": self._namespaces,
-                       **hello.get("layers", {})}
         self.onnxruntime_version = str(hello.get("onnxruntime", ""))
         if "error" in hello:
             self._kill()
             raise PolicyFailed(f"the model failed to load: {_one_line(str(hello['error']))}")
-        missing = self.missing_layers()
+        missing = missing_required(self.layers)
         if missing and opts.strict:
             self._kill()
-            raise SandboxUnavailable("sandbox layers missing: " + ", ".join(missing)
-                                     + f" (unset {STRICT_ENV} to run without them)")
+            raise SandboxUnavailable("sandbox layers missing: " + describe_missing(missing)
+                                     + f" (set {STRICT_ENV}=0 to run without them)")
         self._ready = True
 
+    def _frame(self, deadline: float) -> dict[str, Any]:
+        """One JSON object from the child (the report or the greeting)."""
+        try:
+            (n,) = struct.unpack("<I", self._recv(4, deadline, LOADING))
+            if n > MAX_HELLO_BYTES:
+                raise PolicyFailed("the policy process sent a malformed greeting")
+            doc = json.loads(self._recv(n, deadline, LOADING))
+        except (OSError, ValueError, RecursionError) as err:
+            self._kill()
+            raise PolicyFailed(f"the policy process failed to start: {err}") from err
+        if not isinstance(doc, dict) or not isinstance(doc.get("layers", {}), dict):
+            self._kill()
+            raise PolicyFailed("the policy process sent a malformed greeting")
+        return doc
+
+    def _observe(self, reported: dict[str, Any] | None) -> dict[str, Any]:
+        """The layers as seen from here, in ``/proc``, once the child has locked itself down.
+
+        The child's own report counts for Landlock alone, which leaves no trace outside; it
+        was written before the model was read, and only with ``no_new_privs`` (which Landlock
+        needs) seen here.
+        """
+        assert self._proc is not None
+        layers: dict[str, Any] = {"clean_env": True, "namespaces": False, "rlimits": False,
+                                  "user": False, "no_new_privs": False, "landlock": False,
+                                  "seccomp": False}
+        try:
+            pid = _innermost(self._proc.pid)
+            status = _proc_status(pid)
+        except (OSError, ValueError):
+            return layers  # nothing can be seen: nothing is believed
+        layers["rlimits"] = self._limits_hold(pid)
+        layers["namespaces"] = self._namespaces and _in_namespaces(pid, status)
+        layers["user"] = _user(status)
+        layers["no_new_privs"] = status.get("NoNewPrivs") == "1"
+        layers["seccomp"] = status.get("Seccomp") == "2"  # a filter is installed
+        landlock = (reported or {}).get("landlock")
+        if layers["no_new_privs"] and type(landlock) is int and landlock >= 1:
+            layers["landlock"] = landlock  # the Landlock ABI version
+        return layers
+
+    def _limits_hold(self, pid: int) -> bool:
+        """Whether the child's hard resource limits are at most what was asked."""
+        opts = self.options
+        want = {"Max address space": opts.memory_bytes, "Max cpu time": opts.cpu_seconds + 1,
+                "Max file size": 0, "Max core file size": 0, "Max open files": opts.open_files}
+        try:
+            hard = _proc_limits(pid)
+        except (OSError, ValueError):
+            return False
+        return all(name in hard and hard[name] <= most for name, most in want.items())
+
     def missing_layers(self) -> list[str]:
-        """Names of the layers that did not take effect."""
+        """Names of the layers that did not take effect (some may be optional: see
+        :func:`missing_required`)."""
         return [name for name in LAYERS if not self.layers.get(name)]
 
     def close(self) -> None:
@@ -281,7 +441,7 @@ class PolicyProcess:
         data = np.ascontiguousarray(obs, dtype=np.float32)
         self._deadline = time.monotonic() + self.options.action_timeout_s * k
         self._pending = k
-        self._send(struct.pack("<I", k) + data.tobytes())
+        self._send(struct.pack("<I", k) + data.tobytes(), self._deadline, WRITING)
 
     def receive(self) -> np.ndarray:
         """Receive the outputs for the last :meth:`send`, checked for count and finiteness."""
@@ -314,13 +474,26 @@ class PolicyProcess:
         self.actions += k
         return out
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, data: bytes, deadline: float, doing: str) -> None:
+        """Write all of ``data`` by ``deadline``: a child that stops reading is timed out."""
+        view = memoryview(data)
         try:
-            view = memoryview(data)
             while view:
-                view = view[os.write(self._wfd, view):]
+                try:
+                    view = view[os.write(self._wfd, view):]
+                except BlockingIOError:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self._wpoll.poll(left * 1000.0):
+                        self._kill()
+                        raise PolicyFailed(f"timed out {doing}: the policy process stopped "
+                                           f"reading (budget {self._budget_ms(doing):.0f} "
+                                           "ms)") from None
         except BrokenPipeError as err:
-            raise PolicyFailed(self._death("receiving data")) from err
+            raise PolicyFailed(self._death(doing)) from err
+
+    def _budget_ms(self, doing: str) -> float:
+        opts = self.options
+        return 1000.0 * (opts.load_timeout_s if doing == LOADING else opts.action_timeout_s)
 
     def _recv(self, n: int, deadline: float, doing: str, at_least: int | None = None) -> bytes:
         """Read up to ``n`` bytes, returning once ``at_least`` (default all ``n``) arrived."""
@@ -337,10 +510,8 @@ class PolicyProcess:
                 left = deadline - now
                 if left <= 0 or not self._poll.poll(left * 1000.0):
                     self._kill()
-                    budget = (self.options.load_timeout_s if doing == LOADING
-                              else self.options.action_timeout_s)
                     raise PolicyFailed(f"timed out {doing} "
-                                       f"(budget {budget * 1000:.0f} ms)") from None
+                                       f"(budget {self._budget_ms(doing):.0f} ms)") from None
                 continue
             if not chunk:
                 raise PolicyFailed(self._death(doing))
@@ -354,13 +525,17 @@ class PolicyProcess:
         except subprocess.TimeoutExpired:
             code = None
         self._kill()
+        if code is not None and self._namespaces and code > EXIT_SIGNAL_BASE:
+            code = EXIT_SIGNAL_BASE - code  # bubblewrap passes a signal death on as a status
         if code is not None and code < 0:
             try:
                 name = signal.Signals(-code).name
             except ValueError:  # a real-time signal has no name
                 name = f"signal {-code}"
             why = {"SIGXCPU": "its CPU-time limit", "SIGKILL": "a kill",
-                   "SIGSEGV": "a crash", "SIGSYS": "a forbidden system call"}.get(name, name)
+                   "SIGSEGV": "a crash",
+                   "SIGSYS": "a system call outside the sandbox's allow-list; the kernel "
+                             "log names it"}.get(name, name)
             return f"the policy process died while {doing} ({name}: {why})"
         return f"the policy process exited while {doing} (exit status {code}){self._last_words()}"
 
@@ -386,3 +561,46 @@ def _one_line(text: str) -> str:
     """Text from the child (error messages quote racer-chosen names) made one printable line."""
     return "".join(ch if ch.isprintable() else " " if ch.isspace() else "?"
                    for ch in text.strip())
+
+
+def _innermost(pid: int) -> int:
+    """The deepest descendant of ``pid`` (the policy's Python under bubblewrap), or ``pid``."""
+    for _ in range(8):  # bubblewrap puts at most two processes in between
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        if not children:
+            return pid
+        pid = int(children[0])
+    return pid
+
+
+def _proc_status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {k: v.strip() for k, _, v in (ln.partition(":") for ln in lines)}
+
+
+def _proc_limits(pid: int) -> dict[str, float]:
+    """Hard limits by name (``Max open files``); ``unlimited`` is infinity."""
+    out: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines()[1:]:
+        name, values = line[:26].strip(), line[26:].split()
+        if len(values) >= 2:
+            out[name] = float("inf") if values[1] == "unlimited" else float(values[1])
+    return out
+
+
+def _in_namespaces(pid: int, status: dict[str, str]) -> bool:
+    """Whether ``pid`` is in a PID namespace and a network namespace of its own."""
+    if len(status.get("NSpid", "").split()) < 2:
+        return False
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    except OSError:  # not ours to look at: a nested PID namespace is what is seen
+        return True
+
+
+def _user(status: dict[str, str]) -> str | bool:
+    """``nobody`` or ``unprivileged`` when no uid of the child is root, else False."""
+    uids = [int(u) for u in status.get("Uid", "0").split()]
+    if not uids or 0 in uids:
+        return False
+    return "nobody" if set(uids) == {NOBODY} else "unprivileged"

@@ -6,6 +6,7 @@ drive, so a racer's training runs on exactly the physics and rules the league ra
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,14 +14,16 @@ import numpy as np
 
 from evaluator import _sim, car, observation
 from evaluator._detmath import DEG_PER_RAD, RAD_PER_DEG, sincos
+from evaluator.conditions import Conditions, TrialConditions
 from evaluator.errors import SimulationError
 from evaluator.race_settings import DEFAULT_PENALTY_S
 from evaluator.track import SEARCH_RADIUS_M, Track
 
 GRID_GAP_M = 0.6  # distance between grid slots along the track
 GRID_OFFSET_M = 0.22  # grid slots alternate this far left and right of the centerline
-START_OFFSET_JITTER_M = 0.05  # race starts: seeded lateral jitter, either side
-START_HEADING_JITTER_DEG = 2.0  # race starts: seeded heading jitter, either side
+START_OFFSET_JITTER_M = Conditions().start_offset_m  # race starts: seeded lateral jitter
+START_HEADING_JITTER_DEG = Conditions().start_heading_deg  # ... and heading jitter, either side
+RAY_SLICE = slice(observation.I_TRACK_RAYS, observation.I_SPEED)  # the readings noise touches
 TRAIN_OFFSET_JITTER = 0.5  # training starts: lateral jitter as a share of the half width
 TRAIN_HEADING_JITTER_DEG = 10.0  # training starts: heading jitter, either side
 OBSTACLE_OFFSET_M = 0.25  # obstacles sit this far left or right of the centerline
@@ -101,7 +104,8 @@ class World:
     ``race`` gives each car race semantics (off track: freeze for the penalty, then back on
     the centerline) or training semantics (off track is only reported). ``laps`` > 0 parks a
     car once it has completed that many laps. With ``interact`` off, cars neither see nor
-    touch each other: a batch of independent single-car runs.
+    touch each other: a batch of independent single-car runs. :meth:`set_conditions` makes
+    the world a trial's race conditions (:mod:`evaluator.conditions`); without, nothing varies.
     """
 
     def __init__(
@@ -139,6 +143,24 @@ class World:
         self.steps = 0
         self.lap_times: list[list[float]] = [[] for _ in range(num_cars)]
         self._last_cross = [0.0] * num_cars
+        self.set_conditions(Conditions(), TrialConditions())
+
+    def set_conditions(self, bounds: Conditions, drawn: TrialConditions) -> None:
+        """Race under ``drawn`` (one trial's draw of ``bounds``): the start jitter of the
+        bounds, the drawn grip, latency, steering bias and sensor noise. Call before placing
+        the cars; pending delayed commands are dropped."""
+        self.start_jitter = (bounds.start_offset_m, bounds.start_heading_deg)
+        self.conditions = drawn
+        self.physics = PHYSICS
+        if drawn.grip_factor != 1.0:
+            physics = PHYSICS.copy()
+            physics[_sim.P_GRIP] *= drawn.grip_factor
+            physics.setflags(write=False)
+            self.physics = physics
+        self._delayed: deque[np.ndarray] = deque(
+            np.zeros((self.num_cars, 2)) for _ in range(drawn.latency_steps))
+        self._noise = (np.random.default_rng(drawn.noise_seed) if drawn.ray_noise > 0
+                       else None)
 
     # ------------------------------------------------------------------ placement
     def place(self, i: int, s: float, *, offset: float = 0.0, heading_offset_deg: float = 0.0,
@@ -155,7 +177,7 @@ class World:
         c[_sim.C_S_ORIGIN] = s if origin is None else origin
         k = self._k
         _sim.place_car(k.tseg, length, self.cars, i, s, offset,
-                       heading_offset_deg * RAD_PER_DEG, PHYSICS)
+                       heading_offset_deg * RAD_PER_DEG, self.physics)
         c[_sim.C_S_PREV] = c[_sim.C_S_TOTAL]
         self.lap_times[i] = []
         self._last_cross[i] = 0.0
@@ -165,7 +187,8 @@ class World:
         """Line cars up on the grid: car i in slot ``slots[i]`` behind progress ``s0``.
 
         Slot 0 is on the line; each further slot is ``GRID_GAP_M`` behind, alternating sides.
-        A generator adds the small seeded start jitter every entrant shares.
+        A generator adds the seeded start jitter every entrant shares (within the bounds of
+        the world's conditions; by default ±0.05 m across and ±2 degrees).
         """
         for i, slot in enumerate(slots):
             self.grid_place(i, slot, s0=s0, rng=rng)
@@ -180,8 +203,9 @@ class World:
             off = GRID_OFFSET_M if slot % 2 == 0 else -GRID_OFFSET_M
         head = 0.0
         if rng is not None:
-            off += float(rng.uniform(-START_OFFSET_JITTER_M, START_OFFSET_JITTER_M))
-            head = float(rng.uniform(-START_HEADING_JITTER_DEG, START_HEADING_JITTER_DEG))
+            across, heading = self.start_jitter
+            off += float(rng.uniform(-across, across))
+            head = float(rng.uniform(-heading, heading))
         self.place(i, s0 - slot * GRID_GAP_M, offset=off, heading_offset_deg=head, origin=s0)
 
     def random_start(self, i: int, rng: np.random.Generator) -> None:
@@ -204,7 +228,15 @@ class World:
         """Recompute every car's observation without moving anything."""
         k = self._k
         _sim.observe(k.tseg, k.border, k.gmeta, k.gstart, k.gitems, k.length, self._obst,
-                     self.cars, self.cfg, PHYSICS, RAYS, LOOKAHEAD, self.obs)
+                     self.cars, self.cfg, self.physics, RAYS, LOOKAHEAD, self.obs)
+        self._add_sensor_noise()
+
+    def _add_sensor_noise(self) -> None:
+        """The trial's sensor noise on every ray reading (none without conditions)."""
+        if self._noise is not None:
+            rays = self.obs[:, RAY_SLICE]
+            noisy = rays + self._noise.normal(0.0, self.conditions.ray_noise, rays.shape)
+            self.obs[:, RAY_SLICE] = np.clip(noisy, 0.0, 1.0)
 
     # ------------------------------------------------------------------ stepping
     def step(self, actions: np.ndarray) -> np.ndarray:
@@ -216,10 +248,24 @@ class World:
         if actions.shape != (self.num_cars, 2):
             raise SimulationError(f"actions must have shape ({self.num_cars}, 2), "
                                   f"got {actions.shape}")
+        cond = self.conditions
+        applied = actions
+        if not cond.neutral:
+            if not np.isfinite(actions).all():
+                raise SimulationError(f"actions must be finite numbers, got {actions.tolist()}")
+            moving = (self.cars[:, _sim.C_DONE] == 0.0) & (self.cars[:, _sim.C_FREEZE] <= 0.0)
+            applied = actions.astype(np.float64, copy=True)
+            applied[:, 0] += cond.steering_bias_deg
+            if cond.latency_steps:
+                self._delayed.append(applied)
+                applied = self._delayed.popleft()
         k = self._k
         result = _sim.step_world(k.tseg, k.border, k.gmeta, k.gstart, k.gitems, k.length,
-                                 self._obst, self.cars, actions, self.cfg, PHYSICS, RAYS,
+                                 self._obst, self.cars, applied, self.cfg, self.physics, RAYS,
                                  LOOKAHEAD, self.obs, self.events)
+        if not cond.neutral:
+            self._record_commands(actions, moving)
+            self._add_sensor_noise()
         if result:
             if result & _sim.STEP_BAD_ACTION:
                 raise SimulationError(f"actions must be finite numbers, got {actions.tolist()}")
@@ -229,6 +275,15 @@ class World:
         else:
             self.steps += 1
         return self.events
+
+    def _record_commands(self, actions: np.ndarray, moving: np.ndarray) -> None:
+        """Keep what the policy commanded in the cars' command state (the replay's and the
+        reward ``params``' steering and speed), not what latency and bias made of it."""
+        p = self.physics
+        steer = np.clip(actions[:, 0] * RAD_PER_DEG, -p[_sim.P_MAX_STEER], p[_sim.P_MAX_STEER])
+        speed = np.clip(actions[:, 1], p[_sim.P_MIN_V], p[_sim.P_MAX_V])
+        self.cars[moving, _sim.C_CMD_STEER] = steer[moving]
+        self.cars[moving, _sim.C_CMD_SPEED] = speed[moving]
 
     def _record_lap(self, i: int) -> None:
         """Time the line crossing within the step by interpolating the progress."""

@@ -9,7 +9,9 @@ What it does, one function per step (the tests call them one by one):
    scoring steps with a DeepRacer-style reward function (``reward_function.py`` beside this
    file, or ``--reward-function FILE``) and using the action space of a DeepRacer-style
    ``model_metadata.json`` (``--metadata FILE``; default continuous, steering -30..30 degrees,
-   speed 0.5..4 m/s).
+   speed 0.5..4 m/s). Every episode draws its race conditions (start, sensor noise, grip,
+   latency, steering bias) from its seed, as league trials do (``--conditions``, default
+   ``standard``, what new league races use).
 2. ``train`` runs PPO on them.
 3. ``export_onnx`` turns the actor into a plain ONNX graph (opset 18, standard operators
    only, weights inside the file, every shape fixed but the batch): input ``obs``, float32
@@ -57,6 +59,7 @@ from evaluator.track_library import load_track
 from evaluator.validate import validate_policy
 
 ENV_ID = "paddock/TimeTrial-v0"
+DEFAULT_CONDITIONS = "standard"  # what new league races use: train for what you will meet
 DEFAULT_REWARD_FILE = Path(__file__).with_name("reward_function.py")
 DEFAULT_METADATA = {"action_space_type": "continuous",
                     "action_space": {"steering_angle": {"low": -30.0, "high": 30.0},
@@ -122,16 +125,19 @@ def _without_params(info: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_env(track: str, model_metadata: Mapping[str, Any],
-             reward_function: Callable[[dict], float]) -> gymnasium.Env:
-    """One training environment: Paddock's time trial with the racer's reward function."""
+             reward_function: Callable[[dict], float],
+             conditions: str = DEFAULT_CONDITIONS) -> gymnasium.Env:
+    """One training environment: Paddock's time trial with the racer's reward function, its
+    episodes varied by ``conditions`` as league trials are."""
     env = gymnasium.make(ENV_ID, track=track, model_metadata=model_metadata,
-                         reward_function=reward_function)
+                         reward_function=reward_function, conditions=conditions)
     return WithoutParams(env)
 
 
 def train(track: str = "oval", *, timesteps: int, seed: int = 0, n_envs: int = N_ENVS,
           n_steps: int = N_STEPS, model_metadata: Mapping[str, Any] | None = None,
-          reward_function: Callable[[dict], float] | None = None, verbose: int = 0) -> PPO:
+          reward_function: Callable[[dict], float] | None = None,
+          conditions: str = DEFAULT_CONDITIONS, verbose: int = 0) -> PPO:
     """Train PPO on ``n_envs`` time trials of ``track`` for ``timesteps`` steps in all."""
     # A 64-unit MLP gains nothing from several torch threads, and their spin-waiting slows
     # training down many times over when the CPU is busy with the simulation.
@@ -140,6 +146,7 @@ def train(track: str = "oval", *, timesteps: int, seed: int = 0, n_envs: int = N
         "track": track,
         "model_metadata": model_metadata or DEFAULT_METADATA,
         "reward_function": reward_function or load_reward_function(),
+        "conditions": conditions,
     })
     batch_size = min(BATCH_SIZE, n_steps * n_envs)
     model = PPO("MlpPolicy", env, n_steps=n_steps, batch_size=batch_size, gamma=GAMMA,
@@ -271,6 +278,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "(default: reward_function.py beside this script)")
     parser.add_argument("--name", help="model name shown on leaderboards "
                                        "(default: the output file's stem)")
+    parser.add_argument("--conditions", default=DEFAULT_CONDITIONS,
+                        choices=("none", "standard", "hard"),
+                        help="race conditions each episode draws, as league trials do "
+                             f"(default: {DEFAULT_CONDITIONS})")
     return parser.parse_args(argv)
 
 
@@ -290,7 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"training PPO on {args.track} for {args.timesteps} steps "
           f"({args.envs} environments, seed {args.seed})")
     model = train(args.track, timesteps=args.timesteps, seed=args.seed, n_envs=args.envs,
-                  model_metadata=meta_doc, reward_function=reward_function, verbose=1)
+                  model_metadata=meta_doc, reward_function=reward_function,
+                  conditions=args.conditions, verbose=1)
 
     observations = sample_observations(model, args.seed)
     onnx_bytes = export_onnx(model, metadata, observations[:8])

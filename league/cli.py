@@ -22,7 +22,7 @@ from evaluator.errors import PaddockError
 from league.config import ConfigError, Settings, configure_logging
 from league.db import make_engine, session_factory, transaction, upgrade_database
 from league.errors import InvalidInput, LeagueError
-from league.models import Role
+from league.models import Role, TokenScope
 from league.processes import launcher, worker
 from league.rules import accounts
 
@@ -82,11 +82,14 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     """Create a personal API token for a user and print it, once."""
     with _session(Settings.from_env()) as session:
         user = accounts.get_user(session, args.name)
-        token, plain = accounts.create_token(session, user, args.label)
+        token, plain = accounts.create_token(session, user, args.label, scope=args.scope,
+                                             lifetime=args.expires)
         label, owner = token.name, user.name
+        expiry = f"expires {token.expires_at:%Y-%m-%d}" if token.expires_at else "never expires"
     # Printed only once the token is committed; alone on stdout so scripts can capture it.
     print(plain)
-    print(f"token {label!r} for {owner}: shown only this once, keep it safe", file=sys.stderr)
+    print(f"token {label!r} for {owner} ({args.scope}, {expiry}): shown only this once, keep "
+          "it safe", file=sys.stderr)
     return 0
 
 
@@ -132,6 +135,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("name", help="the user's name")
     p.add_argument("--label", default=DEFAULT_TOKEN_LABEL,
                    help=f"the token's name, to tell tokens apart (default: {DEFAULT_TOKEN_LABEL})")
+    p.add_argument("--scope", choices=[s.value for s in TokenScope],
+                   default=TokenScope.SUBMIT.value,
+                   help="read: reading only; submit: also uploads and organizing (default)")
+    p.add_argument("--expires", choices=list(accounts.TOKEN_LIFETIMES),
+                   default=accounts.DEFAULT_TOKEN_LIFETIME,
+                   help=f"how long the token works (default: {accounts.DEFAULT_TOKEN_LIFETIME})")
     p.set_defaults(func=cmd_token_create)
 
     p = sub.add_parser("scheduler", help="run the scheduler process")

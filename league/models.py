@@ -11,8 +11,9 @@ import enum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
+from evaluator.conditions import DEFAULT_PRESET, PRESETS
 from evaluator.race_settings import (
     DEFAULT_FORMAT,
     DEFAULT_LAPS,
@@ -25,6 +26,9 @@ from league.config import DEFAULT_MAX_ATTEMPTS
 from league.db import Base
 
 DEFAULT_POINTS = [25, 18, 15, 12, 10, 8, 6, 4, 2, 1]  # season points by finishing position
+#: The largest id a row can have: ids are the tables' integer keys, 32-bit on PostgreSQL. A
+#: larger number names nothing (and must never reach a query: PostgreSQL refuses it).
+MAX_ID = 2**31 - 1
 
 
 def utcnow() -> dt.datetime:
@@ -38,6 +42,20 @@ class Role(enum.StrEnum):
     RACER = "racer"
     ORGANIZER = "organizer"
     ADMIN = "admin"
+
+
+class TokenScope(enum.StrEnum):
+    """What a personal API token may do."""
+
+    READ = "read"  #: read only (GET and HEAD)
+    SUBMIT = "submit"  #: everything its owner may do, submitting entries included
+
+
+class LinkPurpose(enum.StrEnum):
+    """What a mailed account link is for."""
+
+    RESET = "reset"  #: set a new password
+    VERIFY = "verify"  #: confirm the e-mail address
 
 
 class Visibility(enum.StrEnum):
@@ -109,6 +127,11 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(sa.String(256))
     role: Mapped[Role] = mapped_column(sa.String(16), default=Role.RACER)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    #: when the address was confirmed through a mailed link (None: not confirmed)
+    email_verified_at: Mapped[dt.datetime | None]
+    #: a website session counts only while its stored epoch equals this one; logging out
+    #: everywhere and changing the password move it on
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 
@@ -140,8 +163,42 @@ class ApiToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]
+    #: what the token may do (``read``: only GET and HEAD requests)
+    scope: Mapped[TokenScope] = mapped_column(sa.String(16), default=TokenScope.SUBMIT,
+                                              server_default=TokenScope.SUBMIT.value)
+    expires_at: Mapped[dt.datetime | None]  #: None: never expires
 
     user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class AccountLink(Base):
+    """A single-use link mailed to a user (password reset, e-mail verification); only the
+    SHA-256 of its secret is stored."""
+
+    __tablename__ = "account_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)
+    purpose: Mapped[LinkPurpose] = mapped_column(sa.String(16))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]  #: set when followed (or when a newer one was)
+
+    user: Mapped[User] = relationship()
+
+
+class OutboxMail(Base):
+    """A mail the site would have sent, kept for the admins when no SMTP server is set."""
+
+    __tablename__ = "outbox_mails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient: Mapped[str] = mapped_column(sa.String(254))
+    subject: Mapped[str] = mapped_column(sa.String(200))
+    body: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
 
 
 class League(Base):
@@ -155,6 +212,9 @@ class League(Base):
     description: Mapped[str] = mapped_column(sa.Text, default="")
     visibility: Mapped[Visibility] = mapped_column(sa.String(16), default=Visibility.PUBLIC)
     invite_code: Mapped[str] = mapped_column(sa.String(32))
+    #: whether spectators get the policies' commands in replays too (default: only each
+    #: car's racer and the league's organizers)
+    telemetry_public: Mapped[bool] = mapped_column(default=False)
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -177,6 +237,41 @@ class Division(Base):
     tier: Mapped[int]
 
     league: Mapped[League] = relationship(back_populates="divisions")
+
+
+class AuditAction(enum.StrEnum):
+    """What an organizer or admin did to a league, as its audit log names it."""
+
+    LEAGUE_SETTINGS = "league_settings"  # name, description or visibility changed
+    INVITE_ROTATED = "invite_rotated"  # a new invite code (asked for, or by a removal)
+    MEMBER_REMOVED = "member_removed"
+    MEMBER_CHANGED = "member_changed"  # role or division
+    DIVISION_ADDED = "division_added"
+    DIVISION_RENAMED = "division_renamed"
+    SEASON_CREATED = "season_created"
+    RACE_CREATED = "race_created"
+    RACE_CHANGED = "race_changed"  # the settings that changed
+    RACE_CLOSED = "race_closed"  # closed early by hand
+    ENTRY_DISQUALIFIED = "entry_disqualified"
+    ENTRY_RERUN = "entry_rerun"
+
+
+class AuditEvent(Base):
+    """One organizer or admin action on a league: who, when, what, to what and why."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (sa.Index("ix_audit_events_league_id_at", "league_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    league_id: Mapped[int] = mapped_column(sa.ForeignKey("leagues.id", ondelete="CASCADE"))
+    actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id",
+                                                               ondelete="SET NULL"))
+    actor_name: Mapped[str] = mapped_column(sa.String(40))  #: kept if the user is deleted
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    action: Mapped[AuditAction] = mapped_column(sa.String(32))
+    target: Mapped[str] = mapped_column(sa.String(300))  #: what was acted on, in words
+    reason: Mapped[str] = mapped_column(sa.Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=dict)
 
 
 class Membership(Base):
@@ -227,6 +322,11 @@ race_divisions = sa.Table(
 )
 
 
+def default_conditions() -> dict[str, Any]:
+    """The race conditions of a new race: the ``standard`` preset."""
+    return PRESETS[DEFAULT_PRESET].to_dict()
+
+
 class Race(Base):
     """One race: the evaluation settings (``evaluator.race_settings.RaceConfig``) and its window."""
 
@@ -248,6 +348,8 @@ class Race(Base):
     time_cap: Mapped[float] = mapped_column(default=DEFAULT_TIME_CAP_S)
     seed: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     obstacles: Mapped[int] = mapped_column(default=0)
+    #: what varies between trials (``evaluator.conditions``), as ``Conditions.to_dict()``
+    conditions: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=default_conditions)
     opens_at: Mapped[dt.datetime]
     closes_at: Mapped[dt.datetime]
     status: Mapped[RaceStatus] = mapped_column(sa.String(16), default=RaceStatus.SCHEDULED)
@@ -272,7 +374,8 @@ class Race(Base):
                 "trials": self.trials, "ranking": self.ranking,
                 "off_track_penalty": self.off_track_penalty,
                 "collision_penalty": self.collision_penalty, "time_cap": self.time_cap,
-                "min_laps": self.min_laps, "seed": self.seed, "obstacles": self.obstacles}
+                "min_laps": self.min_laps, "seed": self.seed, "obstacles": self.obstacles,
+                "conditions": self.conditions}
 
 
 class PolicyModel(Base):
@@ -337,6 +440,34 @@ class Heat(Base):
     rated_at: Mapped[dt.datetime | None]  #: when ratings took this heat into account
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
+    #: ``entry_ids`` as rows, kept in step with it by :meth:`_link_entries`
+    entry_links: Mapped[list[HeatEntry]] = relationship(cascade="all, delete-orphan",
+                                                        passive_deletes=True)
+
+    @validates("entry_ids")
+    def _link_entries(self, _key: str, entry_ids: list[int]) -> list[int]:
+        """Whoever sets a heat's entries sets its links too: the two never disagree."""
+        self.entry_links = [HeatEntry(entry_id=eid) for eid in dict.fromkeys(entry_ids)]
+        return entry_ids
+
+
+class HeatEntry(Base):
+    """An entry drawn in a heat: ``Heat.entry_ids`` as rows, so that the heats of a racer are
+    found through an index (a JSON list is indexed differently by each database, if at all).
+
+    Written with the heat (:attr:`Heat.entry_links`); a bulk insert of ``Heat`` rows, which
+    skips the ORM, writes these rows itself. Heats made before this table existed were
+    backfilled by its migration.
+    """
+
+    __tablename__ = "heat_entries"
+    __table_args__ = (sa.Index("ix_heat_entries_entry_id_heat_id", "entry_id", "heat_id"),)
+
+    heat_id: Mapped[int] = mapped_column(sa.ForeignKey("heats.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    entry_id: Mapped[int] = mapped_column(sa.ForeignKey("entries.id", ondelete="CASCADE"),
+                                          primary_key=True)
+
 
 class EvaluationJob(Base):
     """One unit of evaluation work, claimed by a worker under a lease."""
@@ -348,7 +479,8 @@ class EvaluationJob(Base):
     kind: Mapped[JobKind] = mapped_column(sa.String(16), default=JobKind.TIME_TRIAL)
     entry_id: Mapped[int | None] = mapped_column(sa.ForeignKey("entries.id", ondelete="CASCADE"),
                                                  index=True)
-    heat_id: Mapped[int | None] = mapped_column(sa.ForeignKey("heats.id", ondelete="CASCADE"))
+    heat_id: Mapped[int | None] = mapped_column(sa.ForeignKey("heats.id", ondelete="CASCADE"),
+                                                index=True)
     status: Mapped[JobStatus] = mapped_column(sa.String(16), default=JobStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int] = mapped_column(default=DEFAULT_MAX_ATTEMPTS)

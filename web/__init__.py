@@ -13,19 +13,11 @@ from werkzeug.routing import IntegerConverter, Map
 
 from league.config import Settings
 from league.db import MIGRATIONS_DIR, READ_ONLY, configure_engine, engine_options, is_sqlite
-from league.models import User
-from web import errors, filters, pagecache, security
+from league.models import MAX_ID
+from web import errors, filters, mail, pagecache, security
 from web.extensions import csrf, db, limiter, login_manager, migrate
 
-MAX_ID = 2**63 - 1  # the largest BIGINT; ids in URLs beyond it do not exist
 MAX_UPLOAD_BYTES = 17 * 1024 * 1024  # a 16 MiB model plus its metadata and the form around it
-# Rate limits, per signed-in user, API token or address (Flask-Limiter's notation).
-RATE_LIMITS = {
-    "RATELIMIT_LOGIN": "10 per minute; 60 per hour",
-    "RATELIMIT_SIGNUP": "5 per hour",
-    "RATELIMIT_UPLOAD": "20 per hour",
-    "RATELIMIT_API": "300 per minute",
-}
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -46,15 +38,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         RATELIMIT_HEADERS_ENABLED=True,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
         JSON_SORT_KEYS=False,
-        **RATE_LIMITS,
     )
+    # Rate limits (PADDOCK_RATELIMIT_<NAME>), read per request by web.extensions.limit
+    app.config.update({f"RATELIMIT_{name.upper()}": value
+                       for name, value in settings.rate_limits.items()})
     if config is not None:
         app.config.from_mapping({k: v for k, v in config.items() if k.isupper()})
     app.extensions["paddock.settings"] = settings
-    if settings.proxy_hops:
-        hops = settings.proxy_hops
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops,  # type: ignore
-                                x_host=hops, x_prefix=hops)
+    _trust_proxies(app, settings)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), compare_type=True,
@@ -69,8 +60,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Log in to see that page."
-    login_manager.user_loader(_load_user)
+    login_manager.user_loader(security.load_user)
     security.init_app(app)
+    mail.init_app(app, settings)
     filters.init_app(app)
     errors.init_app(app)
     pagecache.init_app(app)
@@ -78,20 +70,41 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.url_map.converters["int"] = BoundedInt  # before any route is added
     from web.api import bp as api_bp
     from web.views import auth, garage, organize, organize_races, public, races, replays, tracks
+    from web.views.admin import bp as admin_bp
     from web.views.matchups import bp as matchups_bp
 
     for view in (public, races, tracks, auth, garage, organize, organize_races, replays):
         app.register_blueprint(view.bp)
     app.register_blueprint(matchups_bp)
+    app.register_blueprint(admin_bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
     csrf.exempt(api_bp)  # bearer tokens, never cookies: nothing to forge
     app.register_blueprint(api_bp)
     return app
 
 
+def _trust_proxies(app: Flask, settings: Settings) -> None:
+    """Believe the forwarded headers of the proxies in front of the site, and no others.
+
+    ``X-Forwarded-For`` and ``-Proto`` count ``PADDOCK_PROXY_HOPS`` entries from the right:
+    those the trusted proxies appended, never what a client wrote before them (the address
+    rate limits count, HTTPS for cookies and HSTS). ``X-Forwarded-Host`` and ``-Prefix``
+    shape every link the site writes, and a proxy that does not set them passes a client's
+    own on: they are believed (the nearest proxy's value) only with
+    ``PADDOCK_TRUST_FORWARDED_HOST``.
+    """
+    hops = settings.proxy_hops
+    if not hops:
+        return
+    forwarded_host = 1 if settings.trust_forwarded_host else 0
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops,  # type: ignore[method-assign]
+                            x_host=forwarded_host, x_prefix=forwarded_host)
+
+
 class BoundedInt(IntegerConverter):
-    """``<int:...>`` in routes, up to the largest id a database column holds: a longer number
-    is simply no route (404), never an overflow deep in the driver."""
+    """``<int:...>`` in routes, up to the largest id a row can have
+    (:data:`league.models.MAX_ID`): a larger number is simply no route (404), never an
+    overflow deep in the driver."""
 
     def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max", MAX_ID)
@@ -102,13 +115,6 @@ def settings_of(app: Flask) -> Settings:
     """The league settings ``app`` was created with."""
     settings: Settings = app.extensions["paddock.settings"]
     return settings
-
-
-def _load_user(user_id: str) -> User | None:
-    try:
-        return db.session.get(User, int(user_id))
-    except ValueError:
-        return None
 
 
 def _healthz() -> tuple[str, int, dict[str, str]]:

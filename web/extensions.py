@@ -53,6 +53,8 @@ limiter = Limiter(key_func=client_key, default_limits=[], headers_enabled=True)
 
 
 def limit(name: str) -> str:
-    """The configured rate limit ``RATELIMIT_<NAME>`` (read per request, so tests can set it)."""
+    """The rate limit ``name`` (login, signup, upload, api): ``PADDOCK_RATELIMIT_<NAME>`` as
+    :class:`league.config.Settings` read it, kept in ``app.config["RATELIMIT_<NAME>"]`` (read
+    per request, so tests can set it)."""
     value: str = current_app.config[f"RATELIMIT_{name.upper()}"]
     return value

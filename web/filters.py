@@ -12,12 +12,13 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask
+from flask import Flask, url_for
 
 from evaluator.actions import ActionSpec
+from evaluator.conditions import Conditions, ConditionsError, TrialConditions
 from evaluator.errors import PaddockError
 from evaluator.race_settings import FORMAT_LABELS, RANKING_LABELS, Format, Ranking
-from league.models import JobStatus
+from league.models import JobStatus, Race
 from league.read.heats import EntryState, Standing
 from league.rules.leaderboard import EntryStatus
 
@@ -108,9 +109,37 @@ def action_space_summary(metadata: Mapping[str, Any] | None) -> str:
     return f"continuous: steering {s_lo:g}° to {s_hi:g}°, speed {v_lo:g}-{v_hi:g} m/s"
 
 
+def conditions_summary(conditions: Mapping[str, Any] | None) -> str:
+    """A race's conditions in a line (:meth:`evaluator.conditions.Conditions.describe`)."""
+    try:
+        return Conditions.parse(dict(conditions) if conditions is not None else None).describe()
+    except ConditionsError:
+        return "unknown"
+
+
+def drawn_conditions(values: Mapping[str, Any] | None) -> str:
+    """One trial's drawn conditions (:meth:`evaluator.conditions.TrialConditions.describe`);
+    "–" for a trial stored without them."""
+    if not values:
+        return "–"
+    try:
+        return TrialConditions.from_dict(dict(values)).describe()
+    except (KeyError, TypeError, ValueError):
+        return "–"
+
+
+def home_command(race: Race) -> str:
+    """The command that evaluates a model at home exactly as ``race`` does (its settings
+    fetched from this site by the race's number: :mod:`evaluator.race_fetch`)."""
+    server = url_for("public.home", _external=True).rstrip("/")
+    return f"paddock evaluate model.onnx --race {race.id} --server {server}"
+
+
 def init_app(app: Flask) -> None:
     """Register the filters, and the race-settings vocabulary as globals, on ``app``."""
-    for f in (race_time, gap, when, iso, format_label, ranking_label):
+    for f in (race_time, gap, when, iso, format_label, ranking_label, conditions_summary,
+              drawn_conditions):
         app.add_template_filter(f)
     app.add_template_global(Format, "Format")
+    app.add_template_global(home_command)
     app.add_template_global(Ranking, "Ranking")

@@ -28,7 +28,6 @@ P = ParamSpec("P")
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 200
 MAX_PAGE = 1_000_000  # past any real list; keeps the SQL offset a sane number
-MAX_ID = 2**63 - 1  # the largest BIGINT: ids beyond it do not exist
 
 
 def session() -> Session:

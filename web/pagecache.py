@@ -15,12 +15,28 @@ per URL, and serves it again while both hold:
 
 Signed-in users always get a freshly rendered page.
 
+Pages are kept per URL path, page number and racer filter, read as the views read them
+(:func:`page_number`: ``01`` is page 1, junk is page 1, a number past :data:`MAX_PAGE` is that
+page; :func:`racer_filter`), so spellings of one page share one kept copy, and a view that
+finds its page past the end of its list, or no racer of that name, says so
+(:func:`do_not_keep`): made-up page numbers and names cannot push the real pages out.
+
 **Tables.** :mod:`league.read.cache` hands out the *same* list object for a race's leaderboard
-(a season's standings) for as long as its version is unchanged. Rendering 100 leaderboard rows
-costs more than everything else on the race page together, so the rendered table is kept
-beside the list it was rendered from and reused while the league hands out that very object: a
-new result or a disqualification makes a new list, and the table is rendered again. Tables
-hold nothing that depends on the viewer, only on the data and the site's URL prefix.
+(a season's standings, a rating table, a bracket) for as long as its version is unchanged.
+Rendering 100 leaderboard rows costs more than everything else on the race page together, so
+the rendered table is kept beside the list it was rendered from and reused while the league
+hands out that very object: a new result or a disqualification makes a new list, and the table
+is rendered again. Tables hold nothing that depends on the viewer, only on the data and the
+site's URL prefix.
+
+**Parts and items.** The same holds for a larger part of a page, such as everything a race
+page shows below the site's header: it is kept beside the object it was rendered from *and*
+the values of everything else it shows (the race's columns, the viewer's possible actions,
+...), and reused only while both are unchanged. An item of a long list (a heat of a heat list)
+is kept beside the values it shows. So a signed-in user's page is still rendered from fresh
+data (their own header, messages and form tokens, the race and its heats as they are in the
+database now), and only the work of turning unchanged values into the same HTML again is
+saved.
 """
 
 from __future__ import annotations
@@ -31,19 +47,22 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from flask import session as cookie_session
 from markupsafe import Markup
 
 from league.read import cache
-from web.helpers import session, viewer
+from web.helpers import MAX_PAGE, session, viewer
 
 DEFAULT_MAX_AGE_S = 1.0
 MAX_PAGES = 256  # per app; the least recently used go first
 MAX_FRAGMENTS = 256  # per app; the least recently used go first
+MAX_PARTS = 256  # per app; the least recently used go first
+MAX_ITEMS = 12_000  # per app: every heat of a 10,000-heat race (about 2 KB each); LRU
 CONFIG_KEY = "PUBLIC_PAGE_CACHE_S"
 EXTENSION = "paddock.pagecache"
-KEY_ARGS = ("page",)  # the query arguments the cached pages read
+_DO_NOT_KEEP = "paddock_pagecache_do_not_keep"  # flask.g: this request's page is not kept
+MAX_RACER_FILTER = 40  # characters of ?racer= a page reads (a user name is at most this long)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,12 +76,18 @@ class _Page:
 
 @dataclass(frozen=True)
 class Kept:
-    """One app's kept pages and tables."""
+    """One app's kept pages, tables and parts of pages."""
 
     pages: cache.Lru[Hashable, _Page] = field(default_factory=lambda: cache.Lru(MAX_PAGES))
-    #: (the object a table was rendered from, its HTML)
-    fragments: cache.Lru[Hashable, tuple[object, Markup]] = field(
+    #: tables: (the object one was rendered from, the other values it shows, its HTML)
+    fragments: cache.Lru[Hashable, tuple[object, Hashable, Markup]] = field(
         default_factory=lambda: cache.Lru(MAX_FRAGMENTS))
+    #: parts of pages, the same way
+    parts: cache.Lru[Hashable, tuple[object, Hashable, Markup]] = field(
+        default_factory=lambda: cache.Lru(MAX_PARTS))
+    #: items of long lists (a heat of a heat list), the same way
+    items: cache.Lru[Hashable, tuple[object, Hashable, Markup]] = field(
+        default_factory=lambda: cache.Lru(MAX_ITEMS))
 
 
 def init_app(app: Flask) -> None:
@@ -73,7 +98,7 @@ def init_app(app: Flask) -> None:
 
 
 def kept() -> Kept:
-    """The current app's kept pages and tables."""
+    """The current app's kept pages, tables and parts of pages."""
     found: Kept = current_app.extensions[EXTENSION]
     return found
 
@@ -83,48 +108,89 @@ def max_age() -> float:
     return float(current_app.config.get(CONFIG_KEY, DEFAULT_MAX_AGE_S))
 
 
+def page_number() -> int:
+    """The ``?page=`` of this request as pages read it: 1 when missing, not a number or below
+    1, at most :data:`MAX_PAGE` (``01``, ``001`` and ``1`` are one page)."""
+    page = request.args.get("page", 1, type=int) or 1
+    return min(max(1, page), MAX_PAGE)
+
+
+def racer_filter() -> str:
+    """The ``?racer=`` of this request as pages read it: trimmed, at most
+    :data:`MAX_RACER_FILTER` characters; "" without one."""
+    return (request.args.get("racer") or "").strip()[:MAX_RACER_FILTER]
+
+
+def do_not_keep() -> None:
+    """Keep no copy of the page this request renders (a page past the end of its list)."""
+    setattr(g, _DO_NOT_KEEP, True)
+
+
 def _cacheable() -> bool:
     return request.method in ("GET", "HEAD") and viewer() is None \
         and not cookie_session.get("_flashes") and max_age() > 0
 
 
-def for_visitors(view: F) -> F:
-    """Serve ``view``'s page from the cache to visitors who are not signed in."""
+def for_visitors(view: F, *, by_racer: bool = False) -> F:
+    """Serve ``view``'s page from the cache to visitors who are not signed in; ``by_racer``:
+    the page reads ``?racer=`` too (:func:`racer_filter`)."""
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not _cacheable():
             return view(*args, **kwargs)
         pages = kept().pages
-        # links depend on the site's prefix; only the arguments pages read make a new key, so
-        # made-up query strings cannot push the real pages out
-        key = (request.script_root, request.path,
-               tuple((k, request.args.get(k, "")) for k in KEY_ARGS))
+        # links depend on the site's prefix; only the arguments pages read (as they read them)
+        # make a new key, so made-up query strings cannot push the real pages out
+        key = (request.script_root, request.path, page_number(),
+               racer_filter() if by_racer else "")
         stamp = cache.data_stamp(session())
         now = time.monotonic()
         page = pages.get(key)
         if page is not None and page.stamp == stamp and now - page.rendered_at < max_age():
             return page.html
         html = view(*args, **kwargs)
-        if isinstance(html, str):  # a page, not a redirect or another response
+        # a page, not a redirect or another response; not one past the end of its list
+        if isinstance(html, str) and not g.get(_DO_NOT_KEEP):
             pages.put(key, _Page(stamp, now, html))
         return html
     return wrapper  # type: ignore[return-value]
 
 
-def cached_html(key: Hashable, source: object, render: Callable[[], str]) -> Markup:
-    """The HTML ``render()`` made from ``source`` under ``key``, rendered again only when
-    ``source`` is not the object it was rendered from."""
-    fragments = kept().fragments
+def cached_html(key: Hashable, source: object, render: Callable[[], str],
+                values: Hashable = ()) -> Markup:
+    """The HTML table ``render()`` made from ``source`` and ``values`` under ``key``, rendered
+    again when ``source`` is not the object it was rendered from or ``values`` differ (``==``)
+    from those it was rendered with."""
+    return _reused(kept().fragments, key, source, render, values)
+
+
+def cached_part(key: Hashable, source: object, values: Hashable,
+                render: Callable[[], str]) -> Markup:
+    """A part of a page, kept like a table (:func:`cached_html`) apart from the tables:
+    ``values`` are everything it shows that ``source`` does not hold."""
+    return _reused(kept().parts, key, source, render, values)
+
+
+def cached_item(key: Hashable, values: Hashable, render: Callable[[], str]) -> Markup:
+    """One item of a long list, rendered again only when ``values`` (all it shows) differ
+    from those it was rendered from: a page of a list renders its new and changed items."""
+    return _reused(kept().items, key, None, render, values)
+
+
+def _reused(store: cache.Lru[Hashable, tuple[object, Hashable, Markup]], key: Hashable,
+            source: object, render: Callable[[], str], values: Hashable) -> Markup:
     full_key = (request.script_root, key)
-    held = fragments.get(full_key)
-    if held is not None and held[0] is source:
-        return held[1]
+    held = store.get(full_key)
+    if held is not None and held[0] is source and held[1] == values:
+        return held[2]
     html = Markup(render())  # a template's own output, escaped as it was rendered
-    fragments.put(full_key, (source, html))
+    store.put(full_key, (source, values, html))
     return html
 
 
 def clear() -> None:
-    """Forget the current app's kept pages and tables."""
+    """Forget the current app's kept pages, tables and parts."""
     kept().pages.clear()
     kept().fragments.clear()
+    kept().parts.clear()
+    kept().items.clear()

@@ -22,9 +22,10 @@ from league.rules import accounts, leagues, races, seasons, submissions
 from league.storage import Storage
 
 DEMO_SLUG = "paddock-demo"
-DEMO_PASSWORD = "paddock-demo"  # of the two demo logins; printed by ``paddock demo``
+DEMO_PASSWORD = "paddock-demo"  # of the demo logins; printed by ``paddock demo``
 ORGANIZER = "organizer"
 RACER = "racer"
+ADMIN = "admin"  # sees the site's outbox: the demo's mail (password resets, sign-ups)
 # The shipped bots race as demo racers, two per division (division tier: 1 is the top).
 BOTS = (("ace-bot", "ace", 1), ("pro-bot", "pro", 1),
         ("amateur-bot", "amateur", 2), ("rookie-bot", "rookie", 2))
@@ -55,7 +56,8 @@ def is_seeded(session: Session) -> bool:
 def demo_logins() -> list[DemoLogin]:
     """The logins the demo creates."""
     return [DemoLogin(ORGANIZER, DEMO_PASSWORD, Role.ORGANIZER.value),
-            DemoLogin(RACER, DEMO_PASSWORD, Role.RACER.value)]
+            DemoLogin(RACER, DEMO_PASSWORD, Role.RACER.value),
+            DemoLogin(ADMIN, DEMO_PASSWORD, Role.ADMIN.value)]
 
 
 def seed_demo(session: Session, storage: Storage, now: dt.datetime | None = None) -> League | None:
@@ -69,6 +71,7 @@ def seed_demo(session: Session, storage: Storage, now: dt.datetime | None = None
     now = now or utcnow()
     organizer = _login(session, ORGANIZER, Role.ORGANIZER)
     racer = _login(session, RACER, Role.RACER)
+    _login(session, ADMIN, Role.ADMIN)
     league = leagues.create_league(
         session, organizer, DEMO_SLUG, "Paddock Demo League",
         description=("A league that runs by itself: the shipped bots race two time trials "

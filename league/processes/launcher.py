@@ -2,7 +2,9 @@
 
 Checks that the port is free (a second ``make run`` says so before it prints anything else),
 migrates the database, seeds the demo league once, then starts the website (gunicorn), the
-scheduler and the local workers as child processes and watches them. Ctrl-C (SIGINT) or
+scheduler and the local workers as child processes and watches them. Where the sandbox lacks
+a layer a league's worker requires (no bubblewrap and no Landlock, say), the demo's workers
+run with ``--lenient-sandbox`` and the command says so. Ctrl-C (SIGINT) or
 SIGTERM stops them all: each gets SIGTERM and ``STOP_GRACE_S`` to finish, then SIGKILL. If one
 of them dies on its own, the others are stopped too and the command fails, saying which.
 """
@@ -23,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from types import FrameType
 
+from evaluator.errors import PolicyFailed
+from evaluator.sandbox import describe_missing, missing_required, probe_layers
 from league.config import Settings
 from league.db import make_engine, session_factory, transaction, upgrade_database
 from league.processes import demo
@@ -45,16 +49,20 @@ class Child:
     process: subprocess.Popen[bytes] | None = None
 
 
-def child_commands(host: str, port: int, workers: int) -> list[Child]:
+def child_commands(host: str, port: int, workers: int, *,
+                   lenient_sandbox: bool = False) -> list[Child]:
     """The website, the scheduler and the workers, as commands of this Python."""
     py = sys.executable
+    worker = [py, "-m", "league.cli", "worker", "--workers", str(workers)]
+    if lenient_sandbox:
+        worker.append("--lenient-sandbox")
     return [
         Child("web", [py, "-m", "gunicorn", "--bind", f"{host}:{port}",
                       "--workers", str(WEB_WORKERS), "--graceful-timeout", "5",
                       "--no-control-socket",
                       "web:create_app()"]),
         Child("scheduler", [py, "-m", "league.cli", "scheduler"]),
-        Child("workers", [py, "-m", "league.cli", "worker", "--workers", str(workers)]),
+        Child("workers", worker),
     ]
 
 
@@ -76,6 +84,16 @@ def prepare(settings: Settings) -> bool:
             return demo.seed_demo(session, Storage(settings.storage_dir)) is not None
     finally:
         engine.dispose()
+
+
+def sandbox_shortfall(settings: Settings) -> str:
+    """What this machine's sandbox lacks for a strict worker ("" when nothing): the demo then
+    runs its workers lenient, where a league's workers would refuse to start."""
+    try:
+        missing = missing_required(probe_layers(settings.sandbox()))
+    except PolicyFailed as err:
+        return f"no policy process could start ({err.reason})"
+    return describe_missing(missing)
 
 
 def wait_until_up(url: str, children: Sequence[Child], timeout_s: float) -> None:
@@ -151,7 +169,13 @@ def run(host: str, port: int, workers: int | None = None) -> int:
         return 1
     settings = Settings.from_env()
     seeded = prepare(settings)
-    children = child_commands(host, port, workers or settings.workers)
+    shortfall = sandbox_shortfall(settings)
+    if shortfall:
+        print(f"paddock demo: the sandbox here lacks {shortfall}; the demo's workers run "
+              "without it (--lenient-sandbox), which a league's workers refuse to do",
+              file=sys.stderr, flush=True)
+    children = child_commands(host, port, workers or settings.workers,
+                              lenient_sandbox=bool(shortfall))
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -17,6 +17,10 @@ recorded at most once:
 5. The race was cut short because the executor is stopping: the job goes back to the queue
    without using up an attempt.
 6. The job was deleted meanwhile (:class:`~league.errors.NotFound`): nothing is left to record.
+7. The race ran past its wall-clock limit (:func:`evaluator.sandbox.evaluation_limit_s`, or
+   ``PADDOCK_EVALUATION_TIMEOUT_S``): it is stopped at its next step and a ``timeout`` failure
+   naming the limit is delivered. A race that does not even reach its next step (it hangs)
+   stops having its lease renewed a lease later, so the reaper hands the job on.
 
 A delivery is tried ``DELIVERY_TRIES`` times while the database reports a conflict. Database
 errors while racing, and a delivery that keeps failing, propagate to the executor: its process
@@ -32,12 +36,16 @@ import time
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from evaluator.errors import PaddockError
+from evaluator.race_settings import Format, RaceConfig
+from evaluator.sandbox import EvaluationTimedOut, WallClock, evaluation_limit_s
 from league.config import Settings
 from league.db import READ_ONLY, transaction
 from league.errors import NotFound
-from league.models import FailureKind
+from league.models import EvaluationJob, FailureKind, Race
 from league.processes.evaluation import EvaluationAborted, Outcome, deliver, evaluate_job
 from league.rules.jobs import FINAL, get_job, heartbeat, release_job
+from league.rules.races import race_config
 from league.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -57,8 +65,9 @@ class LeaseKeeper:
     """
 
     def __init__(self, factory: sessionmaker[Session], settings: Settings, job_id: int,
-                 owner: str) -> None:
+                 owner: str, clock: WallClock | None = None) -> None:
         self.factory, self.settings, self.job_id, self.owner = factory, settings, job_id, owner
+        self.clock = clock
         self.every_s = min(settings.heartbeat_s, settings.lease_s / HEARTBEATS_PER_LEASE)
         self.lost = False  #: the lease is no longer ours
         self.abandoned = ""  #: why the race should stop: the job is final elsewhere
@@ -75,6 +84,8 @@ class LeaseKeeper:
 
     def _beat(self) -> None:
         while not self._done.wait(self.every_s):
+            if self._hung():
+                return
             try:
                 with transaction(self.factory) as session:
                     if heartbeat(session, self.job_id, self.owner, self.settings.lease_s):
@@ -95,6 +106,17 @@ class LeaseKeeper:
                             self.job_id, f"held by {holder}" if holder else status)
             return
 
+    def _hung(self) -> bool:
+        """Whether the race is a lease past its wall-clock limit: it has not reached a step
+        since, so it hangs, and the lease is left to run out for the reaper to hand on."""
+        clock = self.clock
+        if clock is None or time.monotonic() < clock.deadline + self.settings.lease_s:
+            return False
+        log.error("job %d: %.0f s past its wall-clock limit and still running; no longer "
+                  "renewing its lease", self.job_id, time.monotonic() - clock.deadline)
+        self.lost = True
+        return True
+
 
 def run_claimed_job(factory: sessionmaker[Session], storage: Storage, settings: Settings,
                     job_id: int, owner: str, *, stop: threading.Event | None = None) -> str:
@@ -106,23 +128,50 @@ def run_claimed_job(factory: sessionmaker[Session], storage: Storage, settings: 
     try:
         with transaction(factory) as session:
             session.connection(execution_options={READ_ONLY: True})
-            status = get_job(session, job_id).status
+            job = get_job(session, job_id)
+            status, limit_s = job.status, wall_clock_limit(session, job, settings)
         if status in FINAL:
             return f"job {job_id}: already {status}, nothing to do"
-        return _race(factory, storage, settings, job_id, owner, stop or threading.Event())
+        return _race(factory, storage, settings, job_id, owner, stop or threading.Event(),
+                     WallClock(limit_s))
     except NotFound as err:  # the job (or what it races) was deleted: nothing left to record
         log.warning("%s: job %d is gone: %s", owner, job_id, err)
         return f"job {job_id}: gone, nothing recorded ({err})"
 
 
+def wall_clock_limit(session: Session, job: EvaluationJob, settings: Settings) -> float:
+    """The wall-clock limit of racing ``job`` (:func:`evaluator.sandbox.evaluation_limit_s`
+    for what it races, or ``PADDOCK_EVALUATION_TIMEOUT_S``)."""
+    options = settings.sandbox()
+    try:
+        if job.heat is not None:  # raced as evaluation._heat_plan sets it up
+            race = session.get(Race, job.heat.race_id)
+            if race is not None:
+                config = race_config(race).with_(format=Format.HEAD_TO_HEAD,
+                                                 trials=race.heats_per_round)
+                return evaluation_limit_s(config, len(job.heat.entry_ids), options)
+        elif job.entry is not None:
+            return evaluation_limit_s(race_config(job.entry.race), 1, options)
+    except PaddockError:
+        pass  # the evaluation refuses these settings itself, with the reason
+    return evaluation_limit_s(RaceConfig(), 1, options)
+
+
 def _race(factory: sessionmaker[Session], storage: Storage, settings: Settings, job_id: int,
-          owner: str, stop: threading.Event) -> str:
-    with LeaseKeeper(factory, settings, job_id, owner) as lease:
+          owner: str, stop: threading.Event, clock: WallClock) -> str:
+    with LeaseKeeper(factory, settings, job_id, owner, clock) as lease:
+
+        def should_stop() -> bool:
+            clock.check()
+            return stop.is_set() or bool(lease.abandoned)
+
         try:
-            outcome = evaluate_job(factory, storage, job_id, settings,
-                                   should_stop=lambda: stop.is_set() or bool(lease.abandoned))
+            outcome = evaluate_job(factory, storage, job_id, settings, should_stop=should_stop)
         except EvaluationAborted:
             return _aborted(factory, job_id, owner, lease)
+        except EvaluationTimedOut as err:
+            log.warning("%s: job %d: %s", owner, job_id, err)
+            outcome = Outcome(job_id, failure=FailureKind.TIMEOUT, reason=str(err))
         except (sa.exc.SQLAlchemyError, NotFound):
             raise  # the database is unwell (the lease runs out), or the job is gone
         except Exception as err:  # a defect, not a property of the job: record it

@@ -11,12 +11,16 @@ starts a new one) and the job's lease runs out, so the reaper queues it again.
 
 :func:`run_pool` is the ``local`` executor: ``n`` worker processes (``spawn``), restarted when
 they die, stopped cleanly on SIGTERM or SIGINT. ``python -m league.processes.worker [--workers N]
-[--once]`` runs it; ``paddock worker`` calls :func:`cmd_worker` with the same arguments.
+[--once] [--lenient-sandbox]`` runs it; ``paddock worker`` calls :func:`cmd_worker` with the
+same arguments. Before either takes a job, :func:`check_sandbox` starts one policy process and
+checks the layers it got: by default a worker without the sandbox's required layers refuses to
+start, saying which are missing and what to install.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -34,6 +38,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from evaluator.errors import PolicyFailed
+from evaluator.sandbox import STRICT_ENV, describe_missing, missing_required, probe_layers
 from league.config import ConfigError, Settings, configure_logging
 from league.db import make_engine, session_factory, transaction
 from league.processes.runner import run_claimed_job
@@ -210,11 +216,36 @@ def _restore(previous: dict[int, Any]) -> None:
 
 # ----------------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The worker command's options (``--workers N``, ``--once``)."""
+    """The worker command's options (``--workers N``, ``--once``, ``--lenient-sandbox``)."""
     parser.add_argument("--workers", type=int, metavar="N",
                         help="worker processes (default: PADDOCK_WORKERS, else 2)")
     parser.add_argument("--once", action="store_true",
                         help="in this process, evaluate at most one queued job, then exit")
+    parser.add_argument("--lenient-sandbox", action="store_true",
+                        help="evaluate even where the sandbox lacks required layers (a "
+                             "laptop, the demo); the default refuses to start")
+
+
+def check_sandbox(settings: Settings) -> str:
+    """Start a policy process the way evaluations will and check its layers; returns why the
+    worker must not start ("" when it may).
+
+    A strict worker (the default) needs seccomp plus Landlock or bubblewrap's namespaces, and
+    the other required layers (:func:`evaluator.sandbox.missing_required`); a lenient one
+    starts without them and logs what is missing.
+    """
+    try:
+        missing = missing_required(probe_layers(settings.sandbox()))
+        problem = f"sandbox layers missing: {describe_missing(missing)}" if missing else ""
+    except PolicyFailed as err:
+        problem = f"no policy process could start here: {err.reason}"
+    if problem and not settings.sandbox_strict:
+        log.warning("%s; evaluating without them (lenient sandbox)", problem)
+        return ""
+    if problem:
+        return (f"refusing to start: {problem}. --lenient-sandbox or {STRICT_ENV}=0 "
+                "evaluates without them, for trying things out only")
+    return ""
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -228,7 +259,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if workers < 1:
         print(f"paddock worker: --workers must be at least 1, got {workers}", file=sys.stderr)
         return 2
+    if getattr(args, "lenient_sandbox", False):
+        settings = dataclasses.replace(settings, sandbox_strict=False)
     configure_logging()
+    refusal = check_sandbox(settings)
+    if refusal:
+        print(f"paddock worker: {refusal}", file=sys.stderr)
+        return 1
     if not getattr(args, "once", False):
         run_pool(settings, workers)
         return 0

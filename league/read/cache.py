@@ -1,11 +1,15 @@
-"""Per-process caches of the heaviest public reads: race leaderboards and season standings.
+"""Per-process caches of the heaviest public reads: race leaderboards, season standings, and a
+head-to-head race's rating table and knockout bracket.
 
 Computing the leaderboard of a 10,000-entry race takes a few hundred milliseconds, and the race
-page shows it on every view; a season's standings take a few milliseconds per division. Each
-process (a web worker, the API) keeps the last value it computed per race or per season and
-division, with the version it was computed at, and computes again only when that changes. The
-functions here return exactly what :func:`league.rules.leaderboard.race_leaderboard` and
-:func:`league.rules.seasons.season_standings` return.
+page shows it on every view; a season's standings take a few milliseconds per division; the
+rating table of a head-to-head race reads every heat's finishing order (a tenth of a second for
+10,000 heats), and its bracket reads the table again. Each process (a web worker, the API)
+keeps the last value it computed per race or per season and division, with the version it was
+computed at, and computes again only when that changes. The functions here return exactly what
+:func:`league.rules.leaderboard.race_leaderboard`,
+:func:`league.rules.seasons.season_standings`, :func:`league.rules.headtohead.rating_table`
+and :func:`league.rules.knockout.knockout_bracket` return.
 
 A version has two parts:
 
@@ -16,7 +20,8 @@ A version has two parts:
   rows these reads depend on: a disqualification, a changed ranking method, a closed race),
   and the race's or season's own settings;
 * an *exact version* of the one race or season (its entries, disqualifications and latest
-  result; its points rows, closed races and divisions), queried when the stamp has changed
+  result; its heats, ratings and knockout jobs; its points rows, closed races and
+  divisions), queried when the stamp has changed
   and otherwise at least every :data:`VERIFY_S` seconds. A change that leaves the stamp alone
   (an entry disqualified by another process) therefore shows within that time.
 
@@ -35,7 +40,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -54,18 +59,21 @@ from league.models import (
     PolicyModel,
     Race,
     RacePoints,
+    Rating,
     Result,
     Season,
     User,
 )
+from league.rules import headtohead, knockout
 from league.rules.leaderboard import LeaderboardRow, race_leaderboard
 from league.rules.seasons import StandingRow, season_standings
 
 VERIFY_S = 1.0  # the exact version of a cached value is checked at least this often
 MAX_VALUES = 64  # cached values per database (least recently used go first)
+MAX_WRITTEN_ONCE = 20_000  # values of rows written once, per database (each a few hundred bytes)
 # Rows whose change or deletion may change a leaderboard or standings.
 TRACKED = (Entry, Result, EvaluationJob, Race, Season, Division, RacePoints, User,
-           PolicyModel, League, Membership, Heat)
+           PolicyModel, League, Membership, Heat, Rating)
 _TOUCHED = "paddock.cache.touched"  # Session.info key: this transaction changed tracked rows
 _STAMP = "paddock.cache.stamp"  # Session.info key: (transaction, database stamp)
 
@@ -138,7 +146,8 @@ class _Generation:
 _generation = _Generation()
 _values: weakref.WeakKeyDictionary[Engine, Lru[Hashable, _Slot[Any]]] = \
     weakref.WeakKeyDictionary()
-_lock = threading.Lock()  # guards _values itself; each Lru guards its own entries
+_written_once: weakref.WeakKeyDictionary[Engine, Lru[Any, Any]] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()  # guards _values and _written_once; each Lru guards its own entries
 
 
 def race_leaderboard_cached(session: Session, race: Race) -> list[LeaderboardRow]:
@@ -157,6 +166,49 @@ def season_standings_cached(session: Session, season: Season,
                    lambda: season_standings(session, season, division))
 
 
+def rating_table_cached(session: Session, race: Race) -> list[headtohead.RatingRow]:
+    """:func:`league.rules.headtohead.rating_table`, computed once per version of the race."""
+    return _cached(session, ("ratings", race.id), _head_to_head_stamp(race),
+                   lambda: _head_to_head_version(session, race),
+                   lambda: headtohead.rating_table(session, race))
+
+
+def knockout_bracket_cached(session: Session, race: Race) -> knockout.Bracket:
+    """:func:`league.rules.knockout.knockout_bracket`, computed once per version of the race."""
+    return _cached(session, ("bracket", race.id), _head_to_head_stamp(race),
+                   lambda: _head_to_head_version(session, race),
+                   lambda: knockout.knockout_bracket(session, race))
+
+
+def written_once(session: Session, keys: Collection[K],
+                 load: Callable[[list[K]], Mapping[K, V]]) -> dict[K, V]:
+    """Values derived from rows that are written once and never changed (a result: the job
+    id is its key), by key: kept per database, so ``load`` is asked only for the keys not
+    kept yet (the least recently used of :data:`MAX_WRITTEN_ONCE` go first).
+
+    A key must name the row beyond doubt, its id *and* its creation time: SQLite may hand a
+    deleted row's id to the next row.
+    """
+    engine = session.connection().engine
+    with _lock:
+        kept = _written_once.get(engine)
+        if kept is None:
+            kept = _written_once[engine] = Lru(MAX_WRITTEN_ONCE)
+    found: dict[K, V] = {}
+    missing: list[K] = []
+    for key in keys:
+        value = kept.get(key)
+        if value is None:
+            missing.append(key)
+        else:
+            found[key] = value
+    if missing:
+        for key, value in load(missing).items():
+            kept.put(key, value)
+            found[key] = value
+    return found
+
+
 def data_stamp(session: Session) -> tuple[Any, ...]:
     """A value that changes whenever this process commits a change to the rows leaderboards
     and standings are read from (after :func:`install`), or any process adds a result,
@@ -169,6 +221,7 @@ def clear() -> None:
     """Forget every cached value (of every database)."""
     with _lock:
         _values.clear()
+        _written_once.clear()
 
 
 def _cached(session: Session, key: Hashable, own_stamp: tuple[Any, ...],
@@ -217,6 +270,28 @@ def _race_version(session: Session, race: Race) -> tuple[Any, ...]:
         .select_from(Entry).outerjoin(Result, Result.entry_id == Entry.id)
         .where(Entry.race_id == race.id)).one()
     return tuple(row)
+
+
+def _head_to_head_stamp(race: Race) -> tuple[Any, ...]:
+    return (race.format, race.status, race.knockout_size)
+
+
+def _head_to_head_version(session: Session, race: Race) -> tuple[Any, ...]:
+    """What a head-to-head race's rating table and bracket are computed from: its entries
+    and disqualifications, its heats and when they were rated, its ratings, and the jobs of
+    its knockout heats (a heat that failed for good goes to the better seed)."""
+    entries = (sa.select(sa.func.count(Entry.id), sa.func.max(Entry.id),
+                         sa.func.count(Entry.disqualified_at), sa.func.max(Entry.disqualified_at))
+               .where(Entry.race_id == race.id))
+    heats = (sa.select(sa.func.count(Heat.id), sa.func.max(Heat.id), sa.func.count(Heat.rated_at),
+                       sa.func.max(Heat.rated_at)).where(Heat.race_id == race.id))
+    ratings = (sa.select(sa.func.count(Rating.id), sa.func.max(Rating.updated_at),
+                         sa.func.sum(Rating.heats)).where(Rating.race_id == race.id))
+    finals = (sa.select(sa.func.count(EvaluationJob.id), sa.func.max(EvaluationJob.id),
+                        sa.func.max(EvaluationJob.finished_at))
+              .join(Heat, Heat.id == EvaluationJob.heat_id)
+              .where(Heat.race_id == race.id, Heat.stage != headtohead.ROUND_STAGE))
+    return tuple(tuple(session.execute(q).one()) for q in (entries, heats, ratings, finals))
 
 
 def _season_version(session: Session, season: Season) -> tuple[Any, ...]:

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 from evaluator import replay, trace
 from evaluator.actions import ActionSpec
 from evaluator.errors import PaddockError
-from evaluator.race_settings import Format
-from evaluator.results import DNF
+from evaluator.race_settings import Format, Ranking
+from evaluator.results import DNF, FINISHED, RANKING_TIME_KEY, time_spread
 from evaluator.telemetry import FLAG_DONE, FLAG_PENALTY
 from league.errors import Conflict, NotFound, StorageError
 from league.models import (
@@ -98,6 +98,15 @@ class Evaluation:
     result: Result
     trials: list[dict[str, Any]]  #: the ``trials`` of the result JSON
     replays: dict[int, Replay]  #: by trial number
+
+    def spread(self, ranking: str) -> dict[str, Any]:
+        """How far apart the finished trials' times under ``ranking`` are
+        (:func:`evaluator.results.time_spread`), from the stored trials, so results stored
+        before the spread was part of a result show it too."""
+        key = RANKING_TIME_KEY.get(ranking, RANKING_TIME_KEY[Ranking.TOTAL])
+        return time_spread([float(t[key]) for t in self.trials
+                            if t.get("status") == FINISHED and isinstance(t.get(key), int | float)
+                            and not isinstance(t.get(key), bool)])
 
 
 # ------------------------------------------------------------------------------- models

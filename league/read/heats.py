@@ -7,9 +7,12 @@ one replay each). A car's time is its ``ranking_time_s``; its gap is that time m
 heat winner's (the first of ``Heat.positions``). Off-tracks, collisions and penalties are
 summed over the car's trials.
 
-A page costs a fixed number of queries whatever the race's size: the heats of the page, their
-latest jobs with results, the names of their entries (never one query per heat). Queries
-only; functions take a session and never commit. Who may see the race is the caller's check.
+A page costs a fixed number of queries whatever the race's size, and reads only its own heats:
+how many heats match (a racer's through the heats' entry links, ``heat_entries``), the heats of
+the page with their latest jobs, the results this process has not read yet (a result is
+written once, so its cars are read from its JSON once: ``league.read.cache.written_once``),
+the names of their entries (never one query per heat). Queries only; functions take a session
+and never commit. Who may see the race is the caller's check.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import datetime as dt
 import enum
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -28,6 +31,7 @@ from league.models import (
     Entry,
     EvaluationJob,
     Heat,
+    HeatEntry,
     JobStatus,
     League,
     PolicyModel,
@@ -37,7 +41,7 @@ from league.models import (
     Result,
     User,
 )
-from league.read import browse
+from league.read import browse, cache
 from league.rules import headtohead, knockout
 
 PODIUM = 3  #: places of the final classification
@@ -120,104 +124,133 @@ def race_heats(session: Session, race: Race, *, racer: str | None = None, page: 
     ``racer``: only heats in which one of that racer's entries raced (an unknown name has
     none).
     """
-    entry_ids = None
+    where = Heat.race_id == race.id
     if racer:
-        entry_ids = set(session.scalars(sa.select(Entry.id).join(User, User.id == Entry.racer_id)
-                                        .where(Entry.race_id == race.id, User.name == racer)))
-    return _heat_page(session, [race.id], entry_ids, (page - 1) * per_page, per_page)
+        mine = (sa.select(Entry.id).join(User, User.id == Entry.racer_id)
+                .where(Entry.race_id == race.id, User.name == racer))
+        where = sa.and_(where, _with_entries(mine))
+    return _heat_page(session, where, (page - 1) * per_page, per_page)
 
 
 def entry_heats(session: Session, entry: Entry, limit: int = 10) -> list[HeatRow]:
     """The latest ``limit`` heats ``entry`` raced in (or is drawn in), newest first."""
-    return _heat_page(session, [entry.race_id], {entry.id}, 0, limit)[0]
+    where = sa.and_(Heat.race_id == entry.race_id, _with_entries(entry.id))
+    return _heat_page(session, where, 0, limit)[0]
 
 
 def racer_heats(session: Session, racer: User, viewer: User | None,
                 limit: int = 5) -> list[HeatRow]:
     """``racer``'s latest ``limit`` head-to-head heats, newest first, in leagues listed for
     ``viewer`` (a profile never shows a private league to outsiders)."""
-    rows = session.execute(
-        sa.select(Entry.id, Entry.race_id).join(Race, Race.id == Entry.race_id)
-        .join(League, League.id == Race.league_id)
-        .where(Entry.racer_id == racer.id, browse.listed_leagues_filter(viewer))).all()
-    races = sorted({race_id for _, race_id in rows})
-    return _heat_page(session, races, {eid for eid, _ in rows}, 0, limit)[0]
+    theirs = (sa.select(Entry.id).join(Race, Race.id == Entry.race_id)
+              .join(League, League.id == Race.league_id)
+              .where(Entry.racer_id == racer.id, browse.listed_leagues_filter(viewer)))
+    return _heat_page(session, _with_entries(theirs), 0, limit)[0]
 
 
-def _heat_page(session: Session, race_ids: Sequence[int], entry_ids: Collection[int] | None,
-               offset: int, limit: int) -> tuple[list[HeatRow], int]:
-    """Heats of ``race_ids`` (those with one of ``entry_ids`` if given), newest first."""
-    if not race_ids or (entry_ids is not None and not entry_ids):
-        return [], 0
-    where = Heat.race_id.in_(list(race_ids))
-    if entry_ids is None:
-        total = session.scalar(sa.select(sa.func.count(Heat.id)).where(where)) or 0
-        heats = session.execute(sa.select(Heat, Race.name).join(Race, Race.id == Heat.race_id)
-                                .where(where).order_by(Heat.id.desc())
-                                .offset(offset).limit(limit)).all()
-    else:
-        # A heat's entries are a JSON list, which neither SQLite nor PostgreSQL indexes the
-        # same way: the pairs (two small columns a heat) are matched here instead.
-        wanted = set(entry_ids)
-        ids = [hid for hid, eids in session.execute(
-            sa.select(Heat.id, Heat.entry_ids).where(where).order_by(Heat.id.desc()))
-            if wanted.intersection(eids or [])]
-        total = len(ids)
-        chosen = ids[offset:offset + limit]
-        heats = session.execute(sa.select(Heat, Race.name).join(Race, Race.id == Heat.race_id)
-                                .where(Heat.id.in_(chosen)).order_by(Heat.id.desc())
-                                ).all() if chosen else []
-    return _rows(session, heats), total
+def _with_entries(entries: int | sa.Select[Any]) -> sa.ColumnElement[bool]:
+    """Heats in which ``entries`` (an entry id, or a query of them) are drawn: found through
+    the heats' entry links (``heat_entries``, indexed by entry), never their JSON lists."""
+    linked = sa.select(HeatEntry.heat_id).where(
+        HeatEntry.entry_id == entries if isinstance(entries, int)
+        else HeatEntry.entry_id.in_(entries))
+    return Heat.id.in_(linked)
 
 
-def _rows(session: Session, page: Sequence[sa.Row[Heat, str]]) -> list[HeatRow]:
-    """The page's heats with their latest job's result and their entries' names."""
-    if not page:
-        return []
-    heats = [h for h, _ in page]
-    latest = (sa.select(sa.func.max(EvaluationJob.id))
-              .where(EvaluationJob.heat_id.in_([h.id for h in heats]))
-              .group_by(EvaluationJob.heat_id))
-    jobs = {heat_id: (job_id, status, data) for heat_id, job_id, status, data in session.execute(
-        sa.select(EvaluationJob.heat_id, EvaluationJob.id, EvaluationJob.status, Result.data)
+def _heat_page(session: Session, where: sa.ColumnElement[bool], offset: int,
+               limit: int) -> tuple[list[HeatRow], int]:
+    """The heats matching ``where``, newest first, from ``offset``; and how many match.
+
+    Counted and paged in SQL: a page reads its own heats, their latest jobs and results only,
+    whatever the race's size (plain columns, no ORM objects: a page is read, never changed).
+    A result's cars are read from its JSON once per process (results are written once).
+    """
+    total = session.scalar(sa.select(sa.func.count(Heat.id)).where(where)) or 0
+    if offset >= total:
+        return [], total
+    ids = (sa.select(Heat.id).where(where).order_by(Heat.id.desc()).offset(offset).limit(limit)
+           .subquery())
+    latest = (sa.select(sa.func.max(EvaluationJob.id)).where(EvaluationJob.heat_id == Heat.id)
+              .correlate(Heat).scalar_subquery())
+    page = session.execute(
+        sa.select(Heat.id, Heat.race_id, Heat.round_no, Heat.stage, Heat.entry_ids,
+                  Heat.positions, Heat.created_at, Race.name.label("race_name"),
+                  EvaluationJob.id.label("job_id"), EvaluationJob.status.label("job_status"),
+                  Result.id.label("result_id"), Result.created_at.label("result_at"))
+        .join(ids, ids.c.id == Heat.id).join(Race, Race.id == Heat.race_id)
+        .outerjoin(EvaluationJob, EvaluationJob.id == latest)
         .outerjoin(Result, Result.job_id == EvaluationJob.id)
-        .where(EvaluationJob.id.in_(latest)))}
-    labels = browse.entry_labels(session, sorted({e for h in heats for e in h.entry_ids}))
-    rows = []
-    for h, race_name in page:
-        job_id, status, data = jobs.get(h.id, (None, "", None))
-        rows.append(HeatRow(h.id, h.race_id, race_name, heat_title(h.round_no, h.stage),
-                            h.created_at, job_id, str(status or ""),
-                            heat_winner(h.positions or []), _cars(h, data or {}, labels)))
-    return rows
+        .order_by(Heat.id.desc())).all()
+    results = cache.written_once(
+        session, [(h.result_id, h.result_at) for h in page if h.result_id is not None],
+        lambda keys: _result_cars(session, keys))
+    labels = browse.entry_labels(session, sorted({e for h in page for e in h.entry_ids}))
+    return [HeatRow(h.id, h.race_id, h.race_name, heat_title(h.round_no, h.stage),
+                    h.created_at, h.job_id, str(h.job_status or ""),
+                    heat_winner(h.positions or []),
+                    _cars(h.entry_ids, h.positions, results.get((h.result_id, h.result_at), ()),
+                          labels)) for h in page], total
 
 
-def _cars(heat: Heat, data: Mapping[str, Any],
+class _Car(NamedTuple):
+    """What a heat's result says of one car (its block of the result JSON): a tuple of plain
+    values, which the garbage collector stops tracking (a process keeps thousands)."""
+
+    status: str
+    time_s: float | None
+    laps: int
+    off_tracks: int
+    collisions: int
+    penalty_s: float
+
+
+def _result_cars(session: Session, keys: list[tuple[int, dt.datetime]]
+                 ) -> dict[tuple[int, dt.datetime], tuple[_Car, ...]]:
+    """The cars of each result (by id and creation time), in car order."""
+    wanted = set(keys)
+    found = {}
+    for result_id, created_at, data in session.execute(
+            sa.select(Result.id, Result.created_at, Result.data)
+            .where(Result.id.in_([k[0] for k in keys]))):
+        if (result_id, created_at) in wanted:
+            blocks = data.get("cars") if isinstance(data, dict) else None
+            found[result_id, created_at] = tuple(
+                _car(b if isinstance(b, dict) else {})
+                for b in (blocks if isinstance(blocks, list) else []))
+    return found
+
+
+def _car(block: Mapping[str, Any]) -> _Car:
+    trials = [t for t in block.get("trials") or [] if isinstance(t, dict)]
+    return _Car(str(block.get("status") or ""), _number(block.get("ranking_time_s")),
+                int(block.get("ranking_laps") or 0),
+                sum(int(t.get("off_track_count") or 0) for t in trials),
+                sum(int(t.get("collision_count") or 0) for t in trials),
+                round(sum(float(t.get("penalty_s") or 0.0) for t in trials), 6))
+
+
+def _cars(entry_ids: Sequence[int], positions: Sequence[int] | None, result: Sequence[_Car],
           labels: Mapping[int, browse.EntryLabel]) -> list[HeatCar]:
-    """The heat's cars, best first (in car order before it is raced)."""
-    found = data.get("cars")
-    blocks: list[Any] = found if isinstance(found, list) else []
-    block_of = {eid: (blocks[i] if i < len(blocks) and isinstance(blocks[i], dict) else {})
-                for i, eid in enumerate(heat.entry_ids)}
-    order = list(heat.positions) if heat.positions else list(heat.entry_ids)
-    winner_time = _number(block_of.get(order[0], {}).get("ranking_time_s")) \
-        if heat.positions else None
+    """A heat's cars, best first (in car order before it is raced)."""
+    car_of = {eid: result[i] for i, eid in enumerate(entry_ids) if i < len(result)}
+    order = list(positions) if positions else list(entry_ids)
+    first = car_of.get(order[0])
+    winner_time = first.time_s if positions and first else None
     cars = []
     for place, eid in enumerate(order, start=1):
-        block = block_of.get(eid, {})
-        trials = [t for t in block.get("trials") or [] if isinstance(t, dict)]
-        time_s = _number(block.get("ranking_time_s"))
-        gap = time_s - winner_time if place > 1 and time_s is not None \
+        car = car_of.get(eid, _NO_RESULT)
+        gap = car.time_s - winner_time if place > 1 and car.time_s is not None \
             and winner_time is not None else None
         label = labels.get(eid)
         cars.append(HeatCar(
             eid, label.racer if label else f"entry {eid}", label.model if label else "",
-            place if heat.positions else None, str(block.get("status") or ""), time_s,
-            None if gap is None else round(gap, 6), int(block.get("ranking_laps") or 0),
-            sum(int(t.get("off_track_count") or 0) for t in trials),
-            sum(int(t.get("collision_count") or 0) for t in trials),
-            round(sum(float(t.get("penalty_s") or 0.0) for t in trials), 6)))
+            place if positions else None, car.status, car.time_s,
+            None if gap is None else round(gap, 6), car.laps, car.off_tracks, car.collisions,
+            car.penalty_s))
     return cars
+
+
+_NO_RESULT = _Car("", None, 0, 0, 0, 0.0)
 
 
 def _number(value: object) -> float | None:

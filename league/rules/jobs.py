@@ -11,6 +11,10 @@ lost its lease keeps racing, a message is retried) and the second delivery chang
 Each event appends one line to the job's ``log``; a failed job always names a
 :class:`~league.models.FailureKind` and a reason.
 
+Workers claim in a fair order (:func:`next_fair_job`), not simply the oldest job first:
+racers take turns, each racer's jobs go oldest first, and head-to-head heats alternate with
+time trials.
+
 Concurrency. Every function locks the rows it changes. On PostgreSQL that is ``SELECT … FOR
 UPDATE`` (``SKIP LOCKED`` where another worker's row can simply be left to it). On SQLite
 ``FOR UPDATE`` renders as nothing, and it needs nothing: ``league.db`` opens every transaction
@@ -27,13 +31,29 @@ from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from league.errors import Conflict, InvalidInput, NotFound
-from league.models import EvaluationJob, FailureKind, JobStatus, Replay, Result, utcnow
+from league.models import (
+    Entry,
+    EvaluationJob,
+    FailureKind,
+    Heat,
+    JobKind,
+    JobStatus,
+    Replay,
+    Result,
+    utcnow,
+)
 from league.storage import Storage
 
 MAX_REASON_CHARS = 2000  # a failure reason or log event longer than this is cut
+#: How far back :func:`next_fair_job` looks for the last claim of a lane (a racer, a race's
+#: heats): much longer than an evaluation runs, so a lone worker's queue still takes turns.
+FAIR_WINDOW = dt.timedelta(hours=1)
+#: How many lanes one claim ranks and tries before it takes the oldest job nobody holds
+#: (only claimers racing for the same lanes at the same moment get that far).
+FAIR_LANES_TRIED = 8
 
 #: Every move a job may make; anything else raises :class:`JobStateError`.
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
@@ -59,18 +79,16 @@ def can_move(current: JobStatus, target: JobStatus) -> bool:
 
 def claim_job(session: Session, worker_id: str, lease_s: float,
               now: dt.datetime | None = None) -> EvaluationJob | None:
-    """Take the oldest queued job for ``worker_id`` under a lease of ``lease_s`` seconds.
+    """Take the next queued job in the fair order for ``worker_id`` under a lease of
+    ``lease_s`` seconds.
 
-    Oldest means first queued (a retried job keeps its place at the front), then lowest id.
-    Returns None when nothing is queued. Two workers never get the same job: on PostgreSQL
-    the row is locked and others skip it; on SQLite the transaction holds the write lock.
+    The order is :func:`next_fair_job`'s: lanes take turns, each lane's jobs go oldest
+    first. Returns None when nothing is queued. Two workers never get the same job: on
+    PostgreSQL the row is locked and others skip it for the next one (its queued status is
+    tested again on the locked row); on SQLite the transaction holds the write lock.
     """
     now = now or utcnow()
-    job = session.scalars(
-        sa.select(EvaluationJob).where(EvaluationJob.status == JobStatus.QUEUED)
-        .order_by(EvaluationJob.queued_at, EvaluationJob.id).limit(1)
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)).first()
+    job = next_fair_job(session, now)
     if job is None:
         return None
     _move(job, JobStatus.RUNNING)
@@ -82,6 +100,92 @@ def claim_job(session: Session, worker_id: str, lease_s: float,
                    f"(lease {lease_s:g} s)")
     session.flush()
     return job
+
+
+def next_fair_job(session: Session, now: dt.datetime) -> EvaluationJob | None:
+    """The queued job whose turn it is, its row locked (skipping rows others hold).
+
+    Every job runs in a *lane*: a time trial in its racer's (uploads and organizers'
+    re-runs alike: a re-run is work for that racer's leaderboard line), a heat in its
+    head-to-head race's. The lanes form two classes, time trials and heats. A lane or a
+    class was *served* when one of its jobs was last claimed, looking back
+    :data:`FAIR_WINDOW` (a retried job's lost attempt counts). The order:
+
+    1. the class served least recently first (not within the window counts as longest ago):
+       while both have queued jobs, claims alternate between time trials and heats, so a
+       round of heats neither waits behind every racer's uploads nor holds them up;
+    2. within it, the lane served least recently first: racers take turns, one job each, so
+       a racer's 50 uploads cost someone else's single upload one turn, not 50 evaluations,
+       and head-to-head races take turns with each other likewise;
+    3. ties (neither served within the window, or served at the same instant) go to the
+       class, then the lane, whose oldest queued job is oldest, then the lower lane key;
+    4. within a lane, oldest first: first queued (a retried job keeps its place at the
+       front), then lowest id.
+
+    One statement ranks the lanes with queued jobs and returns the first
+    :data:`FAIR_LANES_TRIED` (nothing is ranked in Python); the oldest job of the first lane
+    is then locked with ``SKIP LOCKED``. A lane whose queued jobs other claimers all hold
+    passes the turn to the next; when every lane tried is held, the oldest job nobody holds
+    is taken, so a free job never waits.
+    """
+    for kind, lane in session.execute(lanes_in_turn(now - FAIR_WINDOW)):
+        job = _first_free(session, _queued().where(_in_lane(JobKind(kind), lane)))
+        if job is not None:
+            return job
+    return _first_free(session, _queued())
+
+
+def lanes_in_turn(since: dt.datetime) -> sa.Select[str, int]:
+    """The first lanes with queued jobs as (job kind, lane key), the next to serve first.
+
+    Rules 1 to 3 of :func:`next_fair_job`, looking back to ``since``. One pass over the
+    queued jobs and those claimed since then, grouped by lane; the classes are ranked on
+    the lanes' figures, lanes with nothing queued included (their claims still count).
+    """
+    job = aliased(EvaluationJob, name="seen")
+    queued = job.status == JobStatus.QUEUED
+    recent = sa.and_(job.started_at.is_not(None), job.started_at >= since)
+    served = sa.func.max(sa.case((recent, job.started_at)))  # NULL: not since ``since``
+    oldest = sa.func.min(sa.case((queued, job.queued_at)))  # NULL: nothing queued
+    lane = sa.func.coalesce(Entry.racer_id, Heat.race_id)
+    lanes = (
+        sa.select(job.kind.label("kind"), lane.label("lane"), served.label("served"),
+                  oldest.label("oldest"),
+                  sa.func.max(served).over(partition_by=job.kind).label("class_served"),
+                  sa.func.min(oldest).over(partition_by=job.kind).label("class_oldest"))
+        .select_from(job)
+        .outerjoin(Entry, sa.and_(job.kind == JobKind.TIME_TRIAL, Entry.id == job.entry_id))
+        .outerjoin(Heat, sa.and_(job.kind == JobKind.HEAT, Heat.id == job.heat_id))
+        .where(sa.or_(queued, recent))
+        .group_by(job.kind, lane)
+        .subquery("lanes"))
+    return (sa.select(lanes.c.kind, lanes.c.lane).where(lanes.c.oldest.is_not(None))
+            .order_by(lanes.c.class_served.asc().nulls_first(), lanes.c.class_oldest,
+                      lanes.c.kind, lanes.c.served.asc().nulls_first(), lanes.c.oldest,
+                      lanes.c.lane)
+            .limit(FAIR_LANES_TRIED))
+
+
+def _in_lane(kind: JobKind, lane: int) -> sa.ColumnElement[bool]:
+    """Whether a job runs in the lane ``lane`` of class ``kind``: a time trial of the racer
+    ``lane``, a heat of the race ``lane``."""
+    if kind == JobKind.HEAT:
+        return EvaluationJob.heat_id.in_(sa.select(Heat.id).where(Heat.race_id == lane))
+    return sa.and_(EvaluationJob.kind == kind, EvaluationJob.entry_id.in_(
+        sa.select(Entry.id).where(Entry.racer_id == lane)))
+
+
+def _queued() -> sa.Select[EvaluationJob]:
+    """Queued jobs, oldest first (rule 4)."""
+    return (sa.select(EvaluationJob).where(EvaluationJob.status == JobStatus.QUEUED)
+            .order_by(EvaluationJob.queued_at, EvaluationJob.id))
+
+
+def _first_free(session: Session, jobs: sa.Select[EvaluationJob]
+                ) -> EvaluationJob | None:
+    """The first of ``jobs`` no other transaction holds, locked and read afresh."""
+    return session.scalars(jobs.limit(1).with_for_update(skip_locked=True, of=EvaluationJob)
+                           .execution_options(populate_existing=True)).first()
 
 
 def heartbeat(session: Session, job_id: int, worker_id: str, lease_s: float,

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from league.errors import Conflict, Forbidden, InvalidInput, NotFound
 from league.models import (
     DEFAULT_POINTS,
+    AuditAction,
     Division,
     League,
     MemberRole,
@@ -27,6 +28,7 @@ from league.models import (
     User,
     Visibility,
 )
+from league.rules import audit
 from league.rules.text import clean_description, clean_name
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}[a-z0-9]$")
@@ -126,15 +128,29 @@ def require_manager(session: Session, league: League, user: User | None) -> None
         raise Forbidden("only this league's organizers can do that")
 
 
+def joins_by_invite(league: League) -> bool:
+    """Whether joining ``league`` needs its invite code: unlisted and private leagues do,
+    public ones are open to any signed-in racer."""
+    return league.visibility != Visibility.PUBLIC
+
+
+def check_invite(league: League, invite_code: str | None) -> None:
+    """Raise :class:`Forbidden` unless ``invite_code`` lets its holder join ``league`` (any
+    code for a public league; the current one for unlisted and private leagues)."""
+    if joins_by_invite(league) and not _code_matches(league, invite_code):
+        raise Forbidden(f"this league is {league.visibility}: joining needs its current invite "
+                        "link, and this link has no code or an old one; ask the league's "
+                        "organizers for the current link")
+
+
 def join_league(session: Session, league: League, user: User,
                 invite_code: str | None = None) -> Membership:
-    """Join a league (a private one needs its current invite code); new racers start in the
-    lowest division."""
+    """Join a league (unlisted and private ones need the current invite code, see
+    :func:`check_invite`); new racers start in the lowest division."""
     existing = membership(session, league, user)
     if existing is not None:
         return existing
-    if league.visibility == Visibility.PRIVATE and not _code_matches(league, invite_code):
-        raise Forbidden("this league is private: joining needs its invite link")
+    check_invite(league, invite_code)
     bottom = session.scalar(sa.select(Division).where(Division.league_id == league.id)
                             .order_by(Division.tier.desc()).limit(1))
     m = Membership(league_id=league.id, user_id=user.id,
@@ -146,7 +162,9 @@ def join_league(session: Session, league: League, user: User,
 
 def get_league_to_join(session: Session, slug: str, viewer: User | None,
                        invite_code: str | None = None) -> League:
-    """A league ``viewer`` may see, or a private one whose current invite code they hold."""
+    """A league ``viewer`` may see, or a private one whose current invite code they hold.
+
+    Seeing a league is not joining it: :func:`check_invite` says whether the code does."""
     league = session.scalar(sa.select(League).where(League.slug == slug))
     if league is None or not (can_view(session, league, viewer)
                               or _code_matches(league, invite_code)):
@@ -156,9 +174,10 @@ def get_league_to_join(session: Session, slug: str, viewer: User | None,
 
 
 def update_league(session: Session, league: League, user: User, name: str,
-                  description: str, visibility: Visibility | str) -> None:
-    """Change a league's name, description and visibility (its slug stays: links keep
-    working)."""
+                  description: str, visibility: Visibility | str,
+                  telemetry_public: bool | None = None) -> None:
+    """Change a league's name, description, visibility and whether its telemetry is public
+    (None: as it is); its slug stays, so links keep working."""
     require_manager(session, league, user)
     name = clean_name(name, "a league name", 120)
     description = clean_description(description)
@@ -166,13 +185,29 @@ def update_league(session: Session, league: League, user: User, name: str,
         visibility = Visibility(visibility)
     except ValueError as err:
         raise InvalidInput("visibility must be public, unlisted or private") from err
+    public = league.telemetry_public if telemetry_public is None else bool(telemetry_public)
+    changed = {k: [str(getattr(league, k)), str(v)] for k, v in
+               (("name", name), ("description", description), ("visibility", visibility),
+                ("telemetry_public", public))
+               if getattr(league, k) != v}
     league.name, league.description, league.visibility = name, description, visibility
+    league.telemetry_public = public
+    if changed:
+        audit.record(session, league, user, AuditAction.LEAGUE_SETTINGS, _league_words(league),
+                     changed=changed)
 
 
-def reset_invite_code(session: Session, league: League, user: User) -> str:
-    """A new invite code; links with the old one stop working."""
+def _league_words(league: League) -> str:
+    """A league in the audit log's words."""
+    return f"league {league.slug} ({league.name})"
+
+
+def reset_invite_code(session: Session, league: League, user: User, reason: str = "") -> str:
+    """A new invite code; links with the old one stop working (members stay members)."""
     require_manager(session, league, user)
     league.invite_code = _invite_code()
+    audit.record(session, league, user, AuditAction.INVITE_ROTATED, _league_words(league),
+                 reason)
     return league.invite_code
 
 
@@ -188,6 +223,8 @@ def add_division(session: Session, league: League, user: User, name: str) -> Div
                    tier=lowest + 1)
     session.add(div)
     session.flush()
+    audit.record(session, league, user, AuditAction.DIVISION_ADDED,
+                 f"division {div.id} ({div.name})", tier=div.tier)
     return div
 
 
@@ -202,7 +239,10 @@ def get_division(session: Session, league: League, division_id: int) -> Division
 def rename_division(session: Session, division: Division, user: User, name: str) -> None:
     """Rename a division (its tier stays)."""
     require_manager(session, division.league, user)
-    division.name = clean_name(name, "a division name", 80)
+    before, division.name = division.name, clean_name(name, "a division name", 80)
+    if division.name != before:
+        audit.record(session, division.league, user, AuditAction.DIVISION_RENAMED,
+                     f"division {division.id} ({division.name})", name=[before, division.name])
 
 
 def create_season(session: Session, league: League, user: User, name: str,
@@ -229,4 +269,8 @@ def create_season(session: Session, league: League, user: User, name: str,
                     movement_in_percent=movement_in_percent)
     session.add(season)
     session.flush()
+    audit.record(session, league, user, AuditAction.SEASON_CREATED,
+                 f"season {season.id} ({season.name})", starts_at=starts_at.isoformat(),
+                 ends_at=ends_at.isoformat(), points_table=table, promote=promote,
+                 relegate=relegate, movement_in_percent=movement_in_percent)
     return season

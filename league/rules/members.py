@@ -1,7 +1,8 @@
 """League members: who is in a league, with which role and in which division.
 
 Organizers manage the members of their league; a league always keeps at least one organizer,
-so nobody can demote or remove the last one. Functions take a session and never commit.
+so nobody can demote or remove the last one. Removal sticks: in a league joined by invite,
+removing a member changes the invite code. Functions take a session and never commit.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
 from league.errors import Conflict, InvalidInput, NotFound
-from league.models import Division, League, MemberRole, Membership, User
-from league.rules.leagues import require_manager
+from league.models import AuditAction, Division, League, MemberRole, Membership, User
+from league.rules import audit
+from league.rules.leagues import joins_by_invite, require_manager, reset_invite_code
 
 LAST_ORGANIZER = ("a league keeps at least one organizer: make another member an organizer "
                   "first")
@@ -77,6 +79,9 @@ def set_member_role(session: Session, user: User, member: Membership,
     if member.role == MemberRole.ORGANIZER and role != MemberRole.ORGANIZER and \
             _locked_organizer_count(session, member.league) <= 1:
         raise Conflict(LAST_ORGANIZER)
+    if member.role != role:
+        audit.record(session, member.league, user, AuditAction.MEMBER_CHANGED,
+                     _member_words(member), role=[str(member.role), str(role)])
     member.role = role
 
 
@@ -86,7 +91,18 @@ def set_member_division(session: Session, user: User, member: Membership,
     require_manager(session, member.league, user)
     if division is not None and division.league_id != member.league_id:
         raise InvalidInput("that division belongs to another league")
-    member.division_id = division.id if division is not None else None
+    new = division.id if division is not None else None
+    if member.division_id != new:
+        before = member.division.name if member.division is not None else None
+        audit.record(session, member.league, user, AuditAction.MEMBER_CHANGED,
+                     _member_words(member),
+                     division=[before, division.name if division is not None else None])
+    member.division_id = new
+
+
+def _member_words(member: Membership) -> str:
+    """A member in the audit log's words."""
+    return f"member {member.user.name}"
 
 
 def update_member(session: Session, user: User, member: Membership, role: MemberRole | str,
@@ -96,11 +112,23 @@ def update_member(session: Session, user: User, member: Membership, role: Member
     set_member_division(session, user, member, division)
 
 
-def remove_member(session: Session, user: User, member: Membership) -> None:
-    """Remove a member from the league; their entries and season points stay on record."""
-    require_manager(session, member.league, user)
-    if member.role == MemberRole.ORGANIZER and \
-            _locked_organizer_count(session, member.league) <= 1:
+def remove_member(session: Session, user: User, member: Membership) -> str | None:
+    """Remove a member from the league; their entries and season points stay on record.
+
+    In a league joined by invite (unlisted or private) the invite code changes too, or the
+    removed racer would walk straight back in with the link they joined by; members stay
+    members, and the organizers share the new link. Returns the new code, or None for a
+    public league, which anyone may join.
+    """
+    league = member.league
+    require_manager(session, league, user)
+    if member.role == MemberRole.ORGANIZER and _locked_organizer_count(session, league) <= 1:
         raise Conflict(LAST_ORGANIZER)
+    audit.record(session, league, user, AuditAction.MEMBER_REMOVED, _member_words(member),
+                 role=str(member.role))
+    # Before the removal: an organizer who removes themselves manages the league until then.
+    code = (reset_invite_code(session, league, user, f"{member.user.name} was removed")
+            if joins_by_invite(league) else None)
     session.delete(member)
     session.flush()
+    return code

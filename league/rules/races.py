@@ -15,17 +15,29 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
+from evaluator.conditions import DEFAULT_PRESET
 from evaluator.errors import PaddockError
 from evaluator.race_settings import MAX_TRIALS, RaceConfig
 from evaluator.track_library import load_track
 from league.errors import Conflict, InvalidInput, NotFound
-from league.models import Division, Entry, League, Race, RaceStatus, Season, User, utcnow
+from league.models import (
+    AuditAction,
+    Division,
+    Entry,
+    League,
+    Race,
+    RaceStatus,
+    Season,
+    User,
+    utcnow,
+)
+from league.rules import audit
 from league.rules.leaderboard import EntryStatus, entry_status
 from league.rules.leagues import can_view, require_manager
 from league.rules.text import clean_name
 
 RACE_FIELDS = ("track", "format", "laps", "trials", "ranking", "off_track_penalty",
-               "collision_penalty", "time_cap", "min_laps", "seed", "obstacles")
+               "collision_penalty", "time_cap", "min_laps", "seed", "obstacles", "conditions")
 # Bounds of the optional race settings (what a scheduler, a worker and the database can hold).
 OPTIONAL_RACE_RANGES = {
     "max_entries_per_day": (0, 100_000), "max_entries_total": (0, 100_000),
@@ -57,12 +69,20 @@ def create_race(session: Session, league: League, user: User, name: str,
     track whose geometry has changed since.
     """
     require_manager(session, league, user)
+    settings = {"conditions": DEFAULT_PRESET, **settings}  # new races: standard conditions
     values = _race_values(league, name, opens_at, closes_at, season, divisions, settings)
     race = Race(league_id=league.id, status=RaceStatus.SCHEDULED, **values)
     race.divisions = list(divisions)
     session.add(race)
     session.flush()
+    audit.record(session, league, user, AuditAction.RACE_CREATED, race_words(race),
+                 settings=race.config())
     return race
+
+
+def race_words(race: Race) -> str:
+    """A race in the audit log's words: "race 12 (Sunday Sprint)"."""
+    return f"race {race.id} ({race.name})"
 
 
 def update_race(session: Session, race: Race, user: User, name: str,
@@ -91,15 +111,26 @@ def update_race(session: Session, race: Race, user: User, name: str,
     if frozen and has_entries:
         raise Conflict("this race has entries, so the settings that change results "
                        f"({', '.join(frozen)}) can no longer change")
+    was = {k: [_plain(getattr(race, k)), _plain(values[k])] for k in changed}
     for key in changed:
         setattr(race, key, values[key])
     if {d.id for d in race.divisions} != {d.id for d in divisions}:
+        was["divisions"] = [sorted(d.name for d in race.divisions),
+                            sorted(d.name for d in divisions)]
         race.divisions = list(divisions)
         changed.append("divisions")
+    if changed:
+        audit.record(session, race.league, user, AuditAction.RACE_CHANGED, race_words(race),
+                     changed=was)
     if race.status == RaceStatus.OPEN and race.opens_at > (now or utcnow()):
         race.status = RaceStatus.SCHEDULED
     session.flush()
     return changed
+
+
+def _plain(value: Any) -> Any:
+    """A race column's value as JSON holds it (times as ISO 8601)."""
+    return value.isoformat() if isinstance(value, dt.datetime) else value
 
 
 def _race_values(league: League, name: str, opens_at: dt.datetime, closes_at: dt.datetime,
@@ -142,7 +173,8 @@ def _race_values(league: League, name: str, opens_at: dt.datetime, closes_at: dt
                 off_track_penalty=cfg.off_track_penalty,
                 collision_penalty=cfg.collision_penalty, trials=cfg.trials,
                 time_cap=cfg.time_cap, seed=cfg.seed, obstacles=cfg.obstacles,
-                opens_at=opens_at, closes_at=closes_at, **extra)
+                conditions=cfg.conditions.to_dict(), opens_at=opens_at, closes_at=closes_at,
+                **extra)
 
 
 def get_race(session: Session, race_id: int, viewer: User | None = None) -> Race:

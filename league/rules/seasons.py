@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from evaluator.race_settings import Format
 from league.models import (
+    AuditAction,
     Division,
     DivisionMove,
     Entry,
@@ -36,7 +37,7 @@ from league.models import (
     User,
     utcnow,
 )
-from league.rules import headtohead, knockout
+from league.rules import audit, headtohead, knockout
 from league.rules.leaderboard import race_leaderboard
 from league.rules.leagues import require_manager
 
@@ -393,6 +394,10 @@ def close_race_now(session: Session, race: Race, user: User,
     require_manager(session, race.league, user)
     now = now or utcnow()
     _locked_race(session, race.id)  # the same object, refreshed
-    if race.status != RaceStatus.CLOSED and knockout.start_finals(session, race, now):
-        return []
-    return close_race(session, race, now)
+    if race.status == RaceStatus.CLOSED:
+        return close_race(session, race, now)
+    finals = knockout.start_finals(session, race, now)
+    audit.record(session, race.league, user, AuditAction.RACE_CLOSED,
+                 f"race {race.id} ({race.name})",
+                 outcome="to its knockout finals" if finals else "closed")
+    return [] if finals else close_race(session, race, now)

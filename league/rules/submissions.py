@@ -21,6 +21,7 @@ from evaluator.validate import validate_policy
 from league.config import DEFAULT_MAX_ATTEMPTS
 from league.errors import Conflict, Forbidden, InvalidInput, LimitExceeded, NotFound
 from league.models import (
+    AuditAction,
     Entry,
     EvaluationJob,
     JobKind,
@@ -29,10 +30,10 @@ from league.models import (
     Race,
     RaceStatus,
     User,
-    Visibility,
     utcnow,
 )
-from league.rules.leagues import can_manage, membership
+from league.rules import audit
+from league.rules.leagues import can_manage, joins_by_invite, membership
 from league.rules.text import clean_description, clean_name
 from league.storage import Storage
 
@@ -47,16 +48,17 @@ def submit_entry(session: Session, storage: Storage, race: Race, racer: User, da
     """Enter a model in a race; returns the entry with its queued evaluation job.
 
     Rules, in order: the race is open (between its open and close times, not closed); the
-    racer may enter it (private leagues: members; races limited to divisions: racers of those
-    divisions); the racer has entries left today (UTC) and in total; the model passes
-    validation. The model's version counts up per racer and name; the same file with the same
-metadata under the same name is the version it already is (one model entered in several
-races is one version, its entries listed together in the garage). A time-trial entry gets a
-    queued evaluation job; a head-to-head entry waits for the next round's heats.
+    racer may enter it (unlisted and private leagues: members; races limited to divisions:
+    racers of those divisions); the racer has entries left today (UTC) and in total; the
+    model passes validation. The model's version counts up per racer and name; the same file
+    with the same metadata under the same name is the version it already is (one model
+    entered in several races is one version, its entries listed together in the garage). A
+    time-trial entry gets a queued evaluation job; a head-to-head entry waits for the
+    next round's heats.
     """
     now = now or utcnow()
     _check_open(race, now)
-    _check_eligible(session, race, racer)
+    check_eligible(session, race, racer)
     _check_limits(session, race, racer, now)
     try:
         policy = validate_policy(data, metadata)
@@ -121,7 +123,16 @@ def rerun_entry(session: Session, entry: Entry, user: User) -> EvaluationJob:
                        "to re-run")
     if entry.race.status == RaceStatus.CLOSED:
         raise Conflict("the race is closed: its results are final")
-    return queue_evaluation(session, entry)
+    job = queue_evaluation(session, entry)
+    audit.record(session, entry.race.league_id, user, AuditAction.ENTRY_RERUN,
+                 entry_words(entry), job_id=job.id)
+    return job
+
+
+def entry_words(entry: Entry) -> str:
+    """An entry in the audit log's words: "entry 12 (ada, fast v3) in race 5 (Sprint)"."""
+    return (f"entry {entry.id} ({entry.racer.name}, {entry.model.name} v{entry.model.version})"
+            f" in race {entry.race.id} ({entry.race.name})")
 
 
 def disqualify_entry(session: Session, entry: Entry, user: User, reason: str) -> None:
@@ -133,6 +144,8 @@ def disqualify_entry(session: Session, entry: Entry, user: User, reason: str) ->
         raise InvalidInput("a disqualification needs a reason")
     entry.disqualified_at = entry.disqualified_at or utcnow()
     entry.disqualified_reason = reason
+    audit.record(session, entry.race.league_id, user, AuditAction.ENTRY_DISQUALIFIED,
+                 entry_words(entry), reason)
     for job in entry.jobs:
         if job.status == JobStatus.QUEUED:
             job.status = JobStatus.CANCELLED
@@ -159,10 +172,13 @@ def _check_open(race: Race, now: dt.datetime) -> None:
         raise Conflict(f"this race opens at {race.opens_at.isoformat()}Z")
 
 
-def _check_eligible(session: Session, race: Race, racer: User) -> None:
+def check_eligible(session: Session, race: Race, racer: User) -> None:
+    """Raise :class:`Forbidden` (saying why) unless ``racer`` may enter ``race``: a member of
+    an unlisted or private league, of one of the race's divisions when it names some."""
     m = membership(session, race.league, racer)
-    if race.league.visibility == Visibility.PRIVATE and m is None:
-        raise Forbidden("this race is in a private league you are not a member of")
+    if joins_by_invite(race.league) and m is None:
+        raise Forbidden(f"only members enter the races of this {race.league.visibility} "
+                        "league: join it with the invite link from its organizers first")
     if race.divisions:
         allowed = {d.id for d in race.divisions}
         if m is None or m.division_id not in allowed:

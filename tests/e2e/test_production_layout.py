@@ -21,9 +21,6 @@ from typing import Any
 
 import pytest
 
-from evaluator.race import run_race
-from evaluator.race_settings import RaceConfig
-from evaluator.validate import validate_policy
 from tests.support.dbfixtures import BACKENDS, _create_pg_database, _drop_pg_database
 
 pytestmark = pytest.mark.skipif("postgresql" not in BACKENDS,
@@ -135,8 +132,12 @@ def test_the_production_layout_races_a_submission_end_to_end(layout, tmp_path):
     assert [r["racer"] for r in rows] == ["ada"] and rows[0]["rank"] == 1
     evaluation = _api(base, "GET", f"/evaluations/{rows[0]['job_id']}", ada)
     assert evaluation["status"] == "succeeded"
-    home = run_race(RaceConfig(track="oval", laps=1, trials=2, seed=7),
-                    [validate_policy(BOT.read_bytes())]).to_dict()
-    league_result = evaluation["result"]
-    for key in ("status", "ranking_time_s", "trials", "sim_version", "seed"):
-        assert league_result[key] == home[key], key
+    # At home, by the race's id: the same settings, seed and conditions, the same result.
+    _api(base, "POST", f"/races/{race['id']}/close", boss)
+    home = subprocess.run(
+        [sys.executable, "-m", "evaluator.cli", "evaluate", str(BOT), "--race", str(race["id"]),
+         "--server", base, "--json", "--quiet"], env=env, capture_output=True, text=True,
+        timeout=180)
+    assert home.returncode == 0, home.stderr
+    assert json.loads(home.stdout) == evaluation["result"]
+    assert evaluation["result"]["settings"]["conditions"]["preset"] == "standard"

@@ -30,11 +30,11 @@ QUICK = ["--laps", "1", "--trials", "1", "--action-timeout-ms", "1000"]
 # The keys DESIGN.md promises in `paddock evaluate --json`, and the ones the engine adds.
 DESIGN_KEYS = {"paddock_version", "sim_version", "track", "format", "seed", "status",
                "ranking", "ranking_time_s", "trials", "error"}
-EXTRA_KEYS = {"track_digest", "ranking_laps", "ranked_trial", "settings"}
+EXTRA_KEYS = {"track_digest", "ranking_laps", "ranked_trial", "settings", "spread"}
 DESIGN_TRIAL_KEYS = {"trial", "seed", "status", "laps_completed", "lap_times_s",
                      "total_time_s", "best_lap_s", "average_lap_s", "off_track_count",
                      "collision_count", "penalty_s", "completion_pct"}
-EXTRA_TRIAL_KEYS = {"elapsed_s", "reason"}
+EXTRA_TRIAL_KEYS = {"elapsed_s", "reason", "conditions"}
 HEAT_KEYS = {"grid_slot", "position"}
 CAR_KEYS = {"name", "sha256", "status", "ranking_time_s", "ranking_laps", "ranked_trial",
             "trials", "error", "points", "wins"}

@@ -504,17 +504,30 @@ def test_layers_are_reported_and_strict_mode_runs_here() -> None:
     assert result.sandbox["missing"] == []
 
 
-def test_strict_mode_refuses_to_run_without_namespaces(spawned: list[tuple[int, str]]
-                                                       ) -> None:
+def test_strict_mode_needs_landlock_or_namespaces(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  spawned: list[tuple[int, str]]) -> None:
+    """Without bubblewrap, Landlock alone keeps the child contained; without both, a strict
+    sandbox refuses and says what to install."""
     no_ns = SandboxOptions(use_bwrap=False)
     with PolicyProcess(good(), no_ns) as proc:
-        assert proc.missing_layers() == ["namespaces"]
         assert proc.layers["namespaces"] is False
+        assert "namespaces" in proc.missing_layers()
+        landlock = bool(proc.layers["landlock"])
         assert np.isfinite(proc.act(np.zeros((1, OBS_DIM), dtype=np.float32))).all()
     strict = dataclasses.replace(no_ns, strict=True)
+    if landlock:
+        with PolicyProcess(good(), strict) as proc:  # Landlock is enough
+            assert sandbox.missing_required(proc.layers) == []
+        src = sandbox.CHILD_SCRIPT.read_text()
+        marker = '\nif __name__ == "__main__":'
+        stubbed = src.replace(marker, "\n\ndef _landlock(libc):\n    return False\n\n" + marker)
+        monkeypatch.setattr(sandbox, "CHILD_SCRIPT",
+                            _child_variant(tmp_path, "child.py", stubbed))
     with pytest.raises(SandboxUnavailable) as info:
         PolicyProcess(good(), strict)
-    assert "namespaces" in str(info.value) and STRICT_ENV in str(info.value)
+    assert "landlock or namespaces" in str(info.value) and STRICT_ENV in str(info.value)
+    assert "apt-get install bubblewrap" in str(info.value)
     with pytest.raises(SandboxUnavailable):  # a race does not quietly run without it either
         run_race(QUICK, [good()], options=strict)
     assert_gone(spawned)
@@ -637,9 +650,9 @@ def child_config() -> dict[str, Any]:
     sent: list[bytes] = []
     original = PolicyProcess._send
 
-    def spy(self: PolicyProcess, data: bytes) -> None:
+    def spy(self: PolicyProcess, data: bytes, *args: Any) -> None:
         sent.append(bytes(data))
-        original(self, data)
+        original(self, data, *args)
 
     with pytest.MonkeyPatch.context() as m:
         m.setattr(PolicyProcess, "_send", spy)
@@ -732,13 +745,15 @@ def read(n):
     return buf
 
 
-for _ in range(2):  # the configuration, then the model
-    read(struct.unpack("<I", read(4))[0])
+read(struct.unpack("<I", read(4))[0])  # the configuration
+report = b'{"layers": 5}' if MODE == "report-layers-not-an-object" else b'{"layers": {}}'
+os.write(1, struct.pack("<I", len(report)) + report)
+read(struct.unpack("<I", read(4))[0])  # the model
 greeting = {
     "greeting-not-an-object": b"[]",
     "greeting-nested-deep": b"[" * 60000,
     "greeting-layers-not-an-object": b'{"layers": 5}',
-}.get(MODE, b'{"layers": {}}')
+}.get(MODE, b'{}')
 os.write(1, struct.pack("<I", len(greeting)) + greeting)
 read(4)
 if MODE == "dies-of-a-real-time-signal":
@@ -751,6 +766,7 @@ read(4)
     ("greeting-not-an-object", "malformed greeting"),
     ("greeting-nested-deep", "failed to start"),
     ("greeting-layers-not-an-object", "malformed greeting"),
+    ("report-layers-not-an-object", "malformed greeting"),
     ("dies-of-a-real-time-signal", "died while choosing an action (signal"),
 ])
 def test_a_lying_child_is_a_policy_error(mode: str, says: str, tmp_path: Path,

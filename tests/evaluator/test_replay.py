@@ -28,7 +28,7 @@ from evaluator.track import Track
 from evaluator.track_library import load_track
 from evaluator.validate import validate_policy
 from evaluator.world import OBSTACLE_RADIUS_M, spread_obstacles
-from tests.support.replay_formats import as_format_1, as_format_2
+from tests.support.replay_formats import as_format_1, as_format_2, as_format_3
 
 if TYPE_CHECKING:
     from conftest import RaceRecorder
@@ -121,7 +121,7 @@ def test_byte_layout_follows_the_spec(incident_replay: replay.Replay) -> None:
     r = incident_replay
     raw = raw_bytes(r)
     magic, fmt, head_len = struct.unpack_from("<8sII", raw, 0)
-    assert (magic, fmt) == (b"PDKREPLY", 3)
+    assert (magic, fmt) == (b"PDKREPLY", 4)
     start = 16 + head_len
     assert start % 4 == 0
     head = json.loads(raw[16:start])
@@ -169,7 +169,7 @@ def test_format_1_replays_still_decode(incident_replay: replay.Replay) -> None:
             np.testing.assert_array_equal(getattr(a, col.name), getattr(b, col.name))
     assert replay.incidents(old) == replay.incidents(new)
     assert replay.quantise(old) == old
-    with pytest.raises(ReplayError, match="writes format 3, not 1"):
+    with pytest.raises(ReplayError, match="writes format 4, not 1"):
         replay.encode(old)
     new.cars[0].action = None
     with pytest.raises(ReplayError, match="car 0 has no action"):
@@ -209,7 +209,7 @@ def test_the_race_engine_records_each_trials_obstacles(obstacle_race: RaceResult
 def test_round_trip_keeps_the_obstacles(obstacle_race: RaceResult) -> None:
     r = replay.from_telemetry(obstacle_race.telemetry[0], meta={"trial": 1})
     back = replay.decode(replay.encode(r))
-    assert back == replay.quantise(r) and back.format_version == 3
+    assert back == replay.quantise(r) and back.format_version == 4
     assert r.obstacles is not None and back.obstacles is not None
     assert back.obstacles.shape == (OBSTACLES, 3)
     assert np.max(np.abs(back.obstacles[:, :2] - r.obstacles[:, :2])) <= 0.5e-3 * (1 + 1e-9)
@@ -228,7 +228,7 @@ def test_obstacle_blocks_follow_the_spec(obstacle_race: RaceResult) -> None:
     head_len = struct.unpack_from("<8sII", raw, 0)[2]
     start = 16 + head_len
     head = json.loads(raw[16:start])
-    assert head["format"] == 3 and head["obstacles"] == OBSTACLES
+    assert head["format"] == 4 and head["obstacles"] == OBSTACLES
     at = start + 6 * 4 * head["track"]["points"]
     blocks = np.frombuffer(raw, "<i4", 3 * OBSTACLES, at).reshape(3, OBSTACLES)
     assert r.obstacles is not None
@@ -252,11 +252,10 @@ def test_format_2_replays_still_decode(obstacle_race: RaceResult,
                 np.testing.assert_array_equal(getattr(a, col.name), getattr(b, col.name))
         assert replay.incidents(old) == replay.incidents(new)
         assert replay.quantise(old) == old
-        with pytest.raises(ReplayError, match="writes format 3, not 2"):
+        with pytest.raises(ReplayError, match="writes format 4, not 2"):
             replay.encode(old)
-    new.obstacles = None
-    with pytest.raises(ReplayError, match="no obstacles"):
-        replay.encode(new)
+    new.obstacles = None  # format 4 writes unknown obstacles (a rewritten format 2) as null
+    assert replay.decode(replay.encode(new)).obstacles is None
     new.obstacles = np.zeros((2, 2))
     with pytest.raises(ReplayError, match="shape"):
         replay.encode(new)
@@ -346,7 +345,7 @@ def test_obstacles_cost_a_few_bytes_once_per_replay(obstacle_race: RaceResult) -
     sizes = {}
     for name, run in (("2 obstacles", r), ("none", bare)):
         data = replay.encode(run)
-        sizes[name] = (len(as_format_2(data)), len(data))
+        sizes[name] = (len(as_format_2(data)), len(as_format_3(data)))
     print(f"\nreplay of {r.frames} frames on oval, format 2 -> format 3 bytes: {sizes}")
     with_boxes, without = (new - old for old, new in sizes.values())
     assert 0 < without <= 16  # the header's "obstacles":0
@@ -387,9 +386,9 @@ def test_wrong_magic_and_version_raise(incident_replay: replay.Replay) -> None:
     raw = raw_bytes(incident_replay)
     with pytest.raises(ReplayError, match="magic"):
         replay.decode(gzip(b"NOTREPLY" + raw[8:]))
-    with pytest.raises(ReplayError, match="version 4 is not supported"):
-        replay.decode(gzip(raw[:8] + struct.pack("<I", 4) + raw[12:]))
-    with pytest.raises(ReplayError, match="the header says format 3, the preamble 1"):
+    with pytest.raises(ReplayError, match="version 5 is not supported"):
+        replay.decode(gzip(raw[:8] + struct.pack("<I", 5) + raw[12:]))
+    with pytest.raises(ReplayError, match="the header says format 4, the preamble 1"):
         replay.decode(gzip(raw[:8] + struct.pack("<I", 1) + raw[12:]))
     with pytest.raises(ReplayError, match="preamble"):
         replay.decode(gzip(raw[:10]))

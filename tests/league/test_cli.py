@@ -130,6 +130,16 @@ def test_token_create(on_db: Database, env: pytest.MonkeyPatch,
         assert token is not None and token.name == "laptop"
     assert _run(["token", "create", "nobody"], env) == cli.EXIT_FAILURE
     assert "no user named 'nobody'" in _error_line(capsys)
+    # A scope and a lifetime of the operator's choosing.
+    assert _run(["token", "create", "dana", "--label", "ci", "--scope", "read",
+                 "--expires", "never"], env) == 0
+    captured = capsys.readouterr()
+    assert "(read, never expires)" in captured.err
+    with on_db.factory() as session:
+        ci = session.scalar(sa.select(ApiToken).where(ApiToken.name == "ci"))
+        assert ci is not None and ci.scope == "read" and ci.expires_at is None
+        laptop = session.scalar(sa.select(ApiToken).where(ApiToken.name == "laptop"))
+        assert laptop is not None and laptop.scope == "submit" and laptop.expires_at is not None
 
 
 def test_unreachable_database_is_one_line(env: pytest.MonkeyPatch,

@@ -62,7 +62,8 @@ def test_the_demo_is_seeded_once_with_everything_the_brief_lists(db, storage):
             ("time-trial", "oval", RaceStatus.OPEN),
             ("time-trial", "royal-park", RaceStatus.OPEN),
             ("head-to-head", "speedway", RaceStatus.OPEN)]
-        assert {u.name for u in s.scalars(sa.select(User))} >= {"organizer", "racer", "ace-bot"}
+        assert {u.name for u in s.scalars(sa.select(User))} >= {"organizer", "racer", "admin",
+                                                                "ace-bot"}
         queued = s.scalars(sa.select(EvaluationJob.status)).all()
         assert queued == [JobStatus.QUEUED] * 8  # 4 bots x 2 time trials
     with transaction(db.factory) as s:

@@ -12,11 +12,31 @@ import numpy as np
 from evaluator import replay
 
 
-def as_format_2(data: bytes) -> bytes:
-    """A stored format-3 replay rewritten the way format 2 stored it (docs/REPLAY.md): the
-    same header without ``obstacles`` and the same blocks without the obstacle blocks.
-    Replays kept before format 3 look like this, and they must go on playing."""
+def as_format_3(data: bytes) -> bytes:
+    """A stored format-4 replay that keeps every car's commands and its obstacles, rewritten
+    the way format 3 stored it (docs/REPLAY.md): the same blocks, the cars' headers without
+    ``commands``. Replays kept before format 4 look like this, and they must go on playing."""
     raw = zlib.decompress(data, wbits=16 + zlib.MAX_WBITS)
+    magic, fmt, head_len = struct.unpack_from("<8sII", raw)
+    assert fmt == 4, f"expected a format-4 replay, got format {fmt}"
+    start = 16 + head_len
+    head = json.loads(raw[16:start])
+    assert head["obstacles"] is not None, "format 3 keeps the obstacles"
+    head["format"] = 3
+    for car in head["cars"]:
+        assert car.pop("commands") is True, "format 3 keeps every car's commands"
+    return _repack(magic, 3, head, raw[start:])
+
+
+def as_format_2(data: bytes) -> bytes:
+    """A stored format-3 (or 4, see :func:`as_format_3`) replay rewritten the way format 2
+    stored it (docs/REPLAY.md): the same header without ``obstacles`` and the same blocks
+    without the obstacle blocks. Replays kept before format 3 look like this, and they must go
+    on playing."""
+    raw = zlib.decompress(data, wbits=16 + zlib.MAX_WBITS)
+    if struct.unpack_from("<8sII", raw)[1] == 4:
+        data = as_format_3(data)
+        raw = zlib.decompress(data, wbits=16 + zlib.MAX_WBITS)
     magic, fmt, head_len = struct.unpack_from("<8sII", raw)
     assert fmt == 3, f"expected a format-3 replay, got format {fmt}"
     start = 16 + head_len
@@ -29,11 +49,11 @@ def as_format_2(data: bytes) -> bytes:
 
 
 def as_format_1(data: bytes) -> bytes:
-    """A stored format-2 or 3 replay rewritten the way format 1 stored it (docs/REPLAY.md):
+    """A stored format-2, 3 or 4 replay rewritten the way format 1 stored it (docs/REPLAY.md):
     the format-2 header and blocks without the command columns. Replays kept before format 2
     look like this, and they must go on playing."""
     raw = zlib.decompress(data, wbits=16 + zlib.MAX_WBITS)
-    if struct.unpack_from("<8sII", raw)[1] == 3:
+    if struct.unpack_from("<8sII", raw)[1] in (3, 4):
         raw = zlib.decompress(as_format_2(data), wbits=16 + zlib.MAX_WBITS)
     magic, fmt, head_len = struct.unpack_from("<8sII", raw)
     assert fmt == 2, f"expected a format-2 replay, got format {fmt}"

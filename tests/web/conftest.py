@@ -1,4 +1,5 @@
-"""Web fixtures: an app on each backend's test database, its client, and signing in.
+"""Web fixtures: an app on each backend's test database, its client, signing in, and the app
+served over HTTP (``served``) for tests that need a real client.
 
 ``app`` is built on the league's ``db`` fixture (SQLite and a throwaway PostgreSQL database),
 with CSRF and rate limits off; the tests of those protections turn them back on with
@@ -7,6 +8,7 @@ with CSRF and rate limits off; the tests of those protections turn them back on 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from league.models import User
 from tests.support.dbfixtures import Database
@@ -65,3 +68,21 @@ def sign_in(client: FlaskClient, user: User) -> FlaskClient:
 def login() -> Callable[[FlaskClient, User], FlaskClient]:
     """``login(client, user)``: sign ``client`` in as ``user``."""
     return sign_in
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log(self, type: str, message: str, *args: Any) -> None:
+        """Thousands of requests: a test's report says which ones failed."""
+
+
+@pytest.fixture
+def served(app: Flask) -> Iterator[str]:
+    """``app`` served over HTTP in a thread; its base URL."""
+    server = make_server("127.0.0.1", 0, app, request_handler=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()

@@ -43,7 +43,8 @@ def test_every_api_route_is_in_the_document(app: Flask, api: ApiClient) -> None:
     assert declared == CONTRACT
 
 
-# The endpoints DESIGN.md lists ("HTTP API"), plus the lists and the caller.
+# The endpoints DESIGN.md lists ("HTTP API"), plus the lists, the caller, a head-to-head
+# race's heats and a racer's matchups in it, and a league's audit log.
 CONTRACT = {
     ("/openapi.json", "GET"), ("/tracks", "GET"), ("/leagues", "GET"), ("/leagues", "POST"),
     ("/leagues/{slug}", "GET"), ("/leagues/{slug}/seasons", "POST"),
@@ -53,6 +54,8 @@ CONTRACT = {
     ("/entries/{entry_id}", "GET"), ("/entries/{entry_id}/rerun", "POST"),
     ("/entries/{entry_id}/disqualify", "POST"), ("/evaluations/{job_id}", "GET"),
     ("/evaluations/{job_id}/replay", "GET"), ("/me", "GET"), ("/me/entries", "GET"),
+    ("/races/{race_id}/heats", "GET"), ("/races/{race_id}/racers/{name}/matchups", "GET"),
+    ("/leagues/{slug}/audit", "GET"),
 }
 
 

@@ -18,13 +18,18 @@ def _csrf(client: FlaskClient, path: str) -> str:
     return match.group(1)
 
 
-def test_signup_creates_an_account_and_logs_in(client, session):
+def test_signup_creates_an_account_then_the_racer_logs_in(client, session):
+    """Sign-up does not log in: its answer must not tell a new address from a registered one
+    (tests/web/test_account_sessions.py), so the new racer logs in next."""
     r = client.post("/signup", data={"name": "ada", "email": "ada@example.org",
                                       "password": PASSWORD, "confirm": PASSWORD})
-    assert r.status_code == 302 and r.headers["Location"].endswith("/garage/")
+    assert r.status_code == 302 and r.headers["Location"].endswith("/login")
     user = session.scalar(sa.select(User).where(User.name == "ada"))
     assert user is not None and user.password_hash.startswith("scrypt:")
-    assert client.get("/garage/").status_code == 200
+    session.commit()  # ends the test's read (SQLite: the login writes next)
+    assert client.get("/garage/").status_code == 302
+    r = client.post("/login", data={"login": "ada", "password": PASSWORD})
+    assert r.status_code == 302 and client.get("/garage/").status_code == 200
 
 
 def test_signup_shows_the_reason_next_to_the_field(client, make, session):
@@ -33,7 +38,7 @@ def test_signup_shows_the_reason_next_to_the_field(client, make, session):
     r = client.post("/signup", data={"name": "ADA", "email": "x@example.org",
                                       "password": PASSWORD, "confirm": PASSWORD})
     assert r.status_code == 200
-    assert "already registered" in r.get_data(as_text=True)
+    assert "that user name is already registered" in r.get_data(as_text=True)
     r = client.post("/signup", data={"name": "bob", "email": "bob@example.org",
                                       "password": PASSWORD, "confirm": "other password"})
     assert "the passwords differ" in r.get_data(as_text=True)

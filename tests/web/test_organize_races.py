@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
+from evaluator.conditions import PRESETS
 from league.db import READ_ONLY
 from league.models import (
     EvaluationJob,
@@ -106,7 +107,8 @@ def test_schedule_a_race_with_every_setting(org_client, session, club):
     assert race.config() == {"track": "kidney", "format": "time-trial", "laps": 5, "trials": 4,
                              "ranking": "best-lap", "off_track_penalty": 2.5,
                              "collision_penalty": 10.0, "time_cap": 240.0, "min_laps": 2,
-                             "seed": 1234567890123, "obstacles": 3}
+                             "seed": 1234567890123, "obstacles": 3,
+                             "conditions": PRESETS["standard"].to_dict()}  # the default
     assert (race.name, race.season_id, [d.id for d in race.divisions]) == \
         ("Sunday Sprint", season.id, [rookie])
     assert (race.opens_at, race.closes_at) == (dt.datetime(2026, 7, 1, 18),

@@ -14,6 +14,7 @@ import pytest
 import league.models as m
 from league.read import replays
 from tests.support import replays as sample
+from tests.web.test_replays import viewer_attrs
 
 
 @pytest.fixture(scope="module")
@@ -75,14 +76,6 @@ def seeded(session: Any, storage: Any, make: Any, runs: dict[str, bytes]) -> See
                   other_rows[0], private_rows[0], heat_rows[0])
 
 
-def viewer_attrs(page: str) -> dict[str, str]:
-    tag = re.search(r'<section id="replay-viewer"[^>]*>', page, re.S)
-    assert tag, page
-    found = re.finditer(r"data-([a-z-]+)=(?:\"([^\"]*)\"|'([^']*)')", tag.group(0))
-    return {m.group(1): html.unescape(m.group(2) if m.group(2) is not None else m.group(3))
-            for m in found}
-
-
 def problem(page: str) -> str:
     found = re.search(r'class="flash error replay-ghost-problem"[^>]*>(.*?)</p>', page, re.S)
     return html.unescape(found.group(1)) if found else ""
@@ -128,6 +121,7 @@ def test_without_a_ghost_nothing_of_the_comparison(client: Any, seeded: Seeded) 
     ("ghost=abc", "“abc” is not a replay number."),
     ("ghost=0", "“0” is not a replay number."),
     ("ghost=99999999999999999999999", "is not a replay number."),
+    ("ghost=3000000000", "is not a replay number."),  # past any id (PostgreSQL: 32-bit)
     ("vs=-4", "“-4” is not an evaluation number."),
     ("ghost=987654", "cannot be compared with replay 987654: no replay 987654."),
     ("vs=987654", "cannot be compared with evaluation 987654: no evaluation 987654."),

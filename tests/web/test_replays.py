@@ -27,7 +27,7 @@ def viewer_attrs(page: str) -> dict[str, str]:
     """The data attributes of the viewer element."""
     tag = re.search(r'<section id="replay-viewer"[^>]*>', page, re.S)
     assert tag, page
-    found = re.finditer(r"data-([a-z]+)=(?:\"([^\"]*)\"|'([^']*)')", tag.group(0))
+    found = re.finditer(r"data-([a-z-]+)=(?:\"([^\"]*)\"|'([^']*)')", tag.group(0))
     return {m.group(1): html.unescape(m.group(2) if m.group(2) is not None else m.group(3))
             for m in found}
 
@@ -82,9 +82,11 @@ def test_start_time_from_the_query(client, session, storage, make, replay_bytes)
         assert viewer_attrs(client.get(url + query).get_data(as_text=True))["start"] == start
 
 
-def test_data_is_the_stored_file(client, session, storage, make, replay_bytes) -> None:
+def test_data_is_the_stored_file(client, session, storage, make, login, replay_bytes) -> None:
+    """The racer is served the stored file (spectators: tests/web/test_replay_privacy.py)."""
     tt = sample.time_trial(session, storage, make, replay_bytes, trials=1, ranked=1)
     session.commit()
+    login(client, tt.entry.racer)
     r = client.get(f"/replays/{tt.replays[0].id}.bin")
     assert r.status_code == 200 and r.data == replay_bytes
     assert r.mimetype == "application/octet-stream"
@@ -101,9 +103,11 @@ def test_data_is_the_stored_file(client, session, storage, make, replay_bytes) -
     assert client.get("/replays/999999.bin").status_code == 404
 
 
-def test_download_is_an_attachment(client, session, storage, make, replay_bytes) -> None:
+def test_download_is_an_attachment(client, session, storage, make, login,
+                                   replay_bytes) -> None:
     tt = sample.time_trial(session, storage, make, replay_bytes, trials=2, ranked=1)
     session.commit()
+    login(client, tt.entry.racer)
     r = client.get(f"/replays/{tt.replays[1].id}/download")
     assert r.status_code == 200 and r.data == replay_bytes
     assert r.mimetype == "application/octet-stream"

@@ -3,9 +3,15 @@
 The API never looks at the website's login cookie: it is exempt from CSRF because only a
 token, which a browser never sends by itself, can act in a user's name.
 
-A request without the header is anonymous; one with a header that is not a valid, unrevoked
-token is refused with 401 on every endpoint (a script with a stale token should hear so, not
-quietly see less). The token's last use is recorded as :mod:`league.rules.accounts` describes:
+A request without the header is anonymous; one with a header that is not a valid, unrevoked,
+unexpired token is refused with 401 on every endpoint (a script with a stale token should
+hear so, not quietly see less); an expired one is told it expired.
+
+Scopes. A ``read`` token may only make GET and HEAD requests: any other method (every write
+endpoint of the API is a POST) is refused with 403 ``forbidden`` naming the scope, before the
+endpoint runs. A ``submit`` token may do everything its owner may.
+
+The token's last use is recorded as :mod:`league.rules.accounts` describes:
 for GET and HEAD in a separate short transaction, at most once a minute per token, so the
 request's own transaction stays read-only; for writes within the request's transaction.
 """
@@ -17,14 +23,21 @@ from typing import cast
 from flask import g, request
 from sqlalchemy.orm import Session as OrmSession
 
-from league.models import User, utcnow
+from league.models import TokenScope, User, utcnow
 from league.rules import accounts
-from web.api.errors import unauthorized
+from web.api.errors import ApiError, unauthorized
 from web.extensions import db
 from web.helpers import session
 
 SAFE_METHODS = ("GET", "HEAD")
 _UNSET = object()
+# A revoked token reads like an unknown one (a leaked old token confirms nothing about the
+# account); an expired one says so, since its owner just needs a new one.
+_REFUSALS = {
+    "unknown": "the API token is unknown or revoked",
+    "revoked": "the API token is unknown or revoked",
+    "expired": "the API token has expired; create a new one in your garage",
+}
 
 
 def caller() -> User | None:
@@ -54,10 +67,14 @@ def _authenticate() -> User | None:
     scheme, _, plain = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not plain.strip():
         raise unauthorized("the Authorization header must be 'Bearer <token>'")
-    token = accounts.find_token(session(), plain.strip())
-    if token is None:
-        raise unauthorized("the API token is unknown or revoked")
     now = utcnow()
+    token = accounts.lookup_token(session(), plain.strip())
+    refusal = accounts.token_refusal(token, now)
+    if token is None or refusal is not None:
+        raise unauthorized(_REFUSALS.get(refusal or "unknown", _REFUSALS["unknown"]))
+    if token.scope == TokenScope.READ and request.method not in SAFE_METHODS:
+        raise ApiError(403, "forbidden", "this API token has the 'read' scope, which only "
+                       "reads (GET); changes need a token with the 'submit' scope")
     if accounts.token_use_due(token, now):
         if request.method in SAFE_METHODS:
             with OrmSession(db.engine) as side, side.begin():

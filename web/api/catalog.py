@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from evaluator.track_library import iter_tracks
 from league.models import User
-from league.read import browse
+from league.read import audit, browse
 from league.rules import leagues
 from web.api import present
 from web.api import schemas as s
@@ -61,6 +61,19 @@ def create_season(slug: str, caller: User, body: s.SeasonCreate) -> tuple[s.Seas
                                    body.relegate, body.movement_in_percent)
     session().commit()
     return present.season(season, league), 201
+
+
+@api.route("/leagues/<slug>/audit", tag="leagues", auth=Auth.REQUIRED, query=s.PageQuery,
+           responses={200: s.AuditLog}, errors=(403, 404))
+def league_audit(slug: str, caller: User, query: s.PageQuery) -> s.AuditLog:
+    """The league's audit log (its organizers and admins): who disqualified, re-ran, closed,
+    removed, changed or rotated what, when and why, newest first."""
+    league = leagues.get_league(session(), slug, caller)
+    page, per_page = page_args()
+    events, total = audit.league_audit(session(), league, caller,
+                                       offset=(page - 1) * per_page, limit=per_page)
+    return s.AuditLog(items=[s.AuditEvent.model_validate(e) for e in events],
+                      pagination=present.pagination(Page(list(events), page, per_page, total)))
 
 
 @api.route("/me", tag="me", auth=Auth.REQUIRED, responses={200: s.Me})

@@ -9,7 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, SkipValidatio
 
 from evaluator.race_settings import DEFAULT_FORMAT, DEFAULT_RANKING, Format, Ranking
 from league.models import FailureKind, JobKind, JobStatus
-from web.api.schemas import Pagination, Request, Timestamp
+from league.rules.submissions import MAX_MODEL_NAME_CHARS, MAX_REASON_CHARS
+from web.api.schemas import (
+    BLANK_NAME_PATTERN,
+    TEXT_PATTERN,
+    Pagination,
+    Request,
+    Timestamp,
+)
 
 
 class EntryUpload(BaseModel):
@@ -20,11 +27,15 @@ class EntryUpload(BaseModel):
     model: bytes = Field(description="the policy .onnx file")
     metadata: bytes | None = Field(None, description="model_metadata.json, as a file or text "
                                                      "(default: the metadata in the file)")
-    name: str = Field("", description="the model's name (default: its metadata's name)")
+    name: str = Field("", json_schema_extra={"pattern": BLANK_NAME_PATTERN},
+                      description="the model's name (default: its metadata's name); its first "
+                                  f"{MAX_MODEL_NAME_CHARS} characters are kept")
 
 
 class Disqualify(Request):
-    reason: str = Field(description="shown to the racer")
+    reason: str = Field(min_length=1, max_length=MAX_REASON_CHARS,
+                        json_schema_extra={"pattern": TEXT_PATTERN},
+                        description="shown to the racer")
 
 
 class PolicyModel(BaseModel):

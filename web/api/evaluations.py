@@ -33,9 +33,14 @@ def get_replay(job_id: int, caller: User | None, query: es.ReplayQuery) -> Respo
     is ranked by): the gzip bytes described in docs/REPLAY.md.
 
     Replays are public like the website's viewer: anyone who may see the race may watch
-    them (the result details of a time trial stay with its racer and the organizers).
+    them (the result details of a time trial stay with its racer and the organizers). The
+    policies' commands (``command_steering``, ``command_speed``, ``action``) are kept only for
+    the cars the caller may see them of: their own, or every car for the league's organizers;
+    the other cars' header says ``"commands": false``. The ETag tells the copies apart.
     """
     ctx = replays.job_replay(session(), job_id, caller, query.trial)
-    data = storage().get("replays", ctx.replay.sha256)
-    return Response(data, mimetype=Binary.media_type,
-                    headers={"Content-Disposition": f'attachment; filename="{ctx.filename}"'})
+    copy = replays.replay_copy(session(), ctx, caller)
+    return Response(replays.copy_bytes(storage(), copy), mimetype=Binary.media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{ctx.filename}"',
+                             "ETag": f'"{copy.etag}"', "Cache-Control": "private",
+                             "Vary": "Authorization"})

@@ -13,11 +13,13 @@ from evaluator.race_settings import Format, Ranking
 from evaluator.track import Track as TrackData
 from league import models as m
 from league.errors import NotFound
-from league.read import cache, replays
+from league.read import cache, heats, matchups, replays
 from league.rules import headtohead, knockout, leaderboard, leagues
 from web.api import entry_schemas as es
+from web.api import heat_schemas as hs
 from web.api import schemas as s
 from web.helpers import Page, paginate
+from web.links import link_maker
 
 
 def pagination(page: Page[Any]) -> s.Pagination:
@@ -143,3 +145,33 @@ def me(user: m.User) -> s.Me:
     """The calling user."""
     return s.Me(id=user.id, name=user.name, email=user.email, role=str(user.role),
                 can_organize=user.can_organize, created_at=user.created_at)
+
+
+def heat_list(rows: Sequence[heats.HeatRow], page: Page[Any]) -> hs.HeatList:
+    """One page of a race's heats, with links to the replays of those raced."""
+    replay = link_maker("api.get_replay", "job_id", numeric=True)
+    watch = link_maker("replays.job", "job_id", numeric=True)
+    return hs.HeatList(pagination=pagination(page), items=[
+        hs.Heat(id=h.heat_id, race_id=h.race_id, title=h.title, created_at=h.created_at,
+                raced=h.raced, evaluation_id=h.job_id,
+                evaluation_status=m.JobStatus(h.job_status) if h.job_status else None,
+                winner_id=h.winner_id,
+                replay=replay(h.job_id) if h.raced else None,
+                watch=watch(h.job_id) if h.raced else None,
+                cars=[hs.HeatCar.model_validate(asdict(car)) for car in h.cars])
+        for h in rows])
+
+
+def racer_matchups(race_id: int, found: matchups.Matchups) -> hs.Matchups:
+    """A racer's record, heats, rating history and versions in a head-to-head race."""
+    return hs.Matchups(
+        race_id=race_id, racer=found.racer,
+        opponents=[hs.Opponent(racer=o.racer, won=o.won, lost=o.lost, heats=o.heats)
+                   for o in found.opponents],
+        heats=[hs.MatchupHeat(heat_id=h.heat_id, label=h.label, model=h.model,
+                              position=h.position, cars=h.cars, opponents=list(h.opponents),
+                              rated_at=h.rated_at) for h in found.heats],
+        history=[hs.RatingPoint(label=p.label, model=p.model, mu=p.mu, sigma=p.sigma,
+                                rating=p.conservative) for p in found.history],
+        versions=[hs.VersionMark(model=v.model, submitted_at=v.submitted_at, point=v.point)
+                  for v in found.versions])

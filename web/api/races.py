@@ -1,10 +1,14 @@
-"""Races: lists, one race, its leaderboard; scheduling and closing them (organizers)."""
+"""Races: lists, one race, its leaderboard, a head-to-head race's heats and a racer's
+matchups in it; scheduling and closing races (organizers)."""
 
 from __future__ import annotations
 
-from league.models import League, User, utcnow
-from league.read import browse
+from evaluator.race_settings import Format
+from league.errors import NotFound
+from league.models import League, Race, User, utcnow
+from league.read import browse, heats, matchups
 from league.rules import leagues, races, seasons
+from web.api import heat_schemas as hs
 from web.api import present
 from web.api import schemas as s
 from web.api.blueprint import api
@@ -67,11 +71,14 @@ def create_race(slug: str, caller: User, body: s.RaceCreate) -> tuple[s.Race, in
     """Schedule a race in a league (its organizers), with every setting of the race engine.
 
     Settings left out take the engine's defaults (3 laps, 3 trials, total time, 5 s
-    penalties); the race opens at ``opens_at`` (default now) and closes at ``closes_at``.
+    penalties, the standard race conditions); the race opens at ``opens_at`` (default now)
+    and closes at ``closes_at``.
     """
     league = leagues.get_league(session(), slug, caller)
     fields = body.model_dump(exclude={"name", "opens_at", "closes_at", "season_id",
-                                      "division_ids"})
+                                      "division_ids", "conditions"})
+    if body.conditions is not None:  # else: the league's default for a new race
+        fields["conditions"] = body.conditions.given()
     race = races.schedule_race(session(), league, caller, body.name,
                                      body.opens_at or utcnow(), body.closes_at,
                                      season_id=body.season_id, division_ids=body.division_ids,
@@ -91,3 +98,37 @@ def close_race(race_id: int, caller: User) -> s.ClosedRace:
     points = seasons.close_race_now(session(), race, caller)
     session().commit()
     return present.closed_race(session(), race, points)
+
+
+@api.route("/races/<int:race_id>/heats", tag="races", query=hs.HeatQuery,
+           responses={200: hs.HeatList}, errors=(404,))
+def race_heats(race_id: int, caller: User | None, query: hs.HeatQuery) -> hs.HeatList:
+    """List a head-to-head race's heats, newest first: rating rounds and knockout stages.
+
+    Each heat lists its cars best first with position, time, gap to the winner, off-tracks,
+    collisions and penalties, and links its replays once raced. Filter by ``racer``. A time
+    trial has no heats (404).
+    """
+    race = _head_to_head(race_id, caller)
+    page, per_page = page_args()
+    rows, total = heats.race_heats(session(), race, racer=query.racer, page=page,
+                                   per_page=per_page)
+    return present.heat_list(rows, Page(rows, page, per_page, total))
+
+
+@api.route("/races/<int:race_id>/racers/<name>/matchups", tag="races",
+           responses={200: hs.Matchups}, errors=(404,))
+def racer_matchups(race_id: int, name: str, caller: User | None) -> hs.Matchups:
+    """Show a racer's matchups in a head-to-head race: their record against each opponent,
+    the heats they raced and their rating after every round, marked where a new model
+    version entered. 404 when the racer has no entry in the race."""
+    race = _head_to_head(race_id, caller)
+    return present.racer_matchups(race.id, matchups.racer_matchups(session(), race, name))
+
+
+def _head_to_head(race_id: int, caller: User | None) -> Race:
+    """The head-to-head race ``race_id`` if the caller may see it (NotFound otherwise)."""
+    race = races.get_race(session(), race_id, caller)
+    if race.format != Format.HEAD_TO_HEAD:
+        raise NotFound(f"race {race_id} is a time trial: it has no heats")
+    return race

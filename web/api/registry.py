@@ -6,6 +6,13 @@ A view declares its path, method, who may call it, its query and body models and
 response model per status; it receives the parsed ``query``, ``body`` and the ``caller``
 as keyword arguments, and returns a response model instance (status 200), a pair
 ``(instance, status)``, or a ready :class:`flask.Response` for a binary body.
+
+Path parameters are bounded as the document states them. An integer (``<int:race_id>``) is
+an id, 1 to :data:`MAX_ID`: any other number matches no route, so it is answered 404 like a
+missing object, never handed to the database. A string parameter named in
+:data:`PATH_STRINGS` (a league's slug, a racer's name) must match its pattern, or it is
+answered 404 once the token and the request have been checked (as a lookup would), without
+a query.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,9 +28,27 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, ValidationError
 
+from league.rules.accounts import NAME_RE
+from league.rules.leagues import SLUG_RE
 from web.api.auth import caller, require_caller
-from web.api.errors import bad_body, invalid_fields
+from web.api.errors import ApiError, bad_body, invalid_fields
+from web.api.schemas import MAX_ID
 from web.extensions import limiter
+
+_INT_ARG = "<int:"
+_BOUNDED_INT_ARG = f"<int(min=1, max={MAX_ID}):"
+
+
+@dataclass(frozen=True)
+class PathString:
+    """What a string path parameter may be: a value that does not match names nothing."""
+
+    pattern: re.Pattern[str]
+    what: str  #: what it names, for the 404 message ("league")
+
+
+#: String path parameters by name, with the pattern the document states for them.
+PATH_STRINGS = {"slug": PathString(SLUG_RE, "league"), "name": PathString(NAME_RE, "racer")}
 
 
 class Auth(enum.StrEnum):
@@ -92,7 +118,8 @@ class Registry:
             wrapped = _wrap(view, op)
             if rate_limit is not None:
                 wrapped = limiter.limit(rate_limit, override_defaults=False)(wrapped)
-            self.blueprint.add_url_rule(rule, op.endpoint, wrapped, methods=[op.method])
+            self.blueprint.add_url_rule(rule.replace(_INT_ARG, _BOUNDED_INT_ARG), op.endpoint,
+                                        wrapped, methods=[op.method])
             self.operations.append(op)
             return view
         return decorate
@@ -122,8 +149,17 @@ def _wrap(view: Callable[..., Any], op: Operation) -> Callable[..., Any]:
             kwargs["query"] = _parse(op.query, request.args.to_dict(), strict=False)
         if op.body is not None:
             kwargs["body"] = _form(op.body) if op.multipart else _json(op.body)
+        _check_path(path)
         return _respond(op, view(**kwargs))
     return handle
+
+
+def _check_path(path: Mapping[str, Any]) -> None:
+    """404 for a string path parameter that cannot name anything (see :data:`PATH_STRINGS`)."""
+    for name, value in path.items():
+        rule = PATH_STRINGS.get(name)
+        if rule is not None and not rule.pattern.fullmatch(value):
+            raise ApiError(404, "not_found", f"no {rule.what} {value!r}")
 
 
 def _parse(model: type[BaseModel], data: Any, *, strict: bool) -> BaseModel:

@@ -3,6 +3,13 @@ serialized with, and (through :mod:`web.api.spec`) the schemas of the OpenAPI do
 
 Field names follow the CLI with underscores (``off_track_penalty``); times are ISO 8601 in UTC
 (``2026-06-01T12:00:00Z``; a time given without an offset is taken as UTC).
+
+Every bound the API keeps is in the document. Ids and the lengths of text are checked here,
+so a request outside them is refused before it reaches the league. Settings whose range the
+league's rules check (laps, penalties, limits, a name's characters) are stated with
+:func:`ruled` or a ``pattern``: the document names the rule's own bounds, and the rule words
+the refusal. The rules that JSON Schema cannot state (a race closes after it opens, a points
+table goes down, the track exists) are in the fields' descriptions.
 """
 
 from __future__ import annotations
@@ -20,16 +27,72 @@ from pydantic import (
     RootModel,
     WithJsonSchema,
 )
+from pydantic.fields import FieldInfo
 
-from evaluator.race_settings import Format, RaceConfig, Ranking
-from league.models import RaceStatus, SeasonStatus, Visibility
-from league.rules.leagues import MAX_DIVISIONS, MAX_POINTS_PLACES
+from evaluator.conditions import CUSTOM, PRESETS
+from evaluator.conditions import LABELS as CONDITION_LABELS
+from evaluator.conditions import LIMITS as CONDITION_LIMITS
+from evaluator.race_settings import (
+    MAX_LAPS,
+    MAX_OBSTACLES,
+    MAX_SEED,
+    MAX_TIME_CAP_S,
+    MAX_TRIALS,
+    MIN_TIME_CAP_S,
+    PENALTIES_S,
+    Format,
+    RaceConfig,
+    Ranking,
+)
+from league import models as m
+from league.models import MAX_ID, AuditAction, RaceStatus, SeasonStatus, Visibility
+from league.rules.leagues import MAX_DIVISIONS, MAX_POINTS, MAX_POINTS_PLACES, SLUG_RE
+from league.rules.races import KNOCKOUT_SIZES, OPTIONAL_RACE_RANGES, TRACK_NAME_RE
+from league.rules.text import MAX_DESCRIPTION_CHARS
+from web.helpers import MAX_PAGE, MAX_PER_PAGE
+
+# What league.rules.text refuses in a name, as far as a pattern can say it: control characters
+# (tab and line breaks count as spaces). Format, private-use and unassigned characters are
+# refused too; the document's description says so.
+_CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_VISIBLE = r"[^\s\x00-\x1f\x7f-\x9f]"
+NAME_PATTERN = rf"^[^{_CONTROL}]*{_VISIBLE}[^{_CONTROL}]*$"  #: a name: no control, one visible
+BLANK_NAME_PATTERN = rf"^[^{_CONTROL}]*$"  #: a name that may be left blank
+TEXT_PATTERN = _VISIBLE  #: text with a visible character (control characters are dropped)
+# A league's slug as the API takes it: surrounding spaces are ignored, letters are lowered.
+_STRIPPED = r"[\t\n\x0b\x0c\r\x1c-\x1f ]*"
+SLUG_INPUT = rf"^{_STRIPPED}[A-Za-z0-9][A-Za-z0-9-]{{1,62}}[A-Za-z0-9]{_STRIPPED}$"
+
+
+def ruled(low: float, high: float, **schema: Any) -> Any:
+    """A number the league's rules hold to ``low``..``high``: stated in the document, checked
+    (and the refusal worded) by the rule."""
+    return Field(json_schema_extra={"minimum": low, "maximum": high, **schema})
+
+
+def _chars(column: Any) -> int:
+    """The length of a text column (what its name may hold)."""
+    length: int = column.type.length
+    return length
+
+
+def name_field(default: Any = ..., *, max_chars: int, required: bool = True,
+               description: str | None = None) -> FieldInfo:
+    """A name of at most ``max_chars`` characters (``required``: with a visible one). The
+    length is checked here; the characters by the rule, which words the refusal."""
+    pattern = NAME_PATTERN if required else BLANK_NAME_PATTERN
+    info: FieldInfo = Field(default, min_length=1 if required else 0, max_length=max_chars,
+                            json_schema_extra={"pattern": pattern}, description=description)
+    return info
 
 
 def _as_utc(value: dt.datetime) -> dt.datetime:
     """Times are stored in UTC without tzinfo: convert an aware time, keep a naive one."""
     if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        try:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        except OverflowError as err:  # year 1 at +14:00 is before the first year
+            raise ValueError("the time is out of range once taken to UTC") from err
     return value
 
 
@@ -40,6 +103,7 @@ def _iso_utc(value: dt.datetime) -> str:
 Timestamp = Annotated[dt.datetime, AfterValidator(_as_utc),
                       PlainSerializer(_iso_utc, return_type=str),
                       WithJsonSchema({"type": "string", "format": "date-time"})]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 RACE_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(RaceConfig)}  # engine defaults
 
 
@@ -68,11 +132,31 @@ class Pagination(BaseModel):
     pages: int = Field(description="pages in the whole list (at least 1)")
 
 
+class AuditEvent(BaseModel):
+    """One organizer or admin action on a league."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: Timestamp
+    actor_name: str = Field(description="who did it (kept should the user be deleted)")
+    actor_id: int | None
+    action: AuditAction
+    target: str = Field(description="what it was done to, in words")
+    reason: str = Field(description="why, when one was given")
+    details: dict[str, Any] = Field(description="what changed: a setting's [before, after]")
+
+
+class AuditLog(BaseModel):
+    items: list[AuditEvent] = Field(description="newest first")
+    pagination: Pagination
+
+
 class PageQuery(BaseModel):
     """Query parameters of a list."""
 
-    page: int = Field(1, ge=1, le=1_000_000, description="1-based page number")
-    per_page: int = Field(50, ge=1, description="items per page (at most 200)")
+    page: int = Field(1, ge=1, le=MAX_PAGE, description="1-based page number")
+    per_page: int = Field(50, ge=1, le=MAX_PER_PAGE, description="items per page")
 
 
 # ---------------------------------------------------------------------- tracks, leagues
@@ -137,23 +221,32 @@ class LeagueList(BaseModel):
     pagination: Pagination
 
 
+DivisionName = Annotated[str, name_field(max_chars=_chars(m.Division.name))]
+
+
 class LeagueCreate(Request):
-    slug: str = Field(description="3-64 lowercase letters, digits and '-'")
-    name: str
-    description: str = ""
+    slug: str = Field(json_schema_extra={"pattern": SLUG_INPUT},
+                      description="3-64 letters, digits and '-', not starting or ending with "
+                                  "'-'; kept in lowercase (surrounding spaces are ignored)")
+    name: str = name_field(max_chars=_chars(m.League.name))
+    description: str = Field("", max_length=MAX_DESCRIPTION_CHARS)
     visibility: Visibility = Visibility.PUBLIC
-    divisions: list[str] = Field(["Division 1"], min_length=1, max_length=MAX_DIVISIONS,
-                                 description=f"division names, top first (1 to {MAX_DIVISIONS})")
+    divisions: list[DivisionName] = Field(
+        ["Division 1"], min_length=1, max_length=MAX_DIVISIONS,
+        description=f"division names, top first (1 to {MAX_DIVISIONS})")
 
 
 class SeasonCreate(Request):
-    name: str = ""
+    name: str = name_field("", max_chars=_chars(m.Season.name), required=False,
+                           description="default: 'Season'")
     starts_at: Timestamp
-    ends_at: Timestamp
-    points_table: list[int] | None = Field(None, max_length=MAX_POINTS_PLACES,
-                                           description="default 25, 18, 15, ... 1")
-    promote: int = 2
-    relegate: int = 2
+    ends_at: Timestamp = Field(description="after starts_at")
+    points_table: list[Annotated[int, ruled(0, MAX_POINTS)]] | None = Field(
+        None, min_length=1, max_length=MAX_POINTS_PLACES,
+        description="season points by place, highest first (default 25, 18, 15, ... 1)")
+    promote: Annotated[int, ruled(0, 1000)] = Field(
+        2, description="racers per division (percent, at most 100, with movement_in_percent)")
+    relegate: Annotated[int, ruled(0, 1000)] = Field(2, description="as promote")
     movement_in_percent: bool = False
 
 
@@ -167,21 +260,55 @@ class Me(BaseModel):
 
 
 # -------------------------------------------------------------------------------- races
+def _bound(name: str) -> Any:
+    lo, hi = CONDITION_LIMITS[name]
+    label, unit = CONDITION_LABELS[name]
+    return Field(None, ge=lo, le=hi, description=f"{label}: {unit}")
+
+
+class RaceConditions(BaseModel):
+    """What varies between a race's trials, drawn from each trial's seed
+    (docs/ORGANIZERS.md). A preset alone names its values; values given with a preset change
+    them (and make the conditions "custom"); "custom" starts from "none"."""
+
+    preset: str = Field(CUSTOM, json_schema_extra={"enum": [*PRESETS, CUSTOM]},
+                        description="none (nothing varies but a small start jitter), "
+                                    "standard (new races), hard, or custom")
+    start_offset_m: float | None = _bound("start_offset_m")
+    start_heading_deg: float | None = _bound("start_heading_deg")
+    ray_noise: float | None = _bound("ray_noise")
+    grip_pct: float | None = _bound("grip_pct")
+    latency_steps: int | None = _bound("latency_steps")
+    steering_bias_deg: float | None = _bound("steering_bias_deg")
+
+    def given(self) -> dict[str, Any]:
+        """The preset and the values given, as ``races.create_race`` takes them."""
+        return self.model_dump(exclude_none=True)
+
+
 class RaceSettings(BaseModel):
     """The evaluation settings of a race, under the names of ``paddock evaluate``."""
 
-    track: str
+    track: str = Field(json_schema_extra={"pattern": TRACK_NAME_RE.pattern},
+                       description="a track of GET /tracks, by name")
     format: Format = RACE_DEFAULTS["format"]
-    laps: int = RACE_DEFAULTS["laps"]
-    trials: int = RACE_DEFAULTS["trials"]
+    laps: Annotated[int, ruled(1, MAX_LAPS)] = RACE_DEFAULTS["laps"]
+    trials: Annotated[int, ruled(1, MAX_TRIALS)] = RACE_DEFAULTS["trials"]
     ranking: Ranking = RACE_DEFAULTS["ranking"]
-    off_track_penalty: float = Field(RACE_DEFAULTS["off_track_penalty"], description="seconds")
-    collision_penalty: float = Field(RACE_DEFAULTS["collision_penalty"], description="seconds")
-    time_cap: float = Field(RACE_DEFAULTS["time_cap"], description="simulated seconds")
-    min_laps: int | None = Field(RACE_DEFAULTS["min_laps"],
-                                 description="laps needed to be ranked (None: all)")
-    seed: int = RACE_DEFAULTS["seed"]
-    obstacles: int = RACE_DEFAULTS["obstacles"]
+    off_track_penalty: Annotated[float, ruled(*PENALTIES_S)] = Field(
+        RACE_DEFAULTS["off_track_penalty"], description="seconds")
+    collision_penalty: Annotated[float, ruled(*PENALTIES_S)] = Field(
+        RACE_DEFAULTS["collision_penalty"], description="seconds")
+    time_cap: Annotated[float, ruled(MIN_TIME_CAP_S, MAX_TIME_CAP_S)] = Field(
+        RACE_DEFAULTS["time_cap"], description="simulated seconds")
+    min_laps: Annotated[int | None, ruled(1, MAX_LAPS)] = Field(
+        RACE_DEFAULTS["min_laps"], description="laps needed to be ranked, at most laps "
+                                               "(None: all)")
+    seed: Annotated[int, ruled(0, MAX_SEED)] = RACE_DEFAULTS["seed"]
+    obstacles: Annotated[int, ruled(0, MAX_OBSTACLES)] = RACE_DEFAULTS["obstacles"]
+    conditions: RaceConditions | None = Field(
+        None, description="what varies between trials; a new race without: the standard "
+                          "preset")
 
 
 class Race(RaceSettings):
@@ -208,17 +335,27 @@ class RaceList(BaseModel):
     pagination: Pagination
 
 
+def _optional_range(name: str) -> Any:
+    return ruled(*OPTIONAL_RACE_RANGES[name])
+
+
 class RaceCreate(Request, RaceSettings):
-    name: str = Field("", description="default: the track's name")
+    name: str = name_field("", max_chars=_chars(m.Race.name), required=False,
+                           description="default: the track's name")
     opens_at: Timestamp | None = Field(None, description="default: now")
-    closes_at: Timestamp
-    season_id: int | None = None
-    division_ids: list[int] = Field([], description="limit the race to these divisions")
-    max_entries_per_day: int | None = None
-    max_entries_total: int | None = None
-    round_interval_s: int | None = None
-    heats_per_round: int | None = None
-    knockout_size: int | None = None
+    closes_at: Timestamp = Field(description="after opens_at")
+    season_id: Id | None = Field(None, description="a season of the league")
+    division_ids: list[Id] = Field([], max_length=MAX_DIVISIONS,
+                                   description="limit the race to these divisions of the "
+                                               "league")
+    max_entries_per_day: Annotated[int | None, _optional_range("max_entries_per_day")] = \
+        Field(None, description="None: no limit")
+    max_entries_total: Annotated[int | None, _optional_range("max_entries_total")] = \
+        Field(None, description="None: no limit")
+    round_interval_s: Annotated[int | None, _optional_range("round_interval_s")] = None
+    heats_per_round: Annotated[int | None, _optional_range("heats_per_round")] = None
+    knockout_size: Annotated[int | None, Field(json_schema_extra={
+        "enum": [*KNOCKOUT_SIZES, None]})] = Field(None, description="0: no knockout")
 
 
 class LeagueRaceQuery(PageQuery):
@@ -226,7 +363,8 @@ class LeagueRaceQuery(PageQuery):
 
 
 class RaceQuery(LeagueRaceQuery):
-    league: str | None = Field(None, description="only races of the league with this slug")
+    league: str | None = Field(None, pattern=SLUG_RE.pattern,
+                               description="only races of the league with this slug")
 
 
 class RacePoints(BaseModel):

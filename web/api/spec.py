@@ -16,23 +16,32 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from evaluator.version import PADDOCK_VERSION
-from web.api.registry import Auth, Binary, Document, Operation
-from web.api.schemas import Error
+from web.api.registry import PATH_STRINGS, Auth, Binary, Document, Operation
+from web.api.schemas import MAX_ID, Error
 
 OPENAPI_VERSION = "3.1.0"
 REF_TEMPLATE = "#/components/schemas/{model}"
 SECURITY_SCHEME = "bearer"
 _RULE_ARG = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
-_CONVERTER_SCHEMAS: dict[str, dict[str, Any]] = {"int": {"type": "integer", "minimum": 0},
-                                                  "float": {"type": "number"}}
+_CONVERTER_SCHEMAS: dict[str, dict[str, Any]] = {
+    "int": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}  # ids: see the registry
 DESCRIPTION = """\
 The league for scripts: list tracks, leagues and races, upload a model to a race, follow its
 evaluation, fetch results and replays; organizers create leagues, seasons and races and manage
 entries.
 
 Authenticate with a personal API token: `Authorization: Bearer pdk_...`. Reading public data
-needs no token. Errors are `{"error": {"code", "message"}}`. Lists take `page` and `per_page`
+needs no token. A token has a scope, chosen when it is made: `read` tokens only read (any other
+method answers 403), `submit` tokens also upload and organize; an expired or revoked token
+answers 401. Errors are `{"error": {"code", "message"}}`. Lists take `page` and `per_page`
 and answer `{"items": [...], "pagination": {...}}`. Times are ISO 8601 in UTC.
+""" + f"""
+Ids are 1 to {MAX_ID}; a path with any other number names nothing (404). Names are shown to
+everyone: they are NFKC-normalised and runs of whitespace count as one space; control
+characters (the names' `pattern`), format (bidi, zero-width), private-use and unassigned
+characters are refused, and a required name needs a visible character. A reason needs a
+visible character too; invisible characters are dropped from it, as from descriptions.
+Lengths count the text as sent.
 """
 
 
@@ -160,6 +169,14 @@ class _Builder:
 
 def _path_parameters(rule: str) -> list[dict[str, Any]]:
     return [{"name": m.group("name"), "in": "path", "required": True,
-             "schema": dict(_CONVERTER_SCHEMAS.get(m.group("converter") or "",
-                                                   {"type": "string"}))}
+             "schema": _path_schema(m.group("converter") or "", m.group("name"))}
             for m in _RULE_ARG.finditer(rule)]
+
+
+def _path_schema(converter: str, name: str) -> dict[str, Any]:
+    """An id's bounds, a slug's or a racer's name's pattern, else any string."""
+    if converter in _CONVERTER_SCHEMAS:
+        return dict(_CONVERTER_SCHEMAS[converter])
+    if name in PATH_STRINGS:
+        return {"type": "string", "pattern": PATH_STRINGS[name].pattern.pattern}
+    return {"type": "string"}

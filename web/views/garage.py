@@ -7,6 +7,7 @@ data; anyone else gets a 404, as for the entry itself).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -26,11 +27,11 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response as Redirect
-from wtforms import StringField
+from wtforms import SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from league.errors import LeagueError
-from league.models import EvaluationJob, PolicyModel, User
+from league.models import EvaluationJob, PolicyModel, TokenScope, User, utcnow
 from league.read import access, garage
 from league.rules import accounts, leaderboard, submissions
 from league.rules.text import clean_name
@@ -82,11 +83,30 @@ class UploadForm(FlaskForm):
             raise ValidationError(str(err)) from err
 
 
+def _lifetime_label(ttl: dt.timedelta | None) -> str:
+    """How a token lifetime reads in the form ("90 days", "1 year", "never")."""
+    if ttl is None:
+        return "never"
+    return "1 year" if ttl.days == 365 else f"{ttl.days} days"
+
+
+TOKEN_SCOPE_LABELS = {TokenScope.SUBMIT.value: "submit: everything you may do",
+                      TokenScope.READ.value: "read: reading only"}
+
+
 class TokenForm(FlaskForm):
-    """A new personal API token's name."""
+    """A new personal API token: its name, scope and lifetime."""
 
     name = StringField("Token name", validators=[DataRequired(), Length(max=80)],
                        description="what it is for, e.g. 'laptop' or 'training box'")
+    scope = SelectField("Scope", choices=[SelectChoice(value, label)
+                                          for value, label in TOKEN_SCOPE_LABELS.items()],
+                        default=TokenScope.SUBMIT.value,
+                        description="a read token is refused by every request that changes "
+                                    "something, submitting included")
+    lifetime = SelectField("Expires after", choices=[
+        SelectChoice(key, _lifetime_label(ttl)) for key, ttl in accounts.TOKEN_LIFETIMES.items()],
+        default=accounts.DEFAULT_TOKEN_LIFETIME)
 
 
 def _me() -> User:
@@ -205,7 +225,8 @@ def tokens() -> Any:
     plain = None
     if form.validate_on_submit():
         try:
-            token, plain = accounts.create_token(session(), user, form.name.data or "")
+            token, plain = accounts.create_token(session(), user, form.name.data or "",
+                                                 form.scope.data, form.lifetime.data)
         except LeagueError as err:
             form.name.errors = [*form.name.errors, str(err)]  # type: ignore[list-item]
         else:
@@ -213,7 +234,8 @@ def tokens() -> Any:
             form = TokenForm(formdata=None)
     status = 400 if form.is_submitted() and plain is None else 200
     response = Response(render_template("garage/tokens.html", form=form, plain=plain,
-                                        tokens=garage.racer_tokens(session(), user)),
+                                        tokens=garage.racer_tokens(session(), user),
+                                        now=utcnow()),
                         status=status)
     response.headers["Cache-Control"] = "no-store"  # the one page a secret is ever shown on
     return response

@@ -14,8 +14,8 @@ from flask_login import login_required
 from werkzeug.wrappers import Response
 
 from league.errors import Conflict, InvalidInput, LeagueError, NotFound
-from league.models import League, Visibility
-from league.read import browse
+from league.models import League
+from league.read import audit, browse
 from league.rules import leagues, members
 from web.helpers import (
     Page,
@@ -41,6 +41,7 @@ from web.views.organize_forms import (
 
 bp = Blueprint("organize", __name__, url_prefix="/organize")
 MEMBERS_PER_PAGE = 50
+AUDIT_ON_LEAGUE_PAGE = 10  # latest audit events on a league's organizer page
 NOT_AN_ORGANIZER = ("Only organizers can create leagues. Ask the site's administrator to make "
                     "your account an organizer.")
 
@@ -89,8 +90,8 @@ def _manage_page(league: League, **forms: Any) -> str:
                                                    name=d.name))
     settings_form = forms.pop("settings_form", None) or LeagueSettingsForm(
         formdata=None, name=league.name, description=league.description,
-        visibility=str(league.visibility))
-    invite = url_for("organize.join", slug=league.slug, code=league.invite_code, _external=True)
+        visibility=str(league.visibility), telemetry_public=league.telemetry_public)
+    invite = _invite_link(league)
     return render_template(
         "organize/league.html", league=league, settings_form=settings_form,
         division_form=forms.pop("division_form", None) or DivisionForm(formdata=None),
@@ -98,7 +99,25 @@ def _manage_page(league: League, **forms: Any) -> str:
         member_page=Page(rows, page, per_page, total), action=ActionForm(),
         races=browse.league_races(session(), league), invite_link=invite,
         organizers=members.organizer_count(session(), league),
-        show_invite=league.visibility != Visibility.PUBLIC)
+        show_invite=leagues.joins_by_invite(league),
+        audit=audit.league_audit(session(), league, viewer(), limit=AUDIT_ON_LEAGUE_PAGE))
+
+
+@bp.route("/leagues/<slug>/audit")
+@login_required
+def audit_log(slug: str) -> str:
+    """The league's audit log: every organizer and admin action, newest first (``?page=``)."""
+    league, user = managed_league(slug)
+    page, per_page = page_args()
+    events, total = audit.league_audit(session(), league, user, offset=(page - 1) * per_page,
+                                       limit=per_page)
+    return render_template("organize/audit.html", league=league,
+                           events=Page(list(events), page, per_page, total))
+
+
+def _invite_link(league: League) -> str:
+    """The link that lets racers join ``league`` (its current invite code)."""
+    return url_for("organize.join", slug=league.slug, code=league.invite_code, _external=True)
 
 
 @bp.route("/leagues/<slug>", methods=["GET", "POST"])
@@ -111,7 +130,8 @@ def league(slug: str) -> str | Response:
     if form.validate_on_submit():
         try:
             leagues.update_league(session(), league, user, form.name.data or "",
-                                  form.description.data or "", form.visibility.data or "")
+                                  form.description.data or "", form.visibility.data or "",
+                                  bool(form.telemetry_public.data))
         except InvalidInput as err:
             attach_error(form, str(err), LEAGUE_ERROR_FIELDS)
         else:
@@ -221,7 +241,7 @@ def remove_member(slug: str, user_id: int) -> str | Response:
     name = m.user.name
     if ActionForm().validate_on_submit():
         try:
-            members.remove_member(session(), user, m)
+            new_code = members.remove_member(session(), user, m)
         except Conflict as err:
             form = MemberForm(prefix=f"m{user_id}", formdata=None, role=str(m.role),
                               division=m.division_id or 0)
@@ -229,13 +249,17 @@ def remove_member(slug: str, user_id: int) -> str | Response:
             return _manage_page(league, member_forms={user_id: form})
         session().commit()
         flash(f"{name} is no longer a member of {league.name}.", "success")
+        if new_code is not None:
+            flash("The invite link has changed, so the old one cannot bring them back; share "
+                  f"the new link with racers still to join: {_invite_link(league)}", "success")
     return redirect(url_for("organize.league", slug=league.slug, _anchor="members"))
 
 
 @bp.route("/join/<slug>", methods=["GET", "POST"])
 @login_required
 def join(slug: str) -> str | Response:
-    """Join a league: public and unlisted ones freely, private ones with the invite code."""
+    """Join a league: a public one freely, unlisted and private ones with the current invite
+    code (a stale or missing code: an error page that says so)."""
     user = viewer()
     assert user is not None
     form = JoinForm()
@@ -246,11 +270,9 @@ def join(slug: str) -> str | Response:
         abort(404, description=str(err))
     if leagues.membership(session(), league, user) is not None:
         return redirect(url_for("public.league", slug=league.slug))
+    leagues.check_invite(league, code)  # Forbidden: the error page says what is missing
     if form.validate_on_submit():
-        try:
-            leagues.join_league(session(), league, user, code)
-        except LeagueError as err:
-            abort(404, description=str(err))
+        leagues.join_league(session(), league, user, code)
         session().commit()
         flash(f"Welcome to {league.name}!", "success")
         return redirect(url_for("public.league", slug=league.slug))

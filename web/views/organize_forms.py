@@ -36,6 +36,8 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from evaluator.conditions import CUSTOM, DEFAULT_PRESET, LIMITS, PRESETS
+from evaluator.conditions import LABELS as CONDITION_LABELS
 from evaluator.errors import TrackError
 from evaluator.race_settings import (
     DEFAULT_FORMAT,
@@ -69,7 +71,8 @@ DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M",
                     "%Y-%m-%d %H:%M:%S"]
 BAD_DATETIME = "a date and time in UTC, like 2026-06-01T18:00"
 VISIBILITIES = [(Visibility.PUBLIC.value, "Public: listed, anyone can see and join"),
-                (Visibility.UNLISTED.value, "Unlisted: anyone with the link can see and join"),
+                (Visibility.UNLISTED.value,
+                 "Unlisted: anyone with the link can see it; joining needs the invite link"),
                 (Visibility.PRIVATE.value, "Private: members only, joined with the invite link")]
 RANKING_CHOICES = [(r.value, RANKING_LABELS[r][0]) for r in RANKINGS]
 FORMAT_CHOICES = [(f.value, FORMAT_LABELS[f]) for f in FORMATS]
@@ -154,6 +157,10 @@ class LeagueSettingsForm(FlaskForm):
     description = TextAreaField("Description", validators=[Length(max=MAX_DESCRIPTION_CHARS)],
                                 description="shown on the league page; plain text")
     visibility = SelectField("Visibility", choices=options(VISIBILITIES))
+    telemetry_public = BooleanField(
+        "Public telemetry: spectators also see what each policy commanded",
+        description="off (the default): the commands in replays go only to each car's racer "
+                    "and to the organizers")
 
 
 class DivisionForm(FlaskForm):
@@ -260,6 +267,12 @@ class RaceForm(FlaskForm):
                              validators=[InputRequired(f"a whole number from 0 to {MAX_OBSTACLES}"),
                                          NumberRange(0, MAX_OBSTACLES)],
                              description=f"static boxes on the track, 0-{MAX_OBSTACLES}")
+    conditions_preset = SelectField(
+        "Race conditions", default=str(DEFAULT_PRESET),
+        choices=options([(name, name) for name in PRESETS] + [(CUSTOM, "custom (below)")]),
+        description="what varies between trials, drawn from each trial's seed: start "
+                    "position and heading, sensor noise, grip, actuation latency, steering "
+                    "bias; none: nothing but a small start jitter (docs/ORGANIZERS.md)")
     seed = IntegerField("Seed", default=_random_seed,
                         validators=[InputRequired("a whole number, 0 or more"),
                                     NumberRange(0, MAX_SEED)],
@@ -291,6 +304,21 @@ class RaceForm(FlaskForm):
                                 description="head-to-head: the best-rated entries race a final "
                                             "bracket after the race closes")
 
+    def fill_conditions(self, conditions: dict[str, Any] | None) -> None:
+        """Show ``conditions`` (a race's, or the default preset's) in the form's fields."""
+        values = conditions or PRESETS[DEFAULT_PRESET].to_dict()
+        self.conditions_preset.data = values.get("preset", CUSTOM)
+        for name in LIMITS:
+            self[f"cond_{name}"].data = values.get(name)
+
+    def conditions(self) -> str | dict[str, Any]:
+        """The race conditions chosen: a preset's name, or the custom values (a blank one:
+        that variation is off)."""
+        if self.conditions_preset.data != CUSTOM:
+            return str(self.conditions_preset.data)
+        return {"preset": CUSTOM, **{name: self[f"cond_{name}"].data for name in LIMITS
+                                     if self[f"cond_{name}"].data is not None}}
+
     def set_choices(self, seasons: Iterable[Season], divisions: Iterable[Division]) -> None:
         """Offer the tracks and the league's seasons and divisions."""
         self.track.choices = track_choices()
@@ -311,7 +339,21 @@ class RaceForm(FlaskForm):
 
     def settings(self) -> dict[str, Any]:
         """The race-engine settings and limits, named as ``races.create_race`` names them."""
-        return {name: self[name].data for name in RACE_SETTINGS}
+        return {**{name: self[name].data for name in RACE_SETTINGS},
+                "conditions": self.conditions()}
+
+
+def _condition_field(name: str) -> Field:
+    """The form field of one race-conditions bound (used when the preset is custom)."""
+    lo, hi = LIMITS[name]
+    label, unit = CONDITION_LABELS[name]
+    kind = IntegerField if isinstance(lo, int) else FloatField
+    return kind(label, validators=[Optional(), NumberRange(lo, hi)],
+                description=f"{unit}, {lo:g} to {hi:g}")
+
+
+for _name in LIMITS:  # cond_start_offset_m, ..., one field per bound
+    setattr(RaceForm, f"cond_{_name}", _condition_field(_name))
 
 
 RACE_SETTINGS = ("track", "format", "laps", "ranking", "min_laps", "off_track_penalty",
@@ -325,7 +367,10 @@ RACE_SETTINGS = ("track", "format", "laps", "ranking", "min_laps", "off_track_pe
 RACE_ERROR_FIELDS = (("a race name", "name"), ("a race must close", "closes_at"),
                      ("unknown track", "track"), ("a race's track", "track"),
                      ("that season", "season"), ("that division", "divisions"),
-                     ("this race has entries", "form"), ("a closed race", "form"))
+                     ("this race has entries", "form"), ("a closed race", "form"),
+                     ("conditions must", "conditions_preset"),
+                     ("unknown race conditions", "conditions_preset"),
+                     *((f"{name} must", f"cond_{name}") for name in LIMITS))
 LEAGUE_ERROR_FIELDS = (("a slug", "slug"), ("the slug", "slug"), ("a league name", "name"),
                        ("a division name", "divisions"), ("a description", "description"),
                        ("visibility", "visibility"))

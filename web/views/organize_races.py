@@ -51,6 +51,8 @@ def _race_form(league: League, race: Race | None = None) -> RaceForm:
     """The race form with the league's seasons and divisions (prefilled from ``race``)."""
     form = RaceForm(obj=race if race is not None and request.method == "GET" else None)
     form.set_choices(league.seasons, league.divisions)
+    if request.method == "GET":
+        form.fill_conditions(race.conditions if race is not None else None)
     if race is not None and request.method == "GET":
         form.season.data = race.season_id or 0
         form.divisions.data = [d.id for d in race.divisions]

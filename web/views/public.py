@@ -24,12 +24,13 @@ PROFILE_HEATS = 5  # latest head-to-head heats on a racer profile
 
 
 def viewer_role(league: League) -> dict[str, bool]:
-    """What the viewer may do in ``league``: join it, manage it; whether they are a member."""
+    """What the viewer may do in ``league``: join it (without an invite link: public leagues
+    only), manage it; whether they are a member."""
     user = viewer()
     if user is None:
         return {"member": False, "can_join": False, "can_manage": False}
     member = leagues.membership(session(), league, user) is not None
-    return {"member": member, "can_join": not member,
+    return {"member": member, "can_join": not member and not leagues.joins_by_invite(league),
             "can_manage": leagues.can_manage(session(), league, user)}
 
 

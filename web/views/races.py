@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, get_template_attribute, render_template, request
+from markupsafe import Markup
 
 from evaluator.race_settings import RANKING_LABELS, Format
+from league.errors import Forbidden
 from league.models import Heat, Race, RaceStatus, utcnow
-from league.read import browse, heats
+from league.read import browse, cache, heats
 from league.read.cache import race_leaderboard_cached
-from league.rules import headtohead, knockout, leagues
+from league.rules import knockout, leagues, submissions
 from web import pagecache, trackdraw
 from web.helpers import Page, get_race_or_404, paginate, session, viewer
 from web.links import link_maker, links
@@ -19,6 +21,7 @@ from web.links import link_maker, links
 bp = Blueprint("races", __name__)
 LEADERBOARD_PER_PAGE = 100
 HEATS_PER_PAGE = 50
+RACE_COLUMNS = [c.key for c in Race.__mapper__.column_attrs]  # what a race page may show
 
 
 @bp.app_template_filter("heat_title")
@@ -27,12 +30,20 @@ def heat_title(heat: Heat) -> str:
     return heats.heat_title(heat.round_no, heat.stage)
 
 
-def race_actions(race: Race) -> dict[str, bool]:
-    """Whether the viewer may enter the race now, and whether they manage it."""
+def race_actions(race: Race) -> dict[str, Any]:
+    """Whether the viewer may enter the race now (else why not, for a signed-in racer), and
+    whether they manage it."""
     user = viewer()
     now = utcnow()
     open_now = race.status == RaceStatus.OPEN and race.opens_at <= now < race.closes_at
-    return {"open_now": open_now, "can_enter": open_now and user is not None,
+    refusal = ""
+    if open_now and user is not None:
+        try:
+            submissions.check_eligible(session(), race, user)
+        except Forbidden as err:
+            refusal = str(err)
+    return {"open_now": open_now, "can_enter": open_now and user is not None and not refusal,
+            "enter_refusal": refusal,
             "can_manage": leagues.can_manage(session(), race.league, user)}
 
 
@@ -40,8 +51,6 @@ def race_actions(race: Race) -> dict[str, bool]:
 def race(race_id: int) -> str:
     """A race: its rules, the track, and its leaderboard (``?page=``, 100 rows a page), or
     its ratings, bracket and heats (``?page=``, ``?racer=``)."""
-    if request.args.get("racer"):  # kept pages are keyed by ?page= alone: never keep these
-        return _race_page(race_id)
     return _kept_race_page(race_id)
 
 
@@ -51,39 +60,109 @@ def _race_page(race_id: int) -> str:
     loaded = browse.race_for_page(session(), race_id)
     race = get_race_or_404(race_id)
     assert race is loaded
-    track = trackdraw.find_track(race.track)
-    ranking = RANKING_LABELS.get(race.ranking, (race.ranking, race.ranking))
-    page_links = links()
-    context = {"race": race, "league": race.league, "track": track,
-               "track_version": trackdraw.version(track) if track else "",
-               "ranking": ranking, "links": page_links, **race_actions(race)}
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = pagecache.page_number()
+    actions = race_actions(race)
     if race.format == Format.HEAD_TO_HEAD:
-        return _head_to_head(race, page, context)
+        body = _head_to_head(race, page, actions)
+    else:
+        body = _time_trial(race, page, actions)
+    return render_template("public/race.html", race=race, body=body)
+
+
+_kept_race_page = pagecache.for_visitors(_race_page, by_racer=True)
+
+
+def _shown(race: Race, page: int, actions: dict[str, Any]) -> tuple[Any, ...]:
+    """Everything the part of a race page below the site's header shows besides its tables:
+    the race's columns, its league and season, its track, the viewer's actions, the page.
+    Whatever ``_race_info.html`` or ``_race_time_trial.html`` come to show must be here, or
+    a kept copy would go on showing the old value."""
+    season, track = race.season, trackdraw.find_track(race.track)
+    return (tuple(getattr(race, key) for key in RACE_COLUMNS), race.league.slug,
+            race.league.name, (season.id, season.name) if season else None,
+            (track.name, track.title, track.length, track.digest) if track else None,
+            tuple(actions.items()), page, request.path, request.url_root)
+
+
+def _info(race: Race, actions: dict[str, Any]) -> dict[str, Any]:
+    """What the top of a race page (``_race_info.html``) is rendered from."""
+    track = trackdraw.find_track(race.track)
+    return {"race": race, "league": race.league, "track": track,
+            "track_version": trackdraw.version(track) if track else "",
+            "ranking": RANKING_LABELS.get(race.ranking, (race.ranking, race.ranking)),
+            "links": links(), **actions}
+
+
+def _time_trial(race: Race, page: int, actions: dict[str, Any]) -> Markup:
+    """A time trial below the site's header: rendered again only when its leaderboard or
+    anything else it shows changed (``pagecache.cached_part``)."""
     board = race_leaderboard_cached(session(), race)
     rows = paginate(board, page, LEADERBOARD_PER_PAGE)
-    html = pagecache.cached_html(("leaderboard", race.id, page), board, lambda: render_template(
-        "public/_leaderboard.html", rows=rows, racer_url=page_links.racer, ranking=ranking,
-        replay_url=link_maker("replays.job", "job_id", numeric=True),
-        leader_job=board[0].job_id if board and board[0].rank == 1 else None))
-    return render_template("public/race.html", rows=rows, leaderboard=html, **context)
+    if page > rows.pages or pagecache.racer_filter():  # past the end; a filter it ignores
+        pagecache.do_not_keep()
+
+    def render() -> str:
+        context = _info(race, actions)
+        html = pagecache.cached_html(("leaderboard", race.id, page), board,
+                                     lambda: render_template(
+            "public/_leaderboard.html", rows=rows, racer_url=context["links"].racer,
+            ranking=context["ranking"],
+            replay_url=link_maker("replays.job", "job_id", numeric=True),
+            leader_job=board[0].job_id if board and board[0].rank == 1 else None))
+        return render_template("public/_race_time_trial.html", rows=rows, leaderboard=html,
+                               **context)
+
+    return pagecache.cached_part(("race", race.id, page), board, _shown(race, page, actions),
+                                 render)
 
 
-_kept_race_page = pagecache.for_visitors(_race_page)
-
-
-def _head_to_head(race: Race, page: int, context: dict[str, Any]) -> str:
-    """A head-to-head race: ratings, bracket (matches link their replays), podium, heats."""
-    ratings = headtohead.rating_table(session(), race)
-    bracket = knockout.knockout_bracket(session(), race) if race.knockout_size >= 2 else None
-    matches = [m for s in (bracket.stages if bracket else []) for m in s.matches]
-    ids = [e for m in (bracket.stages[0].matches if bracket and bracket.stages else [])
-           for e in m.entry_ids if e is not None]
-    racer = (request.args.get("racer") or "").strip()[:40]
-    rows, total = heats.race_heats(session(), race, racer=racer or None, page=page,
+def _head_to_head(race: Race, page: int, actions: dict[str, Any]) -> Markup:
+    """A head-to-head race below the site's header: ratings, bracket (matches link their
+    replays), podium, heats. The rating table and bracket are rendered once per version."""
+    s = session()
+    ratings = cache.rating_table_cached(s, race)
+    bracket = cache.knockout_bracket_cached(s, race) if race.knockout_size >= 2 else None
+    racer = pagecache.racer_filter()
+    rows, total = heats.race_heats(s, race, racer=racer or None, page=page,
                                    per_page=HEATS_PER_PAGE)
+    heat_page = Page(rows, page, HEATS_PER_PAGE, total)
+    if page > heat_page.pages or (racer and not total):  # past the end; nobody by that name
+        pagecache.do_not_keep()
+    context = _info(race, actions)
+    ratings_html = pagecache.cached_html(("ratings", race.id), ratings, lambda: render_template(
+        "public/_ratings.html", ratings=ratings, race=race, links=context["links"]))
+    bracket_html = None if bracket is None else pagecache.cached_html(
+        ("bracket", race.id), bracket, lambda: _bracket_html(race, bracket),
+        (race.status, race.knockout_size))
+    return Markup(render_template(
+        "public/_race_h2h.html", ratings=ratings, ratings_html=ratings_html,
+        bracket_html=bracket_html, podium=heats.podium(s, race), heats=heat_page, racer=racer,
+        heat_items=_heat_items(rows), **context))
+
+
+def _heat_items(rows: list[heats.HeatRow]) -> list[Markup]:
+    """Each heat of a heat list, rendered again only when what it shows changed."""
+    racer_url = link_maker("public.racer", "name")
+    replay_url = link_maker("replays.job", "job_id", numeric=True)
+    item = get_template_attribute("public/_heats.html", "heat_item")
+    return [pagecache.cached_item(("heat", row.heat_id), _plain(row),
+                                  lambda row=row: item(row, False, racer_url, replay_url))
+            for row in rows]
+
+
+def _plain(row: heats.HeatRow) -> tuple[Any, ...]:
+    """All ``row`` shows, as tuples of plain values: compared like the row, but not tracked by
+    the garbage collector (a process keeps thousands)."""
+    shown = tuple(value for name, value in vars(row).items() if name != "cars")
+    return (*shown, tuple(tuple(vars(car).values()) for car in row.cars))
+
+
+def _bracket_html(race: Race, bracket: knockout.Bracket) -> str:
+    """The knockout bracket: its matches, their entrants and replays."""
+    matches = [m for s in bracket.stages for m in s.matches]
+    ids = [e for m in (bracket.stages[0].matches if bracket.stages else [])
+           for e in m.entry_ids if e is not None]
     return render_template(
-        "public/race_h2h.html", ratings=ratings, bracket=bracket,
-        labels=browse.entry_labels(session(), ids), podium=heats.podium(session(), race),
-        match_jobs=heats.heat_jobs(session(), [m.heat_id for m in matches if m.heat_id]),
-        heats=Page(rows, page, HEATS_PER_PAGE, total), racer=racer, **context)
+        "public/_bracket.html", race=race, bracket=bracket, links=links(),
+        labels=browse.entry_labels(session(), ids),
+        match_jobs=heats.heat_jobs(session(), [m.heat_id for m in matches if m.heat_id]))

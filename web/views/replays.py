@@ -1,8 +1,11 @@
 """Replays: the viewer page and the replay data it loads.
 
 The viewer itself is ``static/js/replay.js`` (and the decoder ``replay_format.js``): it
-fetches the replay's stored bytes from :func:`data` and draws them on a canvas. A replay
-anyone may not see is a 404, exactly like a missing one.
+fetches the replay from :func:`data` and draws it on a canvas. A replay anyone may not see is
+a 404, exactly like a missing one. The bytes are the viewer's copy
+(:func:`league.read.replays.replay_copy`): the stored file for the league's organizers and the
+admins, and for everyone else the file with the policies' commands withheld, except those of
+the viewer's own car.
 
 Either page compares its run with another run of the race, drawn as a ghost
 (:func:`league.read.replays.compare`): ``?ghost=REPLAY`` names the other run's replay,
@@ -17,8 +20,9 @@ from flask import Blueprint, make_response, render_template, request
 from werkzeug.wrappers import Response
 
 from league.errors import LeagueError
+from league.models import MAX_ID
 from league.read import replays
-from web.helpers import MAX_ID, or_404, session, storage, viewer
+from web.helpers import or_404, session, storage, viewer
 
 bp = Blueprint("replays", __name__)
 
@@ -81,7 +85,9 @@ def _with_ghost(ctx: replays.ReplayContext) -> tuple[replays.ReplayContext, str]
 
 @bp.route("/replays/<int:replay_id>.bin")
 def data(replay_id: int) -> Response:
-    """A replay's bytes (the gzipped columnar format of docs/REPLAY.md), as they are stored.
+    """A replay's bytes (the gzipped columnar format of docs/REPLAY.md): the stored file, or
+    the copy without the commands of the cars the viewer may not see
+    (:func:`league.read.replays.replay_copy`).
 
     Served as opaque bytes, not as ``Content-Encoding: gzip``: the viewer inflates them
     itself, and the download is the same file.
@@ -91,7 +97,7 @@ def data(replay_id: int) -> Response:
 
 @bp.route("/replays/<int:replay_id>/download")
 def download(replay_id: int) -> Response:
-    """A replay as a file download."""
+    """A replay as a file download (the viewer's copy, as :func:`data` serves it)."""
     ctx = _context_or_404(replay_id)
     response = _replay_bytes(ctx)
     response.headers["Content-Disposition"] = f'attachment; filename="{ctx.filename}"'
@@ -99,13 +105,14 @@ def download(replay_id: int) -> Response:
 
 
 def _replay_bytes(ctx: replays.ReplayContext) -> Response:
-    """The stored bytes with a strong ETag (their digest); 304 when the browser has them."""
-    digest = ctx.replay.sha256
-    if request.if_none_match.contains(digest):
+    """The viewer's copy with a strong ETag (the stored digest, plus the commands a rewritten
+    copy keeps); 304 when the browser has it."""
+    copy = replays.replay_copy(session(), ctx, viewer())
+    if request.if_none_match.contains(copy.etag):
         response = Response(status=304)
     else:
-        response = make_response(storage().get("replays", digest))
+        response = make_response(replays.copy_bytes(storage(), copy))
         response.mimetype = "application/octet-stream"
     response.headers["Cache-Control"] = CACHE_CONTROL
-    response.set_etag(digest)
+    response.set_etag(copy.etag)
     return response

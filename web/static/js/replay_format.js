@@ -1,12 +1,14 @@
-/* Paddock replay decoder: format versions 3, 2 and 1 exactly as docs/REPLAY.md specifies them.
+/* Paddock replay decoder: format versions 4, 3, 2 and 1 exactly as docs/REPLAY.md specifies
+ * them.
  *
  * PaddockReplayFormat.decode(bytes) takes the stored file (gzip) as an ArrayBuffer or
  * Uint8Array and resolves to {header, dt, frames, duration, track, obstacles, cars, meta};
  * positions are metres, angles radians, speeds m/s, progress percent; a car's commandSteering,
- * commandSpeed and action are there from format 2 on (absent in a format-1 replay); obstacles
- * is a list of {x, y, radius} boxes from format 3 on (null before: the replay did not keep
- * them). Anything that is not a valid replay rejects with a ReplayFormatError whose message
- * says what is wrong, in one line.
+ * commandSpeed and action are there from format 2 on, and null in a format-1 replay and for a
+ * format-4 car whose header says "commands": false (withheld from this viewer); obstacles
+ * is a list of {x, y, radius} boxes from format 3 on (null before, and in a format-4 replay
+ * whose header says "obstacles": null: the replay did not keep them). Anything that is not a
+ * valid replay rejects with a ReplayFormatError whose message says what is wrong, in one line.
  * racePositions(replay) and incidents(replay, positions) derive what the viewer jumps to,
  * the way evaluator/replay.py incidents() does, plus overtakes.
  */
@@ -14,7 +16,7 @@
   "use strict";
 
   const MAGIC = "PDKREPLY";
-  const FORMAT_VERSION = 3; // the newest; every version in COLUMNS_BY_FORMAT is read
+  const FORMAT_VERSION = 4; // the newest; every version in COLUMNS_BY_FORMAT is read
   const PREAMBLE_BYTES = 16; // magic, uint32 version, uint32 header length
   const MAX_INFLATED_BYTES = 64 * 1024 * 1024;
   const TRACK_BLOCKS = ["center", "left", "right"]; // centerline, left border, right border
@@ -23,6 +25,8 @@
   const OBSTACLE_BLOCKS = ["x", "y", "radius"];
   const OBSTACLE_QUANTUM = 1e-3;
   const OBSTACLES_SINCE = 3;
+  // Format 4 on: each car's header says whether its command blocks are there ("commands").
+  const COMMANDS_PER_CAR_SINCE = 4;
   // The per-car columns in block order: type, quantum (null: stored as is), delta coding.
   const STATE_COLUMNS = [
     { name: "x", type: Int32Array, quantum: 1e-3, delta: true },
@@ -43,6 +47,7 @@
     1: [...STATE_COLUMNS, FLAGS_COLUMN],
     2: [...STATE_COLUMNS, ...COMMAND_COLUMNS, FLAGS_COLUMN],
     3: [...STATE_COLUMNS, ...COMMAND_COLUMNS, FLAGS_COLUMN],
+    4: [...STATE_COLUMNS, ...COMMAND_COLUMNS, FLAGS_COLUMN], // commands: only cars that have them
   };
   const OVERTAKE_HOLD_FRAMES = 15; // a gained position counts once it is held for 1 s
   const INCIDENT_ORDER = { off_track: 0, collision: 1, overtake: 2 };
@@ -91,7 +96,7 @@
     return out;
   }
 
-  /** obj[key] checked to be of `kind` (int, number, string, object, array). */
+  /** obj[key] checked to be of `kind` (int, number, string, boolean, object, array). */
   function get(obj, key, kind, where) {
     if (!Object.prototype.hasOwnProperty.call(obj, key)) {
       throw new ReplayFormatError(`replay header: ${where} has no "${key}"`);
@@ -101,6 +106,7 @@
       int: Number.isInteger(v),
       number: typeof v === "number" && Number.isFinite(v),
       string: typeof v === "string",
+      boolean: typeof v === "boolean",
       object: v !== null && typeof v === "object" && !Array.isArray(v),
       array: Array.isArray(v),
     }[kind];
@@ -180,15 +186,38 @@
     if (!(dt > 0)) {
       throw new ReplayFormatError(`replay header: dt must be a positive number, got ${dt}`);
     }
-    const kept = version >= OBSTACLES_SINCE;
+    const cars = carHeads.map((c, i) => {
+      if (c === null || typeof c !== "object" || Array.isArray(c)) {
+        throw new ReplayFormatError(`replay header: car ${i} must be a JSON object`);
+      }
+      const where = `cars[${i}]`;
+      const hasCommands = version >= COMMANDS_PER_CAR_SINCE
+        ? get(c, "commands", "boolean", where) : version >= 2;
+      const car = {
+        index: i,
+        name: get(c, "name", "string", where),
+        policySha256: get(c, "policy_sha256", "string", where),
+        color: get(c, "color", "int", where),
+      };
+      // A car without commands (format 1, or withheld in format 4) has null columns.
+      for (const col of COMMAND_COLUMNS) if (!hasCommands) car[col.name] = null;
+      return car;
+    });
+    const stored = (car, col) => car[col.name] !== null; // a block of this column is there
+    const kept = version >= OBSTACLES_SINCE &&
+      !(version >= COMMANDS_PER_CAR_SINCE && head.obstacles === null);
     const count = kept ? get(head, "obstacles", "int", "header") : 0;
     if (count < 0) {
       throw new ReplayFormatError(`replay header: ${count} obstacles, must be at least 0`);
     }
     const trackBytes = TRACK_BLOCKS.length * 2 * points * 4;
     const obstacleBytes = OBSTACLE_BLOCKS.length * count * 4;
-    const perFrame = columns.reduce((n, c) => n + c.type.BYTES_PER_ELEMENT, 0);
-    const carBytes = perFrame * frames * carHeads.length;
+    let carBytes = 0;
+    for (const col of columns) {
+      for (const car of cars) {
+        if (stored(car, col)) carBytes += col.type.BYTES_PER_ELEMENT * frames;
+      }
+    }
     const body = raw.length - start;
     const announced = trackBytes + obstacleBytes + carBytes;
     if (body !== announced) {
@@ -220,20 +249,9 @@
         obstacles.push(box);
       }
     }
-    const cars = carHeads.map((c, i) => {
-      if (c === null || typeof c !== "object" || Array.isArray(c)) {
-        throw new ReplayFormatError(`replay header: car ${i} must be a JSON object`);
-      }
-      const where = `cars[${i}]`;
-      return {
-        index: i,
-        name: get(c, "name", "string", where),
-        policySha256: get(c, "policy_sha256", "string", where),
-        color: get(c, "color", "int", where),
-      };
-    });
     for (const col of columns) {
       for (const car of cars) {
+        if (!stored(car, col)) continue;
         let block = take(col.type, frames);
         if (col.delta) block = undelta(block);
         car[col.name] = col.quantum === null ? block : scaled(block, col.quantum);

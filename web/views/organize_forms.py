@@ -268,7 +268,7 @@ class RaceForm(FlaskForm):
                                          NumberRange(0, MAX_OBSTACLES)],
                              description=f"static boxes on the track, 0-{MAX_OBSTACLES}")
     conditions_preset = SelectField(
-        "Race conditions", default=str(DEFAULT_PRESET),
+        "Preset", default=str(DEFAULT_PRESET),
         choices=options([(name, name) for name in PRESETS] + [(CUSTOM, "custom (below)")]),
         description="what varies between trials, drawn from each trial's seed: start "
                     "position and heading, sensor noise, grip, actuation latency, steering "

@@ -51,6 +51,7 @@ from evaluator.validate import (
     load_policy_file,
     validate_policy,
 )
+from tests.support.fake_children import FRAMING, write_child
 
 
 def _load_hostile() -> ModuleType:
@@ -523,7 +524,7 @@ def test_strict_mode_needs_landlock_or_namespaces(tmp_path: Path,
         marker = '\nif __name__ == "__main__":'
         stubbed = src.replace(marker, "\n\ndef _landlock(libc):\n    return False\n\n" + marker)
         monkeypatch.setattr(sandbox, "CHILD_SCRIPT",
-                            _child_variant(tmp_path, "child.py", stubbed))
+                            write_child(tmp_path, "child.py", stubbed))
     with pytest.raises(SandboxUnavailable) as info:
         PolicyProcess(good(), strict)
     assert "landlock or namespaces" in str(info.value) and STRICT_ENV in str(info.value)
@@ -531,13 +532,6 @@ def test_strict_mode_needs_landlock_or_namespaces(tmp_path: Path,
     with pytest.raises(SandboxUnavailable):  # a race does not quietly run without it either
         run_race(QUICK, [good()], options=strict)
     assert_gone(spawned)
-
-
-def _child_variant(tmp_path: Path, name: str, source: str) -> Path:
-    path = tmp_path / name
-    path.write_text(source)
-    os.chmod(tmp_path, 0o755)
-    return path
 
 
 def test_strict_mode_refuses_a_missing_seccomp_layer(
@@ -550,7 +544,7 @@ def test_strict_mode_refuses_a_missing_seccomp_layer(
     marker = '\nif __name__ == "__main__":'
     assert src.count(marker) == 1
     stubbed = src.replace(marker, "\n\ndef _seccomp(lib):\n    return False\n\n" + marker)
-    monkeypatch.setattr(sandbox, "CHILD_SCRIPT", _child_variant(tmp_path, "child.py", stubbed))
+    monkeypatch.setattr(sandbox, "CHILD_SCRIPT", write_child(tmp_path, "child.py", stubbed))
     with pytest.raises(SandboxUnavailable) as info:
         PolicyProcess(good(), SandboxOptions(strict=True))
     assert "seccomp" in str(info.value)
@@ -729,21 +723,10 @@ def test_policy_killed_from_outside(use_bwrap: bool, spawned: list[tuple[int, st
 
 
 # ---------------------------------------------------------------------------- lying children
-FAKE_CHILD = r'''
-import json, os, signal, struct
+FAKE_CHILD = FRAMING + r'''
+import signal
 
 MODE = __MODE__
-
-
-def read(n):
-    buf = b""
-    while len(buf) < n:
-        chunk = os.read(0, n - len(buf))
-        if not chunk:
-            raise SystemExit(0)
-        buf += chunk
-    return buf
-
 
 read(struct.unpack("<I", read(4))[0])  # the configuration
 report = b'{"layers": 5}' if MODE == "report-layers-not-an-object" else b'{"layers": {}}'
@@ -773,7 +756,7 @@ def test_a_lying_child_is_a_policy_error(mode: str, says: str, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch,
                                          spawned: list[tuple[int, str]]) -> None:
     """A child that was taken over by its model is as untrusted as the model itself."""
-    fake = _child_variant(tmp_path, "fake_child.py", FAKE_CHILD.replace("__MODE__", repr(mode)))
+    fake = write_child(tmp_path, "fake_child.py", FAKE_CHILD.replace("__MODE__", repr(mode)))
     with monkeypatch.context() as m:
         m.setattr(sandbox, "CHILD_SCRIPT", fake)
         result = timed_race(QUICK, [good()], SandboxOptions(use_bwrap=False))

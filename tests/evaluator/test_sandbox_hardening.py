@@ -33,6 +33,7 @@ from evaluator.onnx_io import mlp_policy
 from evaluator.race_settings import RaceConfig
 from evaluator.sandbox import PolicyProcess, SandboxOptions
 from evaluator.validate import ValidatedPolicy, validate_policy
+from tests.support.fake_children import FRAMING, write_child
 
 NO_BWRAP = SandboxOptions(use_bwrap=False)
 HANG_S = 15.0  # how long a test waits before calling the parent blocked (not a speed check)
@@ -48,18 +49,11 @@ def policy(width: int = 16) -> ValidatedPolicy:
     return validate_policy(mlp_policy(layers, meta).SerializeToString())
 
 
-def child_script(tmp_path: Path, name: str, source: str) -> Path:
-    path = tmp_path / name
-    path.write_text(source)
-    os.chmod(tmp_path, 0o755)
-    return path
-
-
 def real_child_with(tmp_path: Path, extra: str) -> Path:
     """The real child script with ``extra`` defined just before it runs."""
     src = sandbox.CHILD_SCRIPT.read_text()
     assert src.count(MARKER) == 1
-    return child_script(tmp_path, "child.py", src.replace(MARKER, "\n\n" + extra + MARKER))
+    return write_child(tmp_path, "child.py", src.replace(MARKER, "\n\n" + extra + MARKER))
 
 
 def pids_of(path: Path) -> int:
@@ -67,26 +61,11 @@ def pids_of(path: Path) -> int:
 
 
 # ---------------------------------------------------------------------------- a child that stops
-STALLING_CHILD = r'''
-import json, os, struct, time
+STALLING_CHILD = FRAMING + r'''
+import time
 
 STALL = __STALL__
 open(__PIDFILE__, "w").write(str(os.getpid()))
-
-
-def read(n):
-    buf = b""
-    while len(buf) < n:
-        chunk = os.read(0, n - len(buf))
-        if not chunk:
-            raise SystemExit(0)
-        buf += chunk
-    return buf
-
-
-def send(doc):
-    data = json.dumps(doc).encode()
-    os.write(1, struct.pack("<I", len(data)) + data)
 
 
 read(struct.unpack("<I", read(4))[0])  # the configuration
@@ -105,7 +84,7 @@ def test_a_child_that_stops_reading_is_timed_out(stall: str, tmp_path: Path,
     """The parent's writes share the read deadlines: a pipe the child no longer empties
     (a model, or a batch of observations, larger than the pipe holds) ends in a timeout."""
     pidfile = tmp_path / "pid"
-    fake = child_script(tmp_path, "stalling.py", STALLING_CHILD.replace(
+    fake = write_child(tmp_path, "stalling.py", STALLING_CHILD.replace(
         "__STALL__", repr(stall)).replace("__PIDFILE__", repr(str(pidfile))))
     monkeypatch.setattr(sandbox, "CHILD_SCRIPT", fake)
     big = policy(width=2048) if stall == "load" else policy()
@@ -139,26 +118,9 @@ def test_a_child_that_stops_reading_is_timed_out(stall: str, tmp_path: Path,
 
 
 # ---------------------------------------------------------------------------- a child that lies
-LYING_CHILD = r'''
-import json, os, struct
-
+LYING_CHILD = FRAMING + r'''
 CLAIM = {"rlimits": True, "user": "nobody", "no_new_privs": True, "landlock": 6,
          "seccomp": True}
-
-
-def read(n):
-    buf = b""
-    while len(buf) < n:
-        chunk = os.read(0, n - len(buf))
-        if not chunk:
-            raise SystemExit(0)
-        buf += chunk
-    return buf
-
-
-def send(doc):
-    data = json.dumps(doc).encode()
-    os.write(1, struct.pack("<I", len(data)) + data)
 
 
 read(struct.unpack("<I", read(4))[0])  # the configuration
@@ -175,7 +137,7 @@ while True:
 def test_a_child_claiming_layers_it_lacks_is_not_believed(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch
                                                          ) -> None:
-    monkeypatch.setattr(sandbox, "CHILD_SCRIPT", child_script(tmp_path, "liar.py", LYING_CHILD))
+    monkeypatch.setattr(sandbox, "CHILD_SCRIPT", write_child(tmp_path, "liar.py", LYING_CHILD))
     with PolicyProcess(policy(), NO_BWRAP) as proc:
         seen = proc.layers
         assert proc.act(np.zeros((1, OBS_DIM), dtype=np.float32)).shape == (1, 2)
@@ -259,7 +221,7 @@ print(json.dumps({"layers": layers, "results": results}), flush=True)
 
 
 def _signal_probe(tmp_path: Path, mode: str, neighbour: int) -> dict[str, Any]:
-    script = child_script(tmp_path, "signal_probe.py", SIGNAL_PROBE)
+    script = write_child(tmp_path, "signal_probe.py", SIGNAL_PROBE)
     cfg = {"memory_bytes": 1 << 30, "cpu_seconds": 60, "open_files": 32}
     proc = subprocess.run([sys.executable, "-I", "-B", str(script),
                            str(sandbox.CHILD_SCRIPT.parent), mode, str(neighbour),

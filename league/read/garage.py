@@ -30,7 +30,6 @@ from league.models import (
     ApiToken,
     Entry,
     EvaluationJob,
-    JobKind,
     JobStatus,
     League,
     PolicyModel,
@@ -177,17 +176,14 @@ def previous_runs(session: Session, racer: User,
     races = {e.race_id for e in entries if e.race.format == Format.TIME_TRIAL}
     if not races:
         return {}
-    rows = session.execute(
-        sa.select(Entry, sa.func.max(EvaluationJob.id))
-        .join(EvaluationJob, EvaluationJob.entry_id == Entry.id)
-        .join(Result, Result.job_id == EvaluationJob.id)
-        .where(Entry.racer_id == racer.id, Entry.race_id.in_(races),
-               EvaluationJob.kind == JobKind.TIME_TRIAL)
-        .group_by(Entry.id)).all()
-    run_of = {entry.id: job_id for entry, job_id in rows}
+    theirs = session.scalars(sa.select(Entry).where(Entry.racer_id == racer.id,
+                                                    Entry.race_id.in_(races))
+                             .order_by(Entry.submitted_at, Entry.id)).all()
+    run_of = replays.latest_result_jobs(session, [e.id for e in theirs])
     by_race: dict[int, list[Entry]] = {}
-    for entry, _ in sorted(rows, key=lambda r: (r[0].submitted_at, r[0].id)):
-        by_race.setdefault(entry.race_id, []).append(entry)
+    for entry in theirs:
+        if entry.id in run_of:
+            by_race.setdefault(entry.race_id, []).append(entry)
     out = {}
     for e in entries:
         earlier = [x for x in by_race.get(e.race_id, [])

@@ -314,7 +314,7 @@ def ghost_choices(session: Session, run: ReplayContext,
         own = session.scalars(
             sa.select(Entry).where(Entry.race_id == run.race.id, Entry.racer_id == viewer.id)
             .order_by(Entry.submitted_at.desc(), Entry.id.desc()).limit(GHOST_OWN_RUNS)).all()
-        ranked = _ranked_replays(session, _latest_result_jobs(session, [e.id for e in own]))
+        ranked = _ranked_replays(session, latest_result_jobs(session, [e.id for e in own]))
         for e in own:
             found = ranked.get(e.id)
             if found is not None:
@@ -343,8 +343,9 @@ def _trial_times(job: EvaluationJob) -> dict[int, float]:
     return out
 
 
-def _latest_result_jobs(session: Session, entry_ids: Sequence[int]) -> dict[int, int]:
-    """Each entry's newest time-trial job that has a result: {entry id: job id}."""
+def latest_result_jobs(session: Session, entry_ids: Sequence[int]) -> dict[int, int]:
+    """Each entry's newest time-trial job that has a result (the run it is compared by):
+    {entry id: job id}, entries without one left out."""
     if not entry_ids:
         return {}
     rows = session.execute(

@@ -13,7 +13,7 @@ import numpy as np
 
 from evaluator import _sim, car, observation
 from evaluator.actions import ActionSpec
-from evaluator.conditions import Conditions, ConditionsError, Preset
+from evaluator.conditions import PRESETS, Conditions, ConditionsError, Preset
 from evaluator.drivers import Driver, PurePursuitDriver
 from evaluator.errors import SimulationError
 from evaluator.params import ParamsBuilder, RewardFunction, call_reward_function
@@ -121,7 +121,7 @@ class _RacingEnv(gym.Env[np.ndarray, Any]):
     def _draw_conditions(self) -> None:
         """This episode's race conditions, drawn from ``np_random`` (with ``none``, nothing is
         drawn: the episode's other draws are as they were before conditions existed)."""
-        if self.conditions == Conditions.parse(Preset.NONE):
+        if self.conditions == PRESETS[Preset.NONE]:
             return
         self.world.set_conditions(self.conditions,
                                   self.conditions.draw(int(self.np_random.integers(0, 2**32))))

@@ -350,6 +350,16 @@ class Race(Base):
     obstacles: Mapped[int] = mapped_column(default=0)
     #: what varies between trials (``evaluator.conditions``), as ``Conditions.to_dict()``
     conditions: Mapped[dict[str, Any]] = mapped_column(sa.JSON, default=default_conditions)
+    #: the seed may be shown while the race is open (it always is once the race has closed)
+    seed_public: Mapped[bool] = mapped_column(default=False, server_default=sa.true())
+    #: the track is hidden until the race closes: racers see its length and width only
+    mystery_track: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    #: head-to-bot: the built-in bot cars the entrant races, one object a car
+    bots: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list,
+                                                       server_default=sa.text("'[]'"))
+    #: the tracks after the first (``track``): ``{"track": name, "track_digest": digest}`` each
+    extra_tracks: Mapped[list[dict[str, Any]]] = mapped_column(sa.JSON, default=list,
+                                                               server_default=sa.text("'[]'"))
     opens_at: Mapped[dt.datetime]
     closes_at: Mapped[dt.datetime]
     status: Mapped[RaceStatus] = mapped_column(sa.String(16), default=RaceStatus.SCHEDULED)

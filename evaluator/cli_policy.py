@@ -3,7 +3,9 @@
 ``evaluate`` runs exactly the evaluation the league runs (same engine, sandbox and seeds), so
 its JSON can be compared field by field with the league's result. It exits 0 whenever the
 evaluation ran, whatever the car did; a bad model, track or flag is one line on stderr and a
-non-zero exit, as is an evaluation stopped at its wall-clock limit (exit 3). At home the
+non-zero exit, as is an evaluation stopped at its wall-clock limit or by a policy past its
+inference-time budget (exit 3, with the figures; the league fails such a job as
+``time_budget``). At home the
 sandbox is lenient: a missing layer is a warning (``--strict-sandbox`` makes it an error).
 """
 
@@ -19,14 +21,24 @@ from typing import Any
 
 import numpy as np
 
+from evaluator.bots_race import speeds_from_flags
 from evaluator.conditions import DEFAULT_PRESET, PRESETS, Conditions, ConditionsError
 from evaluator.conditions import LIMITS as CONDITION_LIMITS
-from evaluator.errors import PolicyFailed, PolicyRejected
+from evaluator.errors import PolicyFailed, PolicyRejected, TimeBudgetExceeded
 from evaluator.metadata import parse_metadata
+from evaluator.multi_track import (
+    MultiTrackResult,
+    invalid_tracks_result,
+    load_tracks,
+    run_tracks,
+)
 from evaluator.onnx_io import pack
-from evaluator.race import RaceResult, invalid_result, run_race
+from evaluator.race import RaceResult
 from evaluator.race_fetch import LeagueRace, fetch_race
 from evaluator.race_settings import (
+    BOT_SPEEDS_MPS,
+    DEFAULT_BOT_SPEED_MPS,
+    DEFAULT_BOTS,
     DEFAULT_LAPS,
     DEFAULT_PENALTY_S,
     DEFAULT_RANKING,
@@ -34,10 +46,12 @@ from evaluator.race_settings import (
     DEFAULT_TRACK,
     DEFAULT_TRIALS,
     FORMATS,
+    MAX_BOTS,
     RANKINGS,
     Format,
     RaceConfig,
     RaceConfigError,
+    bot_name,
 )
 from evaluator.results import trial_spread
 from evaluator.sandbox import (
@@ -54,7 +68,7 @@ from evaluator.validate import ValidatedPolicy, load_policy_file, validate_polic
 from evaluator.world import World
 
 EXIT_INVALID = 2  # the model, track or flags were refused
-EXIT_TIMED_OUT = 3  # the evaluation ran past its wall-clock limit
+EXIT_TIMED_OUT = 3  # the evaluation ran past its wall-clock limit or inference budget
 BAR_WIDTH = 30  # characters of the progress bar
 
 
@@ -66,6 +80,8 @@ def _options(args: argparse.Namespace) -> SandboxOptions:
         overrides["action_timeout_s"] = args.action_timeout_ms / 1000.0
     if getattr(args, "wall_clock_limit", None) is not None:
         overrides["evaluation_timeout_s"] = args.wall_clock_limit
+    if getattr(args, "inference_budget", None) is not None:
+        overrides["inference_budget_s"] = args.inference_budget
     return SandboxOptions.from_env(**overrides)
 
 
@@ -151,17 +167,37 @@ def _config(args: argparse.Namespace) -> RaceConfig:
         return _league_race(args).config
     given = {k: (getattr(args, k) if getattr(args, k) is not None else default)
              for k, default in SETTING_FLAGS.items()}
+    bots = args.bots is not None or args.bot_speed is not None
     given["format"] = given["format"] or (Format.HEAD_TO_HEAD if args.opponent
+                                          else Format.HEAD_TO_BOT if bots
                                           else Format.TIME_TRIAL)
+    if bots or given["format"] == Format.HEAD_TO_BOT:
+        given["bots"] = speeds_from_flags(args.bots, args.bot_speed)
     given["conditions"] = _conditions(given["conditions"], args.condition)
+    names = _track_names(args)
+    given["track"], given["extra_tracks"] = names[0], tuple(names[1:])
     return RaceConfig(**given)
+
+
+def _track_names(args: argparse.Namespace) -> list[str]:
+    """The tracks of ``--track`` (repeated) and ``--tracks A,B``, in order; the default
+    track when neither is given."""
+    names = list(args.track or [])
+    if args.tracks is not None:
+        names += [n.strip() for n in args.tracks.split(",")]
+    if any(not n for n in names):
+        raise RaceConfigError(f"--tracks takes track names separated by commas, got "
+                              f"{args.tracks!r}")
+    return names or [DEFAULT_TRACK]
 
 
 def _league_race(args: argparse.Namespace) -> LeagueRace:
     """The race of ``--race`` on ``--server``; no flag may set what the race sets."""
     given = [k for k in SETTING_FLAGS if getattr(args, k) is not None]
     given += ["condition"] if args.condition else []
+    given += ["tracks"] if args.tracks is not None else []
     given += ["opponent"] if args.opponent else []
+    given += [k for k in ("bots", "bot_speed") if getattr(args, k) is not None]
     if given:
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
         raise RaceConfigError(f"--race takes every setting from the league's race; leave out "
@@ -216,17 +252,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.race is not None:
         race = _league_race(args)
-        track = race.track
-        print(f"paddock: race {race.race_id} ({race.name}) of {race.url.rsplit('/races/', 1)[0]}"
-              f": its settings, seed and track, exactly as the league races it", file=sys.stderr)
+        tracks = list(race.tracks or (race.track,))
+        server = race.url.rsplit('/races/', 1)[0]
+        if race.practice:
+            print(f"paddock: race {race.race_id} ({race.name}) of {server}: its settings, "
+                  f"conditions and track, on the practice seed {race.config.seed}: the race's "
+                  "seed is secret until it closes, so your times will differ from the "
+                  "league's", file=sys.stderr)
+        else:
+            print(f"paddock: race {race.race_id} ({race.name}) of {server}"
+                  f": its settings, seed and track, exactly as the league races it",
+                  file=sys.stderr)
     else:
-        track = load_track(config.track)
+        tracks = load_tracks(config)
     try:
         policies = [_load(args.model, args.metadata)]
         policies += [_load(o, None) for o in args.opponent]
     except PolicyRejected as err:
         if args.json:
-            print(json.dumps(invalid_result(config, track, str(err))))
+            print(json.dumps(invalid_tracks_result(config, tracks, str(err))))
         raise
     bar = _Bar() if sys.stderr.isatty() and not args.quiet else None
     options = _options(args)
@@ -238,14 +282,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             bar(done, total)
 
     try:
-        result = run_race(config, policies, options=options, track=track,
-                          progress=progress, record=bool(args.replay or args.trace_csv))
+        result = run_tracks(config, policies, options=options, tracks=tracks,
+                            progress=progress, record=bool(args.replay or args.trace_csv))
+    except TimeBudgetExceeded as err:
+        if bar is not None:
+            sys.stderr.write("\n")
+        print(f"paddock: error: time budget: {err.reason} (--inference-budget sets it)",
+              file=sys.stderr)
+        return EXIT_TIMED_OUT
     except PolicyFailed as err:
         raise PolicyRejected("run", err.reason) from err
     except EvaluationTimedOut as err:
         if bar is not None:
             sys.stderr.write("\n")
-        print(f"paddock: error: {err} (--wall-clock-limit sets it)", file=sys.stderr)
+        print(f"paddock: error: time budget: {err} (--wall-clock-limit sets it)",
+              file=sys.stderr)
         return EXIT_TIMED_OUT
     if bar is not None:
         sys.stderr.write("\n")
@@ -260,24 +311,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_outputs(args: argparse.Namespace, result: RaceResult) -> list[str]:
+def _write_outputs(args: argparse.Namespace, result: RaceResult | MultiTrackResult) -> list[str]:
+    """The replays (one file per trial; on several tracks numbered across them) and the
+    trace log asked for."""
     written: list[str] = []
+    per_track = result.runs if isinstance(result, MultiTrackResult) else [result]
     if args.replay:
         from evaluator import replay
 
         base = Path(args.replay)
-        runs = result.telemetry
-        for n, tel in enumerate(runs, start=1):
+        runs = [(run, tel) for run in per_track for tel in run.telemetry]
+        for n, (run, tel) in enumerate(runs, start=1):
             path = base if len(runs) == 1 else base.with_name(f"{base.stem}-{n}{base.suffix}")
-            meta = {"race": result.config.to_dict(), "trial": n}
+            meta = {"race": run.config.to_dict(), "trial": n}
             path.write_bytes(replay.encode(replay.from_telemetry(tel, meta)))
             written.append(str(path))
     if args.trace_csv:
         from evaluator import trace
 
-        trials = result.cars[0].trials
-        runs_ = [(t.trial, tel, 0, t.status == "dnf" and t.reason.startswith("time cap"))
-                 for t, tel in zip(trials, result.telemetry, strict=True)]
+        runs_ = [(k * result.config.trials + t.trial, tel, 0,
+                  t.status == "dnf" and t.reason.startswith("time cap"))
+                 for k, run in enumerate(per_track)
+                 for t, tel in zip(run.cars[0].trials, run.telemetry, strict=True)]
         with open(args.trace_csv, "w", newline="", encoding="utf-8") as fh:
             trace.write_trace_csv(runs_, fh)
         written.append(args.trace_csv)
@@ -288,11 +343,16 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
-def _print_result(result: RaceResult) -> None:
+def _print_result(result: RaceResult | MultiTrackResult) -> None:
+    if isinstance(result, MultiTrackResult):
+        _print_tracks(result)
+        return
     cfg = result.config
     print(f"{cfg.format} on {result.track.name} ({result.track.length:.1f} m), {cfg.laps} laps, "
           f"seed {cfg.seed}, ranking by {cfg.ranking}")
     print(f"race conditions {cfg.conditions.describe()}")
+    if cfg.bots:
+        print("bots: " + ", ".join(bot_name(k, v) for k, v in enumerate(cfg.bots, start=1)))
     for car_no, car_res in enumerate(result.cars):
         label = "" if len(result.cars) == 1 else f"car {car_no + 1} "
         ranked = (f", ranking time {_fmt(car_res.ranking_time_s)} s"
@@ -315,6 +375,20 @@ def _print_result(result: RaceResult) -> None:
     if len(result.cars) > 1:
         print("positions: " + ", ".join(f"{n + 1}. car {i + 1}"
                                         for n, i in enumerate(result.positions)))
+
+
+def _print_tracks(result: MultiTrackResult) -> None:
+    """Each track's run as one track's is printed, then the sum that ranks the entry."""
+    n = len(result.runs)
+    for k, run in enumerate(result.runs, start=1):
+        print(f"track {k} of {n} (seed {run.config.seed}):")
+        _print_result(run)
+        print()
+    combined = result.to_dict()
+    total = (f"total ranking time {_fmt(combined['ranking_time_s'])} s (the sum of the "
+             f"{n} tracks')" if combined["ranking_time_s"] is not None else
+             f"finished {combined['tracks_finished']} of {n} tracks: not ranked by time")
+    print(f"{combined['status']}: {total}")
 
 
 def _seconds(text: str) -> float:
@@ -348,7 +422,12 @@ def add_parsers(sub: Any) -> None:
                    help="an API token, for a race of a private league (default: "
                         "$PADDOCK_TOKEN)")
     # The race's own settings: None when not given, so that --race can refuse them.
-    p.add_argument("--track", help=f"library track name or .npy/.csv file ({DEFAULT_TRACK})")
+    p.add_argument("--track", action="append", metavar="NAME",
+                   help=f"library track name or .npy/.csv file ({DEFAULT_TRACK}); repeat for "
+                        "a race on several tracks, ranked by the sum of their times")
+    p.add_argument("--tracks", metavar="A,B,...",
+                   help="the tracks of a race on several tracks, comma-separated (the same as "
+                        "repeating --track)")
     p.add_argument("--format", choices=FORMATS)
     p.add_argument("--laps", type=int, help=f"default {DEFAULT_LAPS}")
     p.add_argument("--trials", type=int, help=f"default {DEFAULT_TRIALS}")
@@ -362,6 +441,13 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--min-laps", type=int, help="laps needed to be ranked (default: all)")
     p.add_argument("--obstacles", type=int, help="static boxes on the track (default 0)")
     p.add_argument("--seed", type=int, help="default 0")
+    p.add_argument("--bots", type=int, metavar="N",
+                   help=f"head-to-bot: race N built-in bot cars (1-{MAX_BOTS}, default "
+                        f"{DEFAULT_BOTS}); implies --format head-to-bot")
+    p.add_argument("--bot-speed", metavar="M/S",
+                   help=f"head-to-bot: the bots' top speed, {BOT_SPEEDS_MPS[0]:g}-"
+                        f"{BOT_SPEEDS_MPS[1]:g} m/s (default {DEFAULT_BOT_SPEED_MPS:g}), or one "
+                        "a bot separated by commas")
     p.add_argument("--conditions", choices=tuple(PRESETS),
                    help="what varies between trials: start, grip, latency, steering bias, "
                         f"sensor noise (default {DEFAULT_PRESET}; none: nothing but a small "
@@ -372,8 +458,12 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--trace-csv", metavar="OUT", help="write a DeepRacer-style trace log")
     p.add_argument("--action-timeout-ms", type=float, help="per-action budget (default 50)")
     p.add_argument("--wall-clock-limit", type=_seconds, metavar="SECONDS",
-                   help="stop the whole evaluation after this long (default: every load and "
-                        "action at its full budget, times 1.5, plus a minute)")
+                   help="stop the whole evaluation after this long (default: every load "
+                        "and inference budget used up, with the simulator's time, times 1.5, "
+                        "plus a minute)")
+    p.add_argument("--inference-budget", type=_seconds, metavar="SECONDS",
+                   help="the policy's total inference time (default: 5 ms for each action "
+                        "the race can ask for, between 10 and 60 s, as league workers do)")
     p.add_argument("--strict-sandbox", action="store_true",
                    help="fail when a required sandbox layer is missing (as league workers do)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

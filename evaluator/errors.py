@@ -47,6 +47,23 @@ class PolicyFailed(PaddockError):
         self.reason = reason
 
 
+class TimeBudgetExceeded(PolicyFailed):
+    """Raised when a policy has used up its inference-time budget for one evaluation.
+
+    ``used_s`` is the time it spent answering over ``actions`` actions, ``budget_s`` its
+    budget (:func:`evaluator.sandbox.inference_budget_s`); ``reason`` states all three.
+    """
+
+    def __init__(self, used_s: float, actions: int, budget_s: float) -> None:
+        each_ms = 1000.0 * used_s / max(actions, 1)
+        super().__init__(f"the policy used {used_s:.1f} s of inference in {actions} actions "
+                         f"({each_ms:.1f} ms each), over its budget of {budget_s:g} s for "
+                         "this evaluation")
+        self.used_s = used_s
+        self.actions = actions
+        self.budget_s = budget_s
+
+
 class SandboxUnavailable(PaddockError):
     """Raised when a required sandbox layer is missing and the operator made that an error."""
 

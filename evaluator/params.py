@@ -3,15 +3,15 @@
 The keys and their semantics follow DeepRacer's 26-row table (27 names: ``x`` and ``y`` share
 a row; see the project's DEEPRACER notes): ``x`` and ``y`` are the car's front point,
 ``speed`` and ``steering_angle`` the commanded action, ``progress`` the share of the lap done
-since the episode's start, in percent. ``waypoints`` is one list shared by every call: read
-it, do not modify it.
+since the episode's start, in percent. ``waypoints`` is DeepRacer's list of (x, y) tuples,
+one read-only list shared by every call and free to copy (:class:`Waypoints`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from evaluator import _sim, car, observation
 from evaluator._detmath import DEG_PER_RAD
@@ -35,6 +35,53 @@ PARAM_KEYS = (
 RewardFunction = Callable[[dict[str, Any]], float]
 
 
+class Waypoints(list[tuple[float, float]]):
+    """A track's centerline points as ``params["waypoints"]`` holds them: DeepRacer's list of
+    (x, y) tuples, read-only, and the same object in every ``params`` of a world.
+
+    Copying returns the object itself, deep copies included: nothing in it can change, and
+    training loops copy ``info`` (and so ``params``) on every step (Stable-Baselines3's
+    vectorised environments deep-copy their infos), which for a list of a few hundred points
+    cost more than the step. Changing it raises :class:`TypeError`; ``list(waypoints)`` is a
+    copy to change. Pickled (to another process) it is a plain list.
+    """
+
+    __slots__ = ()
+
+    def __copy__(self) -> Waypoints:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Waypoints:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (list, (list(self),))
+
+    def _read_only(self, *_args: Any, **_kwargs: Any) -> NoReturn:
+        raise TypeError("params['waypoints'] is read-only: copy it with list() to change it")
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _read_only
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
+
+
+class Params(dict[str, Any]):
+    """One step's ``params``: a plain dictionary of DeepRacer's keys, cheap to deep-copy.
+
+    Every value is a number, a bool, the shared read-only :class:`Waypoints`, or a fresh list
+    of numbers, bools or tuples of numbers; so a deep copy is a new dictionary with new
+    lists, made without :mod:`copy`'s walk over every element (Stable-Baselines3 deep-copies
+    ``info``, and with it ``params``, on every step).
+    """
+
+    __slots__ = ()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Params:
+        copied = Params({key: list(value) if type(value) is list else value
+                         for key, value in self.items()})
+        memo[id(self)] = copied
+        return copied
+
+
 class ParamsBuilder:
     """Builds ``params`` for the cars of one world, sharing what never changes."""
 
@@ -42,7 +89,7 @@ class ParamsBuilder:
         self.world = world
         self.solo = solo  # a batch of independent cars: the others are not objects
         track = world.track
-        self.waypoints = track.waypoints
+        self.waypoints = Waypoints(track.waypoints)
         self.n = track.num_points
         self.length = world.length
         self._wl = track.width_left.tolist()
@@ -65,7 +112,7 @@ class ParamsBuilder:
         off = c[_sim.C_OFF]
         wheels = c[_sim.C_WHEELS]
         heading_err = float(w.obs[i, observation.I_HEADING])
-        params: dict[str, Any] = {
+        params = Params({
             "all_wheels_on_track": wheels == 4.0,
             "x": c[_sim.C_FX],
             "y": c[_sim.C_FY],
@@ -85,7 +132,7 @@ class ParamsBuilder:
             "is_reversed": abs(heading_err) > 0.5,
             "projection_distance": c[_sim.C_S],
             "sim_time": steps / car.CONTROL_HZ,  # the episode's, not the world's
-        }
+        })
         self._objects(i, c, params)
         return params
 

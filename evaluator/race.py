@@ -1,4 +1,5 @@
-"""The race engine: time trials and head-to-head heats of sandboxed policies.
+"""The race engine: time trials, head-to-bot trials and head-to-head heats of sandboxed
+policies.
 
 The simulator, the clock and the rules run here, in the trusted process; each policy runs in
 its own :class:`~evaluator.sandbox.PolicyProcess`, started once per evaluation and kept alive
@@ -25,7 +26,9 @@ from typing import Any
 import numpy as np
 
 from evaluator import _sim, car
-from evaluator.errors import PolicyFailed
+from evaluator.bots_race import bot_labels, drive_bots, start_with_bots
+from evaluator.drivers import PurePursuitDriver
+from evaluator.errors import PolicyFailed, TimeBudgetExceeded
 from evaluator.heat_order import head_to_head_order, heat_order
 from evaluator.race_settings import MAX_CARS, MIN_CARS, RaceConfig, RaceConfigError
 from evaluator.results import (
@@ -38,7 +41,13 @@ from evaluator.results import (
     rank_trials,
     trial_spread,
 )
-from evaluator.sandbox import PolicyProcess, SandboxOptions, available_cores
+from evaluator.sandbox import (
+    PolicyProcess,
+    SandboxOptions,
+    available_cores,
+    await_answers,
+    inference_budget_s,
+)
 from evaluator.telemetry import CarLabel, Telemetry
 from evaluator.track import Track
 from evaluator.track_library import load_track
@@ -105,8 +114,15 @@ def invalid_result(config: RaceConfig, track: Track, error: str) -> dict[str, An
 def run_race(config: RaceConfig, policies: Sequence[ValidatedPolicy], *,
              options: SandboxOptions | None = None, track: Track | None = None,
              progress: Progress | None = None, record: bool = True) -> RaceResult:
-    """Evaluate ``policies`` under ``config``: one policy for a time trial, two or more
-    (the first is the entrant, the rest its opponents) for head-to-head."""
+    """Evaluate ``policies`` under ``config``: one policy for a time trial or a head-to-bot
+    race (its bots are built in: :mod:`evaluator.bots_race`), two or more (the first is the
+    entrant, the rest its opponents) for head-to-head.
+
+    Each policy has an inference-time budget (:func:`evaluator.sandbox.inference_budget_s`).
+    A time trial's policy past it stops the evaluation with
+    :class:`~evaluator.errors.TimeBudgetExceeded` (there is no result); a car past it in a
+    head-to-head is retired with the reason, as for a missed deadline, and the others race on.
+    """
     if not config.head_to_head and len(policies) != 1:
         raise RaceConfigError(f"a time trial races one policy, got {len(policies)}")
     if config.head_to_head and not MIN_CARS <= len(policies) <= MAX_CARS:
@@ -114,6 +130,8 @@ def run_race(config: RaceConfig, policies: Sequence[ValidatedPolicy], *,
                               f"got {len(policies)}")
     trk = track if track is not None else load_track(config.track)
     opts = _spin_policy(options or SandboxOptions(), len(policies))
+    opts = dataclasses.replace(opts, inference_budget_s=inference_budget_s(config, len(policies),
+                                                                           opts))
     procs: list[PolicyProcess] = []
     failures: list[str] = [""] * len(policies)
     with contextlib.ExitStack() as stack:
@@ -132,7 +150,9 @@ def run_race(config: RaceConfig, policies: Sequence[ValidatedPolicy], *,
         result.sandbox = {"layers": procs[0].layers, "missing": procs[0].missing_layers(),
                           "onnxruntime": procs[0].onnxruntime_version,
                           "load_time_s": [round(p.load_time_s, 4) for p in procs],
-                          "actions": [p.actions for p in procs]}
+                          "actions": [p.actions for p in procs],
+                          "inference_s": [round(p.inference_s, 3) for p in procs],
+                          "inference_budget_s": opts.inference_budget_s}
     return result
 
 
@@ -227,15 +247,22 @@ class _Runner:
     # ------------------------------------------------------------------ time trial
     def _time_trial(self) -> list[TrialResult]:
         """All trials at once, in lockstep, one world each: one message to the policy per
-        step carries every running trial's observation."""
+        step carries every running trial's observation. A head-to-bot trial's world also
+        holds the bot cars (:mod:`evaluator.bots_race`), driven here between the steps."""
         cfg = self.config
         runs = []
+        bots: list[list[PurePursuitDriver]] = []  # per trial: its bots' drivers (or none)
+        labels = self.labels[:1] + bot_labels(cfg.bots)
         for t in range(1, cfg.trials + 1):
             seed = trial_seed(cfg.seed, t)
-            world, rng = self._world(1, seed)
-            world.start_grid([0], rng=rng)
+            world, rng = self._world(len(labels), seed)
+            if cfg.bots:
+                bots.append(start_with_bots(world, cfg.bots, rng))
+            else:
+                world.start_grid([0], rng=rng)
+                bots.append([])
             res = TrialResult(t, seed, conditions=world.conditions.to_dict())
-            tel = Telemetry(self.track, seed, self.labels[:1], self.cap_steps)
+            tel = Telemetry(self.track, seed, labels, self.cap_steps)
             if self.record:
                 tel.capture(world)
             runs.append((world, res, tel))
@@ -247,13 +274,16 @@ class _Runner:
                 res.status, res.reason = POLICY_ERROR, self.failures[0]
             return [r for _, r, _ in runs]
         active = list(range(len(runs)))
-        act = np.zeros((1, 2))
+        act = np.zeros((len(labels), 2))
+        no_index = np.full(len(labels), -1, dtype=np.int16)
         while active:
             asking = [k for k in active if not runs[k][0].frozen(0)]
             if asking:
                 obs = np.stack([runs[k][0].obs[0] for k in asking])
                 try:
                     out = proc.act(obs)
+                except TimeBudgetExceeded:
+                    raise  # the evaluation stops: a time trial has no result past its budget
                 except PolicyFailed as err:
                     self.failures[0] = err.reason
                     for k in active:
@@ -267,7 +297,9 @@ class _Runner:
                 if k in asking:
                     j = asking.index(k)
                     act[0] = phys[j]
-                    ai = np.array(idx[j:j + 1], dtype=np.int16)
+                    ai = no_index.copy()
+                    ai[0] = idx[j]
+                drive_bots(world, bots[k], act)
                 events = world.step(act)
                 _count(world, events, 0, res)
                 if self.record:
@@ -338,6 +370,9 @@ class _Runner:
                     sent.append(i)
                 except PolicyFailed as err:
                     self._fail(world, results, racing, i, err)
+            # Each car is charged its own thinking time; one past its budget is retired from
+            # the heat like one past a deadline, and the others' heat goes on.
+            await_answers([self.procs[i] for i in sent])
             for i in sent:
                 try:
                     out = self.procs[i].receive()

@@ -2,9 +2,16 @@
 URL`` evaluates at home exactly as the league does.
 
 The race comes from the league's public API (``GET /api/v1/races/<id>``, with a token for a
-private league): every setting of the race engine, the track's name and its geometry's digest.
-The track must be the same geometry here (a library track, or one imported under the same
-name); otherwise the evaluation would not be comparable and is refused.
+private league): every setting of the race engine, the track's name and its geometry's digest
+(a race on several tracks: ``tracks``, each track's name and digest). Every track must be the
+same geometry here (a library track, or one imported under the same name); otherwise the
+evaluation would not be comparable and is refused.
+
+While the race's seed is secret (until the race closes, unless its organizers published it)
+the API gives ``seed: null`` and a ``practice_seed``: the race is then run with the practice
+seed, so everything but the exact runs is the league's (settings, conditions, track), and
+``LeagueRace.practice`` says so. A mystery track (``track: null`` until the race closes)
+cannot be raced at home and is refused.
 """
 
 from __future__ import annotations
@@ -39,7 +46,11 @@ class LeagueRace:
     name: str
     url: str  #: the race's page on its league's site
     config: RaceConfig
-    track: Track
+    track: Track  #: the first track
+    tracks: tuple[Track, ...] = ()  #: every track, the first included (``config.tracks``)
+    #: the race's seed is secret: ``config`` has the league's practice seed instead, so the
+    #: times differ from the league's
+    practice: bool = False
 
 
 def race_url(server: str, race_id: int) -> str:
@@ -79,22 +90,61 @@ def league_race(body: Any, server: str, race_id: int) -> LeagueRace:
     if not isinstance(body, dict) or any(k not in body for k in (*SETTINGS, "track_digest")):
         raise RaceFetchError(f"the answer for race {race_id} is not a race this version of "
                              "paddock can read (is --server a Paddock league?)")
-    if body["format"] != Format.TIME_TRIAL:
+    if body["track"] is None:
+        raise RaceFetchError(f"race {race_id} is on a mystery track, hidden until the race "
+                             "closes: it cannot be raced at home before then")
+    settings = {k: body[k] for k in SETTINGS}
+    if body.get("bots"):  # a head-to-bot race's bot cars (a league before bots sends none)
+        settings["bots"] = body["bots"]
+    practice = settings["seed"] is None
+    if practice:
+        settings["seed"] = body.get("practice_seed")
+        if settings["seed"] is None:
+            raise RaceFetchError(f"race {race_id}'s seed is secret and the league gave no "
+                                 "practice seed")
+    if body["format"] == Format.HEAD_TO_HEAD:
         raise RaceFetchError(f"race {race_id} is {body['format']}: its heats race the other "
                              "racers' models, which stay on the league; --race evaluates time "
-                             "trials (use --opponent with models of your own)")
+                             "trials and head-to-bot races (use --opponent with models of "
+                             "your own)")
+    listed = _listed_tracks(body, race_id)
     try:
-        config = RaceConfig(**{k: body[k] for k in SETTINGS})
+        config = RaceConfig(**settings,
+                            extra_tracks=tuple(name for name, _ in listed[1:]))
     except (RaceConfigError, TypeError) as err:
         raise RaceFetchError(f"race {race_id}'s settings cannot be raced here: {err}") from err
-    try:
-        track = load_track(config.track)
-    except PaddockError as err:
-        raise RaceFetchError(f"race {race_id} is on track {config.track!r}, which is not here: "
-                             f"{err} (import it with paddock tracks import)") from err
-    if track.digest != body["track_digest"]:
-        raise RaceFetchError(f"track {config.track!r} here is not the geometry race {race_id} "
-                             f"is run on ({track.digest[:12]} here, {body['track_digest'][:12]} "
-                             "there): update paddock or import the league's track")
+    tracks = tuple(_same_track(name, digest, race_id) for name, digest in listed)
     page = race_url(server, race_id).replace("/api/v1/races/", "/races/")
-    return LeagueRace(race_id, str(body.get("name", "")), page, config, track)
+    return LeagueRace(race_id, str(body.get("name", "")), page, config, tracks[0], tracks,
+                      practice)
+
+
+def _listed_tracks(body: dict[str, Any], race_id: int) -> list[tuple[str, str]]:
+    """The race's tracks as (name, digest) pairs, its first track first: the answer's
+    ``tracks`` (a race on several), else its ``track`` and ``track_digest``."""
+    listed = body.get("tracks")
+    if not listed:
+        return [(body["track"], body["track_digest"])]
+    if not isinstance(listed, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("track"), str)
+            and isinstance(t.get("track_digest"), str) for t in listed):
+        raise RaceFetchError(f"the tracks of race {race_id} are not a list of tracks with "
+                             "their digests (is --server a Paddock league?)")
+    if listed[0]["track"] != body["track"]:
+        raise RaceFetchError(f"race {race_id} names {body['track']!r} as its track but lists "
+                             f"{listed[0]['track']!r} first")
+    return [(t["track"], t["track_digest"]) for t in listed]
+
+
+def _same_track(name: str, digest: str, race_id: int) -> Track:
+    """Track ``name`` here, if it has the geometry ``digest`` the race is run on."""
+    try:
+        track = load_track(name)
+    except PaddockError as err:
+        raise RaceFetchError(f"race {race_id} is on track {name!r}, which is not here: "
+                             f"{err} (import it with paddock tracks import)") from err
+    if track.digest != digest:
+        raise RaceFetchError(f"track {name!r} here is not the geometry race {race_id} "
+                             f"is run on ({track.digest[:12]} here, {digest[:12]} "
+                             "there): update paddock or import the league's track")
+    return track

@@ -23,6 +23,7 @@ class Format(enum.StrEnum):
 
     TIME_TRIAL = "time-trial"  # each entry races alone, its trials ranked by time
     HEAD_TO_HEAD = "head-to-head"  # entries share the track in seat-rotated heats
+    HEAD_TO_BOT = "head-to-bot"  # each entry races built-in bot cars, ranked like a time trial
 
 
 class Ranking(enum.StrEnum):
@@ -38,7 +39,11 @@ RANKINGS = tuple(Ranking)  #: every ranking method, in the order forms offer the
 
 #: What a format is called on the site.
 FORMAT_LABELS: dict[str, str] = {Format.TIME_TRIAL: "Time trial",
-                                 Format.HEAD_TO_HEAD: "Head-to-head"}
+                                 Format.HEAD_TO_HEAD: "Head-to-head",
+                                 Format.HEAD_TO_BOT: "Head-to-bot"}
+#: The formats whose entries are evaluated one at a time and ranked by their trials' times
+#: (the league's time-trial leaderboard, one evaluation job per entry).
+SOLO_FORMATS = (Format.TIME_TRIAL, Format.HEAD_TO_BOT)
 #: What a ranking method is called (a column title) and the rule in words.
 RANKING_LABELS: dict[str, tuple[str, str]] = {
     Ranking.TOTAL: ("Total time", "the total time of the laps of the racer's best trial"),
@@ -65,6 +70,11 @@ MAX_SEED = 2**63 - 1  # seeds are stored as signed 64-bit integers
 MIN_CARS = 2  # head-to-head
 MAX_CARS = 8
 MAX_OBSTACLES = 12
+MAX_BOTS = 6  # head-to-bot: bot cars on the track with the entrant, at least one
+BOT_SPEEDS_MPS = (0.5, 4.0)  # head-to-bot: a bot car's top speed, m/s
+DEFAULT_BOTS = 3  # head-to-bot: bot cars when not told (``paddock evaluate``, the race form)
+DEFAULT_BOT_SPEED_MPS = 1.5
+MAX_TRACKS = 5  # a time trial on several tracks: the first track and up to four more
 
 
 class RaceConfigError(PaddockError, ValueError):
@@ -89,6 +99,12 @@ class RaceConfig:
     #: what varies between trials (:mod:`evaluator.conditions`); the default, ``none``, is
     #: also what settings stored before conditions existed ran with
     conditions: Conditions = Conditions()
+    #: a time trial on several tracks: the library tracks raced after ``track``, each once
+    #: (:mod:`evaluator.multi_track`); empty, the usual one-track race
+    extra_tracks: tuple[str, ...] = ()
+    #: head-to-bot: the bot cars' top speeds, m/s, one a car (:func:`parse_bots` reads the
+    #: JSON shape ``[{"speed": 1.6}, ...]``); empty for the other formats
+    bots: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.conditions, Conditions):
@@ -118,6 +134,41 @@ class RaceConfig:
                 and MIN_TIME_CAP_S <= self.time_cap <= MAX_TIME_CAP_S):
             raise RaceConfigError(f"time_cap must be {MIN_TIME_CAP_S:g} to {MAX_TIME_CAP_S:g} "
                                   f"seconds, got {self.time_cap!r}")
+        self._check_tracks()
+        self._check_bots()
+
+    def _check_tracks(self) -> None:
+        """Several tracks: 2 to :data:`MAX_TRACKS` distinct names, time trials only."""
+        extra = self.extra_tracks
+        if not isinstance(extra, list | tuple) or not all(isinstance(t, str) and t for t in extra):
+            raise RaceConfigError(f"extra_tracks must be a list of track names, got {extra!r}")
+        object.__setattr__(self, "extra_tracks", tuple(extra))
+        if not extra:
+            return
+        if self.head_to_head:
+            raise RaceConfigError("tracks: several tracks are for time trials; a head-to-head "
+                                  "race runs on one track")
+        if len(self.tracks) > MAX_TRACKS:
+            raise RaceConfigError(f"tracks: a race has at most {MAX_TRACKS} tracks, got "
+                                  f"{len(self.tracks)}")
+        twice = sorted({t for t in self.tracks if self.tracks.count(t) > 1})
+        if twice:
+            raise RaceConfigError(f"tracks: each track once; {', '.join(twice)} is listed "
+                                  "twice")
+
+    def _check_bots(self) -> None:
+        """Head-to-bot: 1 to :data:`MAX_BOTS` bots; the other formats: none."""
+        object.__setattr__(self, "bots", parse_bots(self.bots))
+        if self.format == Format.HEAD_TO_BOT and not self.bots:
+            raise RaceConfigError(f"bots: a head-to-bot race needs 1 to {MAX_BOTS} bot cars")
+        if self.format != Format.HEAD_TO_BOT and self.bots:
+            raise RaceConfigError(f"bots: only a head-to-bot race has bot cars, this is "
+                                  f"{self.format}")
+
+    @property
+    def tracks(self) -> tuple[str, ...]:
+        """Every track of the race, ``track`` first."""
+        return (self.track, *self.extra_tracks)
 
     @property
     def head_to_head(self) -> bool:
@@ -140,7 +191,47 @@ class RaceConfig:
                 "off_track_penalty": self.off_track_penalty,
                 "collision_penalty": self.collision_penalty, "time_cap": self.time_cap,
                 "min_laps": self.required_laps, "seed": self.seed,
-                "obstacles": self.obstacles, "conditions": self.conditions.to_dict()}
+                "obstacles": self.obstacles, "conditions": self.conditions.to_dict(),
+                # only when there are any: a one-track race's settings read as they always did
+                **({"extra_tracks": list(self.extra_tracks)} if self.extra_tracks else {}),
+                # head-to-bot only: the other formats' settings read as they always did
+                **({"bots": bots_json(self.bots)} if self.bots else {})}
+
+
+def parse_bots(value: Any) -> tuple[float, ...]:
+    """The bot cars of a head-to-bot race, as their top speeds in m/s.
+
+    ``value`` is their JSON shape, a list with one object a car, ``{"speed": 1.6}`` (how the
+    league stores them, the API takes them and the result JSON shows them), or a list of
+    speeds. At most :data:`MAX_BOTS` cars, each speed :data:`BOT_SPEEDS_MPS` inclusive;
+    anything else raises :class:`RaceConfigError` saying what is wrong.
+    """
+    if not isinstance(value, list | tuple):
+        raise RaceConfigError(f"bots must be a list of bot cars like [{{\"speed\": 1.5}}], "
+                              f"got {value!r}")
+    if len(value) > MAX_BOTS:
+        raise RaceConfigError(f"bots: at most {MAX_BOTS} bot cars, got {len(value)}")
+    lo, hi = BOT_SPEEDS_MPS
+    speeds = []
+    for k, bot in enumerate(value, start=1):
+        speed: Any = bot.get("speed") if isinstance(bot, dict) else bot
+        if isinstance(bot, dict) and set(bot) != {"speed"}:
+            raise RaceConfigError(f"bots: bot {k} must be {{\"speed\": m/s}}, got {bot!r}")
+        if not (_is_number(speed) and math.isfinite(speed) and lo <= speed <= hi):
+            raise RaceConfigError(f"bots: bot {k}'s speed must be {lo:g} to {hi:g} m/s, "
+                                  f"got {speed!r}")
+        speeds.append(float(speed))
+    return tuple(speeds)
+
+
+def bots_json(speeds: tuple[float, ...] | list[float]) -> list[dict[str, float]]:
+    """Bot cars' speeds in their JSON shape: ``[{"speed": 1.6}, ...]``."""
+    return [{"speed": s} for s in speeds]
+
+
+def bot_name(k: int, speed: float) -> str:
+    """What bot car ``k`` (1-based) of a head-to-bot race is called: "Bot 1 (1.6 m/s)"."""
+    return f"Bot {k} ({speed:g} m/s)"
 
 
 def _is_number(v: Any) -> bool:

@@ -150,6 +150,9 @@ class ReplayCar:
     command_steering: np.ndarray | None = None
     command_speed: np.ndarray | None = None
     action: np.ndarray | None = None
+    #: A built-in bot car of a head-to-bot race (its header entry says ``"bot": true``; a
+    #: replay of any other run, or written before bots existed, has none).
+    bot: bool = False
 
     @property
     def has_commands(self) -> bool:
@@ -208,7 +211,8 @@ class Replay:
         if len(self.cars) != len(other.cars):
             return False
         for c, d in zip(self.cars, other.cars, strict=True):
-            if (c.name, c.policy_sha256, c.color) != (d.name, d.policy_sha256, d.color):
+            if (c.name, c.policy_sha256, c.color, c.bot) != (d.name, d.policy_sha256, d.color,
+                                                             d.bot):
                 return False
             if not all(_same_column(getattr(c, k.name), getattr(d, k.name))
                        for k in CAR_COLUMNS):
@@ -265,6 +269,7 @@ def from_telemetry(tel: Telemetry, meta: Mapping[str, Any] | None = None,
             command_speed=tel.column(_sim.C_CMD_SPEED)[:, i].copy(),
             action=(actions[:, i] if label.discrete
                     else np.full(tel.frames, -1)).astype(np.int16),
+            bot=label.bot,
         ))
     obstacles = np.array([(o.x, o.y, o.radius) for o in tel.obstacles],
                          dtype=np.float64).reshape(-1, len(OBSTACLE_COLUMNS))
@@ -441,7 +446,9 @@ def _header(replay: Replay, obstacles: np.ndarray | None) -> dict[str, Any]:
                   "points": int(t.centerline.shape[0])},
         "obstacles": None if obstacles is None else int(obstacles.shape[0]),
         "cars": [{"name": c.name, "policy_sha256": c.policy_sha256, "color": c.color,
-                  "commands": c.has_commands} for c in replay.cars],
+                  "commands": c.has_commands,
+                  # only on a bot: every other car's entry reads as it always did
+                  **({"bot": True} if c.bot else {})} for c in replay.cars],
         "meta": json.loads(_meta_json(replay.meta)),
     }
 
@@ -612,11 +619,12 @@ def _car_head(cd: Any, i: int, fmt: int) -> ReplayCar:
     else:
         commands = fmt >= COMMANDS_SINCE
     stored = _EMPTY if commands else None
+    bot = _get(cd, "bot", bool, where) if "bot" in cd else False  # optional, any format
     return ReplayCar(name=_get(cd, "name", str, where),
                      policy_sha256=_get(cd, "policy_sha256", str, where),
                      color=_get(cd, "color", int, where),
                      **{col.name: _EMPTY for col in _STATE_COLUMNS}, flags=_EMPTY,
-                     command_steering=stored, command_speed=stored, action=stored)
+                     command_steering=stored, command_speed=stored, action=stored, bot=bot)
 
 
 def _stored(car: ReplayCar, col: _Column) -> bool:

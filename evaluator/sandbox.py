@@ -12,8 +12,10 @@ first:
   open files, file size 0, no core dumps), dropping root to ``nobody``, ``no_new_privs``,
   Landlock with no file-system or TCP rights, and a seccomp allow-list (see ``_policy_child``);
 * deadlines enforced here, on every read and write of the pipes: one to load the model, one
-  per action. A whole evaluation has a wall-clock limit too (:func:`evaluation_limit_s`),
-  checked by whoever runs the race (:class:`WallClock`).
+  per action. Over one evaluation a policy has an inference-time budget too
+  (:func:`inference_budget_s`, :class:`~evaluator.errors.TimeBudgetExceeded`), and the whole
+  evaluation a wall-clock limit (:func:`evaluation_limit_s`), checked by whoever runs the
+  race (:class:`WallClock`).
 
 Any overrun, crash or malformed answer raises :class:`PolicyFailed` with the reason, after the
 whole process group was killed.
@@ -39,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -48,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from evaluator.car import CONTROL_HZ
-from evaluator.errors import PolicyFailed, SandboxUnavailable
+from evaluator.errors import PolicyFailed, SandboxUnavailable, TimeBudgetExceeded
 from evaluator.observation import OBS_DIM
 from evaluator.race_settings import RaceConfig
 from evaluator.validate import ValidatedPolicy
@@ -80,9 +83,18 @@ BWRAP_ENV = "PADDOCK_SANDBOX_BWRAP"  # "0": do not use bubblewrap even when inst
 WRITING = "sending observations"
 NOBODY = 65534  # the uid the child becomes when the worker runs as root
 EXIT_SIGNAL_BASE = 128  # bubblewrap exits 128 + n when the policy died of signal n
-# The default wall-clock limit of an evaluation (evaluation_limit_s) is every load and every
-# action at its full budget, times this, plus a minute: a race of policies that keep their
-# deadlines never reaches it.
+# The inference-time budget of one policy over one evaluation (inference_budget_s): this
+# average per action over the most actions the race can ask for, within these bounds. The
+# per-action deadline stops one slow answer; the budget stops a policy that answers each
+# action in time but so slowly that it would hold a worker for minutes.
+INFERENCE_MS_PER_ACTION = 5.0
+MIN_INFERENCE_BUDGET_S = 10.0
+MAX_INFERENCE_BUDGET_S = 60.0
+# The default wall-clock limit of an evaluation (evaluation_limit_s) is every load at its full
+# budget, every policy's whole inference budget (and one last message past it) and the
+# simulator's own time, this much per world step, times the margin, plus a minute: a race of
+# policies that keep their deadlines and budgets never reaches it.
+SIM_S_PER_STEP = 0.005
 WALL_CLOCK_MARGIN = 1.5
 WALL_CLOCK_SLACK_S = 60.0
 
@@ -103,6 +115,10 @@ class SandboxOptions:
     #: wall-clock limit of one whole evaluation, seconds; 0: derived from the race
     #: (:func:`evaluation_limit_s`)
     evaluation_timeout_s: float = 0.0
+    #: inference time one policy process may use, seconds; 0: derived from the race
+    #: (:func:`inference_budget_s`, which ``run_race`` sets here). A :class:`PolicyProcess`
+    #: started with 0 has no budget
+    inference_budget_s: float = 0.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> SandboxOptions:
@@ -199,19 +215,44 @@ def probe_layers(options: SandboxOptions | None = None) -> dict[str, Any]:
         return dict(proc.layers)
 
 
+def _max_steps(config: RaceConfig, cars: int) -> int:
+    """World steps on one track at most: every trial (time trial) or heat (a head-to-head
+    round has a heat per car) run to its time cap. It is also the most actions one policy
+    can be asked for there."""
+    heats = config.trials * (cars if config.head_to_head else 1)
+    return heats * int(round(config.time_cap * CONTROL_HZ))
+
+
+def inference_budget_s(config: RaceConfig, cars: int, options: SandboxOptions) -> float:
+    """The inference time one policy may use on one track of an evaluation, in seconds:
+    ``options.inference_budget_s`` when set, else ``INFERENCE_MS_PER_ACTION`` for each action
+    the race can ask for at most, kept between ``MIN_INFERENCE_BUDGET_S`` and
+    ``MAX_INFERENCE_BUDGET_S`` (the default time trial, three trials of 180 s: 40.5 s).
+
+    A policy's inference time is the time from sending it observations to its answer, summed
+    (:attr:`PolicyProcess.inference_s`); it stays well under the budget for a policy that
+    answers in a few milliseconds, however long the race.
+    """
+    if options.inference_budget_s > 0:
+        return options.inference_budget_s
+    derived = _max_steps(config, cars) * INFERENCE_MS_PER_ACTION / 1000.0
+    return round(min(MAX_INFERENCE_BUDGET_S, max(MIN_INFERENCE_BUDGET_S, derived)), 1)
+
+
 def evaluation_limit_s(config: RaceConfig, cars: int, options: SandboxOptions) -> float:
     """The wall-clock limit of one evaluation: ``options.evaluation_timeout_s`` when set,
-    else every policy loading and every action taking its full budget, with a margin.
-
-    The race engine runs every trial or heat to its time cap at most. A time trial's step
-    sends the observations of all its trials in one message, with one action's budget per
-    trial; a head-to-head step asks every car at once, so it lasts one action's budget.
+    else, with a margin, on each track: every policy loading at its full budget and using its
+    whole inference budget (:func:`inference_budget_s`) plus the one last message that takes
+    it past (a time trial's message asks for every trial's action, one action's deadline
+    each), and the simulator's own time for every step of every trial or heat run to its time
+    cap. A race on several tracks loads the policies and runs the trials once per track.
     """
     if options.evaluation_timeout_s > 0:
         return options.evaluation_timeout_s
-    cap_steps = int(round(config.time_cap * CONTROL_HZ))
-    heats = config.trials * (cars if config.head_to_head else 1)
-    budget = cars * options.load_timeout_s + heats * cap_steps * options.action_timeout_s
+    last_message_s = (1 if config.head_to_head else config.trials) * options.action_timeout_s
+    policies = cars * (options.load_timeout_s + inference_budget_s(config, cars, options)
+                       + last_message_s)
+    budget = len(config.tracks) * (policies + _max_steps(config, cars) * SIM_S_PER_STEP)
     return WALL_CLOCK_MARGIN * budget + WALL_CLOCK_SLACK_S
 
 
@@ -267,6 +308,10 @@ class PolicyProcess:
         self.onnxruntime_version = ""
         self.load_time_s = 0.0
         self.actions = 0
+        #: time spent answering, summed: from each send to its answer (:meth:`receive`)
+        self.inference_s = 0.0
+        self._sent_at = 0.0
+        self._answered_at: float | None = None  # set by await_answers
         self._proc: subprocess.Popen[bytes] | None = None
         self._home = tempfile.mkdtemp(prefix="paddock-policy-")
         self._poll = select.poll()
@@ -439,12 +484,15 @@ class PolicyProcess:
             raise PolicyFailed("the policy process is not running")
         k = obs.shape[0]
         data = np.ascontiguousarray(obs, dtype=np.float32)
-        self._deadline = time.monotonic() + self.options.action_timeout_s * k
+        self._sent_at, self._answered_at = time.monotonic(), None
+        self._deadline = self._sent_at + self.options.action_timeout_s * k
         self._pending = k
         self._send(struct.pack("<I", k) + data.tobytes(), self._deadline, WRITING)
 
     def receive(self) -> np.ndarray:
-        """Receive the outputs for the last :meth:`send`, checked for count and finiteness."""
+        """Receive the outputs for the last :meth:`send`, checked for count and finiteness,
+        and charge the time they took to the policy's inference budget: past it, the process
+        is killed and :class:`~evaluator.errors.TimeBudgetExceeded` raised."""
         k, deadline = self._pending, self._deadline
         self._pending = 0
         expected = 4 + 4 * k * self.out_size
@@ -472,6 +520,11 @@ class PolicyProcess:
             self._kill()
             raise PolicyFailed(f"the policy returned a non-finite value: {out.tolist()[:4]}")
         self.actions += k
+        self.inference_s += (self._answered_at or time.monotonic()) - self._sent_at
+        budget = self.options.inference_budget_s
+        if budget > 0 and self.inference_s > budget:
+            self._kill()
+            raise TimeBudgetExceeded(self.inference_s, self.actions, budget)
         return out
 
     def _send(self, data: bytes, deadline: float, doing: str) -> None:
@@ -555,6 +608,29 @@ class PolicyProcess:
             return ""
         text = "".join(ch if ch.isprintable() else "?" for ch in lines[-1].strip())
         return ": " + text[:300]
+
+
+def await_answers(procs: Sequence[PolicyProcess]) -> None:
+    """Wait for the answers of policies asked at once, noting when each one's arrives.
+
+    The parent reads answers one policy after the other; without this, a policy whose answer
+    waited in its pipe while the parent read a slower one's would be charged that wait. It
+    returns when every policy has answered or the earliest deadline has passed;
+    :meth:`PolicyProcess.receive` then reads each answer (and enforces the deadlines).
+    """
+    waiting = {p._rfd: p for p in procs if p._pending and p._answered_at is None}
+    poller = select.poll()
+    for fd in waiting:
+        poller.register(fd, select.POLLIN)
+    while waiting:
+        left = min(p._deadline for p in waiting.values()) - time.monotonic()
+        if left <= 0:
+            return
+        for fd, _ in poller.poll(left * 1000.0):
+            proc = waiting.pop(fd, None)
+            if proc is not None:
+                proc._answered_at = time.monotonic()
+                poller.unregister(fd)
 
 
 def _one_line(text: str) -> str:

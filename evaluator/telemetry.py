@@ -35,6 +35,7 @@ class CarLabel:
     name: str  #: display name (the policy's metadata name or a label)
     policy_sha256: str = ""  #: digest of the policy file, empty for built-in drivers
     discrete: bool = False  #: whether ``action_index`` is meaningful
+    bot: bool = False  #: a built-in bot car of a head-to-bot race (never ranked)
 
 
 @dataclass(eq=False)

@@ -11,6 +11,7 @@ disk (an imported track imported again, by this process or another) is read anew
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -79,10 +80,11 @@ class TrackCache:
 _CACHE = TrackCache()
 
 
-def _catalog() -> list[dict[str, str]]:
+@functools.cache
+def _catalog() -> tuple[dict[str, str], ...]:
+    """The shipped library's catalog: read once, it is part of the installed package."""
     text = resources.files(LIBRARY_PACKAGE).joinpath("catalog.json").read_text("utf-8")
-    entries: list[dict[str, str]] = json.loads(text)["tracks"]
-    return entries
+    return tuple(json.loads(text)["tracks"])
 
 
 def user_tracks_dir() -> Path:
@@ -123,12 +125,8 @@ def load_track(spec: str | os.PathLike[str] | Track) -> Track:
     if isinstance(spec, Track):
         return spec
     key = str(spec)
-    lib = {e["name"]: e for e in _catalog()}
-    if key in lib:
-        entry = lib[key]
-        data = resources.files(LIBRARY_PACKAGE).joinpath(entry["file"]).read_bytes()
-        return _cataloged(key, "<bytes>", data, entry["title"], entry["description"],
-                          LIBRARY_SOURCE)
+    if key in library_names():
+        return _library_track(key)
     user = _user_catalog()
     if key in user:
         entry = user[key]
@@ -145,6 +143,15 @@ def load_track(spec: str | os.PathLike[str] | Track) -> Track:
                        lambda: Track.from_bytes(data, label, fmt))
     known = ", ".join(library_names() + sorted(user))
     raise TrackError(f"unknown track {key!r}; known tracks: {known}")
+
+
+@functools.cache
+def _library_track(name: str) -> Track:
+    """The shipped track ``name``: built once per process, like the package it comes from."""
+    entry = next(e for e in _catalog() if e["name"] == name)
+    data = resources.files(LIBRARY_PACKAGE).joinpath(entry["file"]).read_bytes()
+    return _cataloged(name, "<bytes>", data, entry["title"], entry["description"],
+                      LIBRARY_SOURCE)
 
 
 def _cataloged(name: str, label: str, data: bytes, title: str, description: str,

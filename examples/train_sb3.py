@@ -104,34 +104,13 @@ def load_model_metadata(path: str | Path | None = None, name: str = "") -> dict[
 
 
 # ------------------------------------------------------------------ training
-class WithoutParams(gymnasium.Wrapper):
-    """Drop ``info["params"]`` once the reward function has used it.
-
-    Stable-Baselines3's vector env deep-copies every info dict at every step, and ``params``
-    carries the track's whole waypoint list: copying it would cost more than the simulation.
-    """
-
-    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        obs, info = self.env.reset(**kwargs)
-        return obs, _without_params(info)
-
-    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        return obs, reward, terminated, truncated, _without_params(info)
-
-
-def _without_params(info: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in info.items() if key != "params"}
-
-
 def make_env(track: str, model_metadata: Mapping[str, Any],
              reward_function: Callable[[dict], float],
              conditions: str = DEFAULT_CONDITIONS) -> gymnasium.Env:
     """One training environment: Paddock's time trial with the racer's reward function, its
     episodes varied by ``conditions`` as league trials are."""
-    env = gymnasium.make(ENV_ID, track=track, model_metadata=model_metadata,
-                         reward_function=reward_function, conditions=conditions)
-    return WithoutParams(env)
+    return gymnasium.make(ENV_ID, track=track, model_metadata=model_metadata,
+                          reward_function=reward_function, conditions=conditions)
 
 
 def train(track: str = "oval", *, timesteps: int, seed: int = 0, n_envs: int = N_ENVS,

@@ -25,6 +25,7 @@ EXECUTORS = ("local", "ray")
 SECRET_KEY_FILE = "secret_key"
 
 DEFAULT_MAX_ATTEMPTS = 3  # deliveries of a job before it fails for good
+DEFAULT_MAX_QUEUED_PER_RACER = 3  # a racer's time trials queued or running at once
 
 # The website's rate limits, per signed-in user, API token or address, in Flask-Limiter's
 # notation; each is overridden by PADDOCK_RATELIMIT_<NAME> (e.g. PADDOCK_RATELIMIT_LOGIN).
@@ -127,6 +128,13 @@ class Settings:
     #: wall-clock limit of one evaluation in seconds (``PADDOCK_EVALUATION_TIMEOUT_S``); 0:
     #: derived from each race (:func:`evaluator.sandbox.evaluation_limit_s`)
     evaluation_timeout_s: float = 0.0
+    #: inference time one policy may use in one evaluation, seconds
+    #: (``PADDOCK_INFERENCE_BUDGET_S``); 0: derived from each race
+    #: (:func:`evaluator.sandbox.inference_budget_s`, the same at home)
+    inference_budget_s: float = 0.0
+    #: time-trial evaluations one racer may have queued or running across the league
+    #: (``PADDOCK_MAX_QUEUED_PER_RACER``); an upload past it is refused; 0: no cap
+    max_queued_per_racer: int = DEFAULT_MAX_QUEUED_PER_RACER
     #: where the website's rate-limit counters live: ``REDIS_URL`` when set (shared by every
     #: web process), else each process's memory
     ratelimit_storage: str = "memory://"
@@ -173,6 +181,9 @@ class Settings:
             sandbox_strict=env.get("PADDOCK_SANDBOX_STRICT", "1") != "0",
             sandbox_bwrap=env.get("PADDOCK_SANDBOX_BWRAP", "1") != "0",
             evaluation_timeout_s=_seconds(env, "PADDOCK_EVALUATION_TIMEOUT_S", 0.0),
+            inference_budget_s=_seconds(env, "PADDOCK_INFERENCE_BUDGET_S", 0.0),
+            max_queued_per_racer=_count(env, "PADDOCK_MAX_QUEUED_PER_RACER",
+                                        DEFAULT_MAX_QUEUED_PER_RACER),
             ratelimit_storage=env.get("REDIS_URL") or "memory://",
             proxy_hops=hops, trust_forwarded_host=trust_host,
             rate_limits={name: _rate_limit(env, f"PADDOCK_RATELIMIT_{name.upper()}", default)
@@ -191,7 +202,8 @@ class Settings:
         for (two workers on two cores ran 3.2 time trials a second spinning, 11.8 without).
         """
         opts = SandboxOptions(strict=self.sandbox_strict, use_bwrap=self.sandbox_bwrap,
-                              evaluation_timeout_s=self.evaluation_timeout_s)
+                              evaluation_timeout_s=self.evaluation_timeout_s,
+                              inference_budget_s=self.inference_budget_s)
         if 2 * self.workers > available_cores():
             opts = dataclasses.replace(opts, spin_s=0.0, child_spin_s=0.0)
         return opts

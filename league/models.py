@@ -112,7 +112,10 @@ class FailureKind(enum.StrEnum):
 
     VALIDATION = "validation"  # the stored model no longer passes validation
     POLICY_ERROR = "policy_error"  # the policy crashed or returned garbage
-    TIMEOUT = "timeout"  # the policy or the whole job ran out of time
+    TIMEOUT = "timeout"  # older jobs: the whole job ran out of time (now TIME_BUDGET)
+    #: the policy used up its inference-time budget, or the evaluation its wall-clock limit
+    #: (the reason gives the figures); the policy's doing, so not tried again
+    TIME_BUDGET = "time_budget"
     INFRASTRUCTURE = "infrastructure"  # workers died too often, storage or track missing
 
 
@@ -385,7 +388,18 @@ class Race(Base):
                 "off_track_penalty": self.off_track_penalty,
                 "collision_penalty": self.collision_penalty, "time_cap": self.time_cap,
                 "min_laps": self.min_laps, "seed": self.seed, "obstacles": self.obstacles,
-                "conditions": self.conditions}
+                "conditions": self.conditions,
+                # a race on several tracks only: a one-track race's settings read as before
+                **({"extra_tracks": [t["track"] for t in self.extra_tracks]}
+                   if self.extra_tracks else {}),
+                # a head-to-bot race only: the other formats' settings read as before
+                **({"bots": list(self.bots)} if self.bots else {})}
+
+    @property
+    def all_tracks(self) -> list[dict[str, Any]]:
+        """Every track of the race, the first included: ``{"track", "track_digest"}`` each."""
+        return [{"track": self.track, "track_digest": self.track_digest},
+                *(self.extra_tracks or [])]
 
 
 class PolicyModel(Base):

@@ -51,6 +51,12 @@ def _token_owner() -> int | None:
 
 limiter = Limiter(key_func=client_key, default_limits=[], headers_enabled=True)
 
+#: Uploads, on the website and through the API alike: one budget per user (``upload``), since
+#: both routes share this limit's scope and :func:`client_key` names the same user for a
+#: session and for a token. Only POSTs count; the API's own limit still applies to its route.
+upload_budget = limiter.shared_limit(lambda: limit("upload"), scope="upload", methods=["POST"],
+                                     override_defaults=False)
+
 
 def limit(name: str) -> str:
     """The rate limit ``name`` (login, signup, upload, api): ``PADDOCK_RATELIMIT_<NAME>`` as

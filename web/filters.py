@@ -17,9 +17,10 @@ from flask import Flask, url_for
 from evaluator.actions import ActionSpec
 from evaluator.conditions import Conditions, ConditionsError, TrialConditions
 from evaluator.errors import PaddockError
-from evaluator.race_settings import FORMAT_LABELS, RANKING_LABELS, Format, Ranking
+from evaluator.race_settings import FORMAT_LABELS, RANKING_LABELS, Format, Ranking, bot_name
 from league.models import JobStatus, Race
 from league.read.heats import EntryState, Standing
+from league.rules import races
 from league.rules.leaderboard import EntryStatus
 
 
@@ -75,7 +76,7 @@ def status_label(status: EntryStatus, race_format: str = Format.TIME_TRIAL,
             return f"replaced by v{standing.replaced_by}"
         return str(standing.state)
     if status.status is None:
-        return "in the heats" if race_format != Format.TIME_TRIAL else "not queued"
+        return "in the heats" if race_format == Format.HEAD_TO_HEAD else "not queued"
     if status.status == JobStatus.RUNNING:
         return f"running, attempt {status.attempts}"
     if status.status == JobStatus.FAILED:
@@ -135,11 +136,32 @@ def home_command(race: Race) -> str:
     return f"paddock evaluate model.onnx --race {race.id} --server {server}"
 
 
+def bot_names(bots: list[dict[str, Any]] | None) -> str:
+    """A head-to-bot race's bot cars as the results and replays name them: "Bot 1 (1.6 m/s),
+    Bot 2 (2 m/s)" (a dash for none)."""
+    speeds = [b.get("speed") for b in bots or [] if isinstance(b, dict)]
+    return ", ".join(bot_name(k, float(v)) for k, v in enumerate(speeds, start=1)
+                     if isinstance(v, int | float)) or "–"
+
+
+def practice_seed(race: Race) -> int:
+    """The seed racers practise ``race`` on at home while its seed is secret
+    (:func:`league.rules.races.practice_seed`)."""
+    return races.practice_seed(race)
+
+
+def track_secret(race: Race) -> bool:
+    """Whether ``race``'s mystery track is still hidden (:func:`league.rules.races.track_secret`):
+    lists shared by every viewer then say "mystery track" instead of its name."""
+    return races.track_secret(race)
+
+
 def init_app(app: Flask) -> None:
     """Register the filters, and the race-settings vocabulary as globals, on ``app``."""
     for f in (race_time, gap, when, iso, format_label, ranking_label, conditions_summary,
-              drawn_conditions):
+              drawn_conditions, practice_seed, bot_names):
         app.add_template_filter(f)
+    app.add_template_test(track_secret)
     app.add_template_global(Format, "Format")
     app.add_template_global(home_command)
     app.add_template_global(Ranking, "Ranking")

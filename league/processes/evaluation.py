@@ -9,11 +9,13 @@ boundary of the local workers and the Ray tasks).
 
 What counts as a result. The evaluator's statuses ``finished``, ``dnf`` and ``policy_error``
 are all results: the job succeeds and the result JSON is stored. A policy that crashed,
-overran its time budget or returned garbage made its car stop with a reason, which is a
+overran a deadline or returned garbage made its car stop with a reason, which is a
 legitimate race outcome shown to the racer, the same one ``paddock evaluate --json`` prints
 at home, and running it again would only repeat it. A job fails only when no result could be
-produced: the stored model no longer validates (``validation``), or the track, storage,
-sandbox or head-to-head support is missing or broken (``infrastructure``).
+produced: the stored model no longer validates (``validation``), a time trial's policy used
+up its inference-time budget (``time_budget``, the figures in the reason, as ``paddock
+evaluate`` prints them; a car past it in a heat is retired from the heat instead), or the
+track, storage, sandbox or head-to-head support is missing or broken (``infrastructure``).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from evaluator import replay
-from evaluator.errors import PaddockError, PolicyRejected
-from evaluator.race import RaceResult, run_race
+from evaluator.errors import PaddockError, PolicyRejected, TimeBudgetExceeded
+from evaluator.multi_track import MultiTrackResult, run_tracks
+from evaluator.race import RaceResult
 from evaluator.race_settings import Format, RaceConfig
 from evaluator.track import Track
 from evaluator.track_library import load_track
@@ -94,6 +97,7 @@ class _Plan:
     config: RaceConfig
     track_digest: str
     cars: list[_Car]
+    extra_digests: tuple[str, ...] = ()  #: the digests of ``config.extra_tracks``, in order
 
 
 def evaluate_job(factory: sessionmaker[Session], storage: Storage, job_id: int,
@@ -110,15 +114,17 @@ def evaluate_job(factory: sessionmaker[Session], storage: Storage, job_id: int,
         kind = plan.kind
         if kind == JobKind.HEAT:
             _heat_recorder()
-        track = _track(plan)
+        tracks = _tracks(plan)
         policies = [_policy(storage, car) for car in plan.cars]
         started = time.monotonic()
-        race = _run(plan.config, policies, track, settings, should_stop)
+        race = _run(plan.config, policies, tracks, settings, should_stop)
         replays = _replays(race, job_id)
     except _Refused as err:
         return Outcome(job_id, kind, failure=err.kind, reason=err.reason)
     missing = race.sandbox.get("missing") or []
-    note = (f"raced in {time.monotonic() - started:.1f} s (onnxruntime "
+    inference = ", ".join(f"{s:.1f}" for s in race.sandbox.get("inference_s") or [])
+    note = (f"raced in {time.monotonic() - started:.1f} s (inference {inference} s of "
+            f"{race.sandbox.get('inference_budget_s')} s each; onnxruntime "
             f"{race.sandbox.get('onnxruntime')}"
             f"{'; sandbox layers missing: ' + ', '.join(missing) if missing else ''})")
     return Outcome(job_id, kind, result=race.to_dict(), replays=replays, note=note)
@@ -163,7 +169,8 @@ def _plan(factory: sessionmaker[Session], job_id: int) -> _Plan:
         race = entry.race
         model = entry.model
         car = _Car(f"entry {entry.id}", model.sha256, dict(model.model_metadata))
-        return _Plan(JobKind.TIME_TRIAL, race.id, _config(race), race.track_digest, [car])
+        return _Plan(JobKind.TIME_TRIAL, race.id, _config(race), race.track_digest, [car],
+                     tuple(t["track_digest"] for t in race.extra_tracks or []))
 
 
 def _heat_plan(session: Session, job: EvaluationJob) -> _Plan:
@@ -196,18 +203,25 @@ def _config(race: Race, **changes: Any) -> RaceConfig:
                        f"race {race.id}'s settings cannot be raced: {err}") from err
 
 
-def _track(plan: _Plan) -> Track:
-    """The race's track, if it still has the geometry the race was created on."""
-    name = plan.config.track
+def _tracks(plan: _Plan) -> list[Track]:
+    """The race's tracks (one, or several), each if it still has the geometry the race was
+    created on."""
+    digests = (plan.track_digest, *plan.extra_digests)
+    return [_track(plan, name, digest)
+            for name, digest in zip(plan.config.tracks, digests, strict=True)]
+
+
+def _track(plan: _Plan, name: str, digest: str) -> Track:
+    """Track ``name``, if it still has the geometry ``digest`` the race was created on."""
     try:
         track = load_track(name)
     except PaddockError as err:
         raise _Refused(FailureKind.INFRASTRUCTURE,
                        f"track {name!r} of race {plan.race_id} cannot be loaded: {err}") from err
-    if track.digest != plan.track_digest:
+    if track.digest != digest:
         raise _Refused(FailureKind.INFRASTRUCTURE,
                        f"track {name!r} has changed since race {plan.race_id} was created "
-                       f"(geometry {track.digest[:12]}, the race's {plan.track_digest[:12]}); "
+                       f"(geometry {track.digest[:12]}, the race's {digest[:12]}); "
                        "results on it would not be comparable")
     return track
 
@@ -226,24 +240,31 @@ def _policy(storage: Storage, car: _Car) -> ValidatedPolicy:
                        f"{err}") from err
 
 
-def _run(config: RaceConfig, policies: list[ValidatedPolicy], track: Track, settings: Settings,
-         should_stop: Callable[[], bool] | None) -> RaceResult:
+def _run(config: RaceConfig, policies: list[ValidatedPolicy], tracks: list[Track],
+         settings: Settings, should_stop: Callable[[], bool] | None
+         ) -> RaceResult | MultiTrackResult:
     def progress(_done: int, _total: int) -> None:
         if should_stop is not None and should_stop():
             raise EvaluationAborted("the race was stopped by its worker")
 
     try:
-        return run_race(config, policies, options=settings.sandbox(), track=track,
-                        progress=progress, record=True)
+        return run_tracks(config, policies, options=settings.sandbox(), tracks=tracks,
+                          progress=progress, record=True)
+    except TimeBudgetExceeded as err:  # the policy's own doing: failed, not tried again
+        raise _Refused(FailureKind.TIME_BUDGET, err.reason) from err
     except PaddockError as err:  # the sandbox could not start, a required layer is missing
         raise _Refused(FailureKind.INFRASTRUCTURE, f"the race could not run: {err}") from err
 
 
-def _replays(race: RaceResult, job_id: int) -> list[tuple[int, bytes]]:
-    """One replay per trial (time trial) or heat (head-to-head), numbered from 1."""
+def _replays(race: RaceResult | MultiTrackResult, job_id: int) -> list[tuple[int, bytes]]:
+    """One replay per trial (time trial) or heat (head-to-head), numbered from 1; on several
+    tracks numbered across them (:mod:`evaluator.multi_track`), each with its track's
+    settings."""
+    runs = race.runs if isinstance(race, MultiTrackResult) else [race]
     out = []
-    for trial, tel in enumerate(race.telemetry, start=1):
-        meta = {"race": race.config.to_dict(), "trial": trial, "job": job_id}
+    recorded = [(run, tel) for run in runs for tel in run.telemetry]
+    for trial, (run, tel) in enumerate(recorded, start=1):
+        meta = {"race": run.config.to_dict(), "trial": trial, "job": job_id}
         try:
             out.append((trial, replay.encode(replay.from_telemetry(tel, meta))))
         except PaddockError as err:

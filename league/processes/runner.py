@@ -18,9 +18,10 @@ recorded at most once:
    without using up an attempt.
 6. The job was deleted meanwhile (:class:`~league.errors.NotFound`): nothing is left to record.
 7. The race ran past its wall-clock limit (:func:`evaluator.sandbox.evaluation_limit_s`, or
-   ``PADDOCK_EVALUATION_TIMEOUT_S``): it is stopped at its next step and a ``timeout`` failure
-   naming the limit is delivered. A race that does not even reach its next step (it hangs)
-   stops having its lease renewed a lease later, so the reaper hands the job on.
+   ``PADDOCK_EVALUATION_TIMEOUT_S``): it is stopped at its next step and a ``time_budget``
+   failure naming the limit is delivered (as for a policy past its inference budget). A race
+   that does not even reach its next step (it hangs) stops having its lease renewed a lease
+   later, so the reaper hands the job on.
 
 A delivery is tried ``DELIVERY_TRIES`` times while the database reports a conflict. Database
 errors while racing, and a delivery that keeps failing, propagate to the executor: its process
@@ -171,7 +172,7 @@ def _race(factory: sessionmaker[Session], storage: Storage, settings: Settings, 
             return _aborted(factory, job_id, owner, lease)
         except EvaluationTimedOut as err:
             log.warning("%s: job %d: %s", owner, job_id, err)
-            outcome = Outcome(job_id, failure=FailureKind.TIMEOUT, reason=str(err))
+            outcome = Outcome(job_id, failure=FailureKind.TIME_BUDGET, reason=str(err))
         except (sa.exc.SQLAlchemyError, NotFound):
             raise  # the database is unwell (the lease runs out), or the job is gone
         except Exception as err:  # a defect, not a property of the job: record it

@@ -230,12 +230,15 @@ def season_tables(session: Session, season: Season) -> list[DivisionTable]:
 
 def track_races(session: Session, viewer: User | None, track: str,
                 limit: int = 50) -> Sequence[Race]:
-    """Races on ``track`` in leagues listed for ``viewer``: open first, then the latest."""
+    """Races on ``track`` in leagues listed for ``viewer``: open first, then the latest.
+    A mystery track's race is listed once it has closed, not before (it would name the
+    hidden track)."""
     order = sa.case((Race.status == RaceStatus.OPEN, 0),
                     (Race.status == RaceStatus.SCHEDULED, 1), else_=2)
     return session.scalars(
         sa.select(Race).join(League, League.id == Race.league_id)
-        .where(Race.track == track, listed_leagues_filter(viewer))
+        .where(Race.track == track, listed_leagues_filter(viewer),
+               sa.or_(Race.mystery_track.is_(False), Race.status == RaceStatus.CLOSED))
         .options(contains_eager(Race.league))
         .order_by(order, Race.closes_at.desc(), Race.id.desc()).limit(limit)).all()
 
@@ -308,8 +311,14 @@ def entry_labels(session: Session, entry_ids: Sequence[int]) -> dict[int, EntryL
             for eid, racer, uid, model, version in rows}
 
 
+# Built once: a statement that is the same object on every call skips building its cache key
+# again (the race page reads it on every view).
+_RACE_FOR_PAGE = (sa.select(Race).options(joinedload(Race.league), joinedload(Race.season))
+                  .where(Race.id == sa.bindparam("race_id")))
+
+
 def race_for_page(session: Session, race_id: int) -> Race | None:
     """Race ``race_id`` with its league and season loaded in the same query (the race page
     then reads them without further queries). Visibility is the caller's to check."""
-    return session.get(Race, race_id, options=[joinedload(Race.league),
-                                               joinedload(Race.season)])
+    loaded: Race | None = session.execute(_RACE_FOR_PAGE, {"race_id": race_id}).scalar()
+    return loaded

@@ -54,6 +54,7 @@ from league.models import (
     Entry,
     EvaluationJob,
     Heat,
+    JobStatus,
     League,
     Membership,
     PolicyModel,
@@ -70,6 +71,7 @@ from league.rules.seasons import StandingRow, season_standings
 
 VERIFY_S = 1.0  # the exact version of a cached value is checked at least this often
 MAX_VALUES = 64  # cached values per database (least recently used go first)
+MAX_KEPT_FOR = 512  # values kept beside a version token, per database (a heat-list page each)
 MAX_WRITTEN_ONCE = 20_000  # values of rows written once, per database (each a few hundred bytes)
 # Rows whose change or deletion may change a leaderboard or standings.
 TRACKED = (Entry, Result, EvaluationJob, Race, Season, Division, RacePoints, User,
@@ -147,7 +149,9 @@ _generation = _Generation()
 _values: weakref.WeakKeyDictionary[Engine, Lru[Hashable, _Slot[Any]]] = \
     weakref.WeakKeyDictionary()
 _written_once: weakref.WeakKeyDictionary[Engine, Lru[Any, Any]] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()  # guards _values and _written_once; each Lru guards its own entries
+_kept_for: weakref.WeakKeyDictionary[Engine, Lru[Hashable, tuple[object, Any]]] = \
+    weakref.WeakKeyDictionary()
+_lock = threading.Lock()  # guards the per-database stores; each Lru guards its own entries
 
 
 def race_leaderboard_cached(session: Session, race: Race) -> list[LeaderboardRow]:
@@ -178,6 +182,33 @@ def knockout_bracket_cached(session: Session, race: Race) -> knockout.Bracket:
     return _cached(session, ("bracket", race.id), _head_to_head_stamp(race),
                    lambda: _head_to_head_version(session, race),
                    lambda: knockout.knockout_bracket(session, race))
+
+
+def heat_list_version(session: Session, race: Race) -> object:
+    """A token that stays the same object while everything a heat list of head-to-head
+    ``race`` shows is unchanged: its heats, their jobs (claimed, finished, re-run) and
+    results, and its entries (their racers and models, disqualifications). Checked like any
+    cached value (:func:`data_stamp` on every read, the exact version at least every
+    :data:`VERIFY_S`)."""
+    return _cached(session, ("heat-list", race.id), _head_to_head_stamp(race),
+                   lambda: _heat_list_version(session, race), object)
+
+
+def kept_for(session: Session, key: Hashable, token: object, compute: Callable[[], T]) -> T:
+    """``compute()``'s value under ``key``, computed again only when ``token`` is not the
+    object it was computed with (a version token such as :func:`heat_list_version`'s). Kept
+    per database; the least recently used of :data:`MAX_KEPT_FOR` go first."""
+    engine = session.connection().engine
+    with _lock:
+        kept = _kept_for.get(engine)
+        if kept is None:
+            kept = _kept_for[engine] = Lru(MAX_KEPT_FOR)
+    held = kept.get(key)
+    if held is not None and held[0] is token:
+        return held[1]  # type: ignore[no-any-return]
+    value = compute()
+    kept.put(key, (token, value))
+    return value
 
 
 def written_once(session: Session, keys: Collection[K],
@@ -222,6 +253,7 @@ def clear() -> None:
     with _lock:
         _values.clear()
         _written_once.clear()
+        _kept_for.clear()
 
 
 def _cached(session: Session, key: Hashable, own_stamp: tuple[Any, ...],
@@ -292,6 +324,24 @@ def _head_to_head_version(session: Session, race: Race) -> tuple[Any, ...]:
               .join(Heat, Heat.id == EvaluationJob.heat_id)
               .where(Heat.race_id == race.id, Heat.stage != headtohead.ROUND_STAGE))
     return tuple(tuple(session.execute(q).one()) for q in (entries, heats, ratings, finals))
+
+
+def _heat_list_version(session: Session, race: Race) -> tuple[Any, ...]:
+    """What the heat lists of a head-to-head race are read from (:func:`heat_list_version`)."""
+    entries = (sa.select(sa.func.count(Entry.id), sa.func.max(Entry.id),
+                         sa.func.count(Entry.disqualified_at), sa.func.max(Entry.disqualified_at))
+               .where(Entry.race_id == race.id))
+    heats = (sa.select(sa.func.count(Heat.id), sa.func.max(Heat.id), sa.func.count(Heat.rated_at),
+                       sa.func.max(Heat.rated_at)).where(Heat.race_id == race.id))
+    jobs = (sa.select(sa.func.count(EvaluationJob.id), sa.func.max(EvaluationJob.id),
+                      sa.func.sum(EvaluationJob.attempts), sa.func.count(EvaluationJob.finished_at),
+                      sa.func.max(EvaluationJob.finished_at),
+                      sa.func.count(sa.case((EvaluationJob.status == JobStatus.RUNNING, 1))),
+                      sa.func.count(Result.id), sa.func.max(Result.id))
+            .join(Heat, Heat.id == EvaluationJob.heat_id)
+            .outerjoin(Result, Result.job_id == EvaluationJob.id)
+            .where(Heat.race_id == race.id))
+    return tuple(tuple(session.execute(q).one()) for q in (entries, heats, jobs))
 
 
 def _season_version(session: Session, season: Season) -> tuple[Any, ...]:

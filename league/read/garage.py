@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from evaluator import replay, trace
 from evaluator.actions import ActionSpec
 from evaluator.errors import PaddockError
-from evaluator.race_settings import Format, Ranking
+from evaluator.race_settings import SOLO_FORMATS, Format, Ranking
 from evaluator.results import DNF, FINISHED, RANKING_TIME_KEY, time_spread
 from evaluator.telemetry import FLAG_DONE, FLAG_PENALTY
 from league.errors import Conflict, NotFound, StorageError
@@ -159,7 +159,7 @@ def garage_entries(session: Session, racer: User, *, offset: int = 0,
     entries, total = browse.racer_entries(session, racer, offset=offset, limit=limit)
     ranks: dict[int, int | None] = {}
     for race in {e.race_id: e.race for e in entries}.values():
-        if race.format == Format.TIME_TRIAL:
+        if race.format in SOLO_FORMATS:
             ranks |= {row.entry_id: row.rank for row in race_leaderboard_cached(session, race)
                       if row.user_id == racer.id}
     previous = previous_runs(session, racer, entries)
@@ -173,7 +173,7 @@ def previous_runs(session: Session, racer: User,
     """For each time-trial entry of ``entries`` that has an evaluated run: the racer's latest
     earlier entry in the same race (by submission time) that has one too, to compare the two
     runs."""
-    races = {e.race_id for e in entries if e.race.format == Format.TIME_TRIAL}
+    races = {e.race_id for e in entries if e.race.format in SOLO_FORMATS}
     if not races:
         return {}
     theirs = session.scalars(sa.select(Entry).where(Entry.racer_id == racer.id,

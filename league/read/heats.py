@@ -132,6 +132,17 @@ def race_heats(session: Session, race: Race, *, racer: str | None = None, page: 
     return _heat_page(session, where, (page - 1) * per_page, per_page)
 
 
+def race_heats_kept(session: Session, race: Race, *, racer: str | None = None, page: int = 1,
+                    per_page: int = 50) -> tuple[list[HeatRow], int]:
+    """:func:`race_heats`, read again only when a heat list of ``race`` may have changed
+    (:func:`league.read.cache.heat_list_version`): the very same rows object until then, so
+    what is rendered from it can be kept beside it (``web.pagecache.cached_part``)."""
+    token = cache.heat_list_version(session, race)
+    return cache.kept_for(session, ("heats", race.id, racer or "", page, per_page), token,
+                          lambda: race_heats(session, race, racer=racer, page=page,
+                                             per_page=per_page))
+
+
 def entry_heats(session: Session, entry: Entry, limit: int = 10) -> list[HeatRow]:
     """The latest ``limit`` heats ``entry`` raced in (or is drawn in), newest first."""
     where = sa.and_(Heat.race_id == entry.race_id, _with_entries(entry.id))

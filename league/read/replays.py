@@ -17,6 +17,13 @@ other cars' commands (:func:`evaluator.replay.without_commands`), kept in this p
 stored digest and cars kept (rewriting a 3-lap replay takes 2 to 30 milliseconds, nearly all
 of it gzip).
 
+**Secrets.** While a race's seed is secret from the viewer
+(:func:`league.rules.races.seed_shown`), the copy served has no seed (header ``seed`` 0, the
+settings' seed in ``meta`` null): a trial's seed would let a racer rerun the league's exact
+runs at home. While a race's mystery track is hidden from the viewer
+(:func:`league.rules.races.track_hidden`), its replays are not found at all, with a message
+saying they are shown once the race closes: every replay draws its track.
+
 **Comparing two runs.** Any time-trial run of a race can be watched against another run of the
 same race, its *ghost* (:func:`compare`): the racer's earlier version, the leader, any other
 leaderboard row, another trial of the same evaluation. :func:`ghost_choices` lists the runs a
@@ -39,6 +46,7 @@ from league.errors import InvalidInput, NotFound, StorageError
 from league.models import Entry, EvaluationJob, Heat, JobKind, Race, Replay, Result, User
 from league.read.cache import Lru, race_leaderboard_cached
 from league.rules.leagues import can_manage, can_view
+from league.rules.races import seed_shown, track_hidden
 from league.storage import Storage
 
 REPLAY_SUFFIX = ".pdkreplay"  #: file name extension of a downloaded replay
@@ -81,6 +89,8 @@ class ReplayContext:
     ranked_trial: int | None  #: the trial the entry is ranked by (time trials)
     cars: Sequence[CarLine]
     ghost: ReplayContext | None = None  #: the run this one is compared with (:func:`compare`)
+    #: a race on several tracks: the track of each trial, by trial number (else empty)
+    trial_tracks: Mapping[int, str] = dataclasses.field(default_factory=dict)
 
     @property
     def is_heat(self) -> bool:
@@ -157,6 +167,7 @@ def job_replay(session: Session, job_id: int, viewer: User | None = None,
     race = None if job is None else race_of(session, job)
     if job is None or race is None or not can_view(session, race.league, viewer):
         raise NotFound(f"no evaluation {job_id}")
+    _check_track_shown(session, race, viewer)
     if trial is not None and not 1 <= trial <= MAX_TRIAL_NUMBER:
         raise NotFound(f"no {wanted_label(job)} {trial} of evaluation {job_id}")
     wanted = trial if trial is not None else default_trial(job)
@@ -168,6 +179,14 @@ def job_replay(session: Session, job_id: int, viewer: User | None = None,
     if replay is None:
         raise NotFound(f"evaluation {job_id} has no replay of {wanted_label(job)} {wanted}")
     return _context(session, job, replay, viewer)
+
+
+def _check_track_shown(session: Session, race: Race, viewer: User | None) -> None:
+    """:class:`NotFound`, saying why, while ``race``'s mystery track is hidden from
+    ``viewer`` (:func:`league.rules.races.track_hidden`): a replay draws the track."""
+    if track_hidden(session, race, viewer):
+        raise NotFound(f"the replays of {race.name} are hidden until the race closes: its "
+                       "track is a mystery until then")
 
 
 def default_trial(job: EvaluationJob) -> int:
@@ -192,23 +211,26 @@ class ReplayCopy:
     sha256: str  #: the stored replay's digest
     cars: int  #: cars in the replay
     commands: frozenset[int]  #: indices of the cars whose commands the viewer may see
+    seedless: bool = False  #: the race's seed is secret from the viewer: the copy has none
 
     @property
     def stored(self) -> bool:
-        """Whether the copy is the stored replay itself (every car's commands kept)."""
-        return self.commands >= frozenset(range(self.cars))
+        """Whether the copy is the stored replay itself (every car's commands kept, and the
+        seed the viewer may see)."""
+        return self.commands >= frozenset(range(self.cars)) and not self.seedless
 
     @property
     def etag(self) -> str:
         """A strong validator: the stored digest, plus which commands a rewritten copy keeps
-        (so a browser never reuses one viewer's copy for another's)."""
+        and whether it lost its seed (so a browser never reuses one viewer's copy for
+        another's, nor a copy from before the seed was shown)."""
         if self.stored:
             return self.sha256
         kept = "-".join(str(i) for i in sorted(self.commands)) or "none"
-        return f"{self.sha256}-commands-{kept}"
+        return f"{self.sha256}-commands-{kept}" + ("-seedless" if self.seedless else "")
 
 
-_rewritten: Lru[tuple[str, frozenset[int]], bytes] = Lru(REWRITTEN_REPLAYS)
+_rewritten: Lru[tuple[str, frozenset[int], bool], bytes] = Lru(REWRITTEN_REPLAYS)
 
 
 def command_cars(session: Session, ctx: ReplayContext, viewer: User | None) -> frozenset[int]:
@@ -235,8 +257,10 @@ def command_cars(session: Session, ctx: ReplayContext, viewer: User | None) -> f
 
 
 def replay_copy(session: Session, ctx: ReplayContext, viewer: User | None) -> ReplayCopy:
-    """Which copy of ``ctx``'s replay ``viewer`` is served (:func:`command_cars`)."""
-    return ReplayCopy(ctx.replay.sha256, len(ctx.cars), command_cars(session, ctx, viewer))
+    """Which copy of ``ctx``'s replay ``viewer`` is served (:func:`command_cars`; without the
+    seed while the race's seed is secret from the viewer, :func:`league.rules.races.seed_shown`)."""
+    return ReplayCopy(ctx.replay.sha256, len(ctx.cars), command_cars(session, ctx, viewer),
+                      seedless=not seed_shown(session, ctx.race, viewer))
 
 
 def copy_bytes(storage: Storage, copy: ReplayCopy) -> bytes:
@@ -248,21 +272,35 @@ def copy_bytes(storage: Storage, copy: ReplayCopy) -> bytes:
     """
     if copy.stored:
         return storage.get("replays", copy.sha256)
-    key = (copy.sha256, copy.commands)
+    key = (copy.sha256, copy.commands, copy.seedless)
     data = _rewritten.get(key)
     if data is None:
-        data = _without_commands(storage.get("replays", copy.sha256), copy.commands)
+        data = _rewrite(storage.get("replays", copy.sha256), copy.commands, copy.seedless)
         _rewritten.put(key, data)
     return data
 
 
-def _without_commands(data: bytes, keep: frozenset[int]) -> bytes:
-    """The stored replay ``data`` rewritten with only the commands of cars ``keep``."""
+def _rewrite(data: bytes, keep: frozenset[int], seedless: bool) -> bytes:
+    """The stored replay ``data`` rewritten with only the commands of cars ``keep`` and,
+    when ``seedless``, without its seed: the header's ``seed`` is 0 and every ``seed`` in
+    its ``meta`` (the race settings) null."""
     try:
-        return replay_format.encode(
-            replay_format.without_commands(replay_format.decode(data), keep))
+        replay = replay_format.without_commands(replay_format.decode(data), keep)
+        if seedless:
+            replay = dataclasses.replace(replay, seed=0,
+                                         meta=_without_seeds(dict(replay.meta)))
+        return replay_format.encode(replay)
     except ReplayError as err:
         raise StorageError(f"the replay cannot be read: {err}") from err
+
+
+def _without_seeds(value: Any) -> Any:
+    """``value`` with every ``seed`` of every object in it set to None."""
+    if isinstance(value, Mapping):
+        return {k: None if k == "seed" else _without_seeds(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_seeds(v) for v in value]
+    return value
 
 
 # ---------------------------------------------------------------------------- comparing
@@ -289,6 +327,11 @@ def compare(run: ReplayContext, ghost: ReplayContext) -> ReplayContext:
                            f"({ghost.race.name}): only runs of {run.race.name} compare")
     if ghost.replay.id == run.replay.id:
         raise InvalidInput("a run cannot be compared with itself")
+    track, other = run.trial_tracks.get(run.replay.trial), ghost.trial_tracks.get(
+        ghost.replay.trial)
+    if track != other:
+        raise InvalidInput(f"replay {ghost.replay.id} is a run on another track ({other}): "
+                           f"only runs on {track} compare")
     return dataclasses.replace(run, ghost=ghost)
 
 
@@ -301,8 +344,13 @@ def ghost_choices(session: Session, run: ReplayContext,
         return []
     choices: list[GhostChoice] = []
     seen = {run.replay.id}
+    track = run.trial_tracks.get(run.replay.trial)  # several tracks: runs on this one only
 
-    def offer(replay: Replay | None, group: str, title: str, time_s: float | None) -> None:
+    def offer(replay: Replay | None, group: str, title: str, time_s: float | None,
+              job: EvaluationJob | None = None) -> None:
+        if replay is not None and track is not None \
+                and _run_track(job or run.job, replay.trial) != track:
+            return
         if replay is not None and replay.id not in seen:
             seen.add(replay.id)
             choices.append(GhostChoice(replay.id, group, title, time_s))
@@ -320,14 +368,14 @@ def ghost_choices(session: Session, run: ReplayContext,
             if found is not None:
                 job, replay = found
                 offer(replay, "Your runs", f"{e.model.name} v{e.model.version}",
-                      _trial_times(job).get(replay.trial))
+                      _trial_times(job).get(replay.trial), job)
     leaders = [row for row in race_leaderboard_cached(session, run.race)[:GHOST_LEADERS]
                if row.rank is not None]
     by_job = _ranked_replays(session, {row.entry_id: row.job_id for row in leaders})
     for row in leaders:
         found = by_job.get(row.entry_id)
         offer(found[1] if found else None, "Leaderboard", f"{row.rank}. {row.racer} · {row.model}",
-              row.time_s)
+              row.time_s, found[0] if found else None)
     return choices
 
 
@@ -383,6 +431,7 @@ def _context(session: Session, job: EvaluationJob, replay: Replay,
     race = race_of(session, job)
     if race is None or not can_view(session, race.league, viewer):
         raise NotFound(f"no replay {replay.id}")
+    _check_track_shown(session, race, viewer)
     trials = job_replays(session, job)
     data: Mapping[str, Any] = job.result.data if job.result is not None else {}
     ranked = data.get("ranked_trial")
@@ -393,7 +442,21 @@ def _context(session: Session, job: EvaluationJob, replay: Replay,
     return ReplayContext(replay=replay, job=job, race=race, entry=job.entry, heat=job.heat,
                          trials=list(trials),
                          ranked_trial=ranked if isinstance(ranked, int) else None,
-                         cars=cars)
+                         cars=cars, trial_tracks=_trial_tracks(data))
+
+
+def _run_track(job: EvaluationJob, trial: int) -> str | None:
+    """The track of trial ``trial`` of ``job`` when its race has several (else None)."""
+    return _trial_tracks(job.result.data if job.result is not None else {}).get(trial)
+
+
+def _trial_tracks(data: Mapping[str, Any]) -> dict[int, str]:
+    """The track of each trial of a result on several tracks (its trials say); else empty."""
+    if not data.get("tracks"):
+        return {}
+    return {t["trial"]: t["track"] for t in data.get("trials") or []
+            if isinstance(t, dict) and isinstance(t.get("trial"), int)
+            and isinstance(t.get("track"), str)}
 
 
 def _heat_cars(session: Session, heat: Heat, data: Mapping[str, Any],

@@ -250,10 +250,14 @@ def result_columns(result: Mapping[str, Any]) -> dict[str, Any]:
 
     The row describes the run that set the time: best lap, off-tracks, collisions and
     penalty come from the ranked trial. An entrant with no ranked trial (dnf, policy_error)
-    gets the fastest lap it drove in any trial and its incidents summed over all trials.
+    gets the fastest lap it drove in any trial and its incidents summed over all trials. On
+    several tracks (``tracks``) the runs that set the time are each track's ranked trial,
+    when every track has one.
     """
     trials: list[Mapping[str, Any]] = list(result.get("trials") or [])
-    ranked = [t for t in trials if t.get("trial") == result.get("ranked_trial")]
+    blocks = [b for b in result.get("tracks") or [] if isinstance(b, Mapping)]
+    wanted = ({b.get("ranked_trial") for b in blocks} if blocks else {result.get("ranked_trial")})
+    ranked = [] if None in wanted else [t for t in trials if t.get("trial") in wanted]
     rows = ranked or trials
     laps = [t["best_lap_s"] for t in rows if t.get("best_lap_s") is not None]
     return {"status": str(result["status"]), "ranking_time_s": result.get("ranking_time_s"),

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from evaluator.multi_track import combined_key
 from evaluator.results import DNF, FINISHED, TrialResult, rank_trials
 from league.models import (
     Entry,
@@ -52,11 +53,15 @@ class LeaderboardRow:
     job_id: int
     status: str  #: the result's status: finished, dnf, policy_error, invalid_policy
     reason: str  #: why the racer is not ranked ("" when ranked)
+    #: a race on several tracks: each track's ranking time, in the race's order (None: that
+    #: track not finished); empty for a race on one track
+    track_times_s: tuple[float | None, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (times as ISO 8601)."""
         out = asdict(self)
         out["submitted_at"] = self.submitted_at.isoformat()
+        out["track_times_s"] = list(self.track_times_s)
         return out
 
 
@@ -120,6 +125,7 @@ class _Scored:
     time_s: float | None
     row: _Counted
     reason: str  #: why it is not ranked ("" when ranked)
+    track_times: tuple[float | None, ...] = ()  #: several tracks: each track's time
 
 
 def required_laps(race: Race) -> int:
@@ -178,6 +184,9 @@ def race_leaderboard(session: Session, race: Race) -> list[LeaderboardRow]:
       then the earlier submission (the entry submitted first keeps the place), then entry id.
     * Unranked racers follow: more laps first, dnf before policy errors, earlier submission.
     * The gap is to the leader, and only for racers with the leader's laps (None otherwise).
+    * A race on several tracks (:func:`_score_tracks`) ranks by the sum of the tracks' times
+      the same way; a result that did not finish every track is unranked, and those follow
+      by more tracks finished, then the smaller sum of the finished tracks' times.
     """
     required = required_laps(race)
     # Columns only, and each result's JSON only where it is needed (a result computed under
@@ -214,8 +223,8 @@ def race_leaderboard(session: Session, race: Race) -> list[LeaderboardRow]:
 def _needs_data(race: Race, required: int, row: _Counted) -> bool:
     """Whether scoring ``row`` needs its result JSON: it was computed under another ranking
     method, or it may be unranked (and the reason is in the JSON)."""
-    if row.ranking is not None and row.ranking != race.ranking:
-        return True
+    if race.extra_tracks or (row.ranking is not None and row.ranking != race.ranking):
+        return True  # several tracks: every row shows each track's time, from the JSON
     return not (row.status == FINISHED and row.ranking_time_s is not None
                 and row.ranking_laps >= required)
 
@@ -230,6 +239,8 @@ def _results_with_data(session: Session, ids: list[int]) -> dict[int, Result]:
 
 
 def _score(race: Race, required: int, row: _Counted, result: Result | None) -> _Scored:
+    if race.extra_tracks and result is not None:
+        return _score_tracks(race, row, result)
     if result is None:  # computed under the race's method and ranked (see _needs_data)
         laps, time_s = row.ranking_laps, row.ranking_time_s
     else:
@@ -242,6 +253,50 @@ def _score(race: Race, required: int, row: _Counted, result: Result | None) -> _
     key = (1, -row.ranking_laps, failed, row.submitted_at, row.entry_id)
     assert result is not None  # an unranked row always had its JSON loaded
     return _Scored(key, False, row.ranking_laps, None, row, result_reason(result, required))
+
+
+def _score_tracks(race: Race, row: _Counted, result: Result) -> _Scored:
+    """A result of a race on several tracks (:mod:`evaluator.multi_track`).
+
+    Ranked when it finished every track: more laps in all first, then the smaller sum of the
+    tracks' ranking times. Unranked otherwise, after every ranked result: more tracks
+    finished first, then the smaller sum of the times of the tracks finished, then more laps,
+    dnf before policy errors, the earlier submission.
+    """
+    data = result.data or {}
+    blocks = {b.get("track"): b for b in data.get("tracks") or [] if isinstance(b, dict)}
+    times = tuple(_time(blocks.get(t["track"], {})) for t in race.all_tracks)
+    key = combined_key(data)
+    if key[0] == 0 and row.status == FINISHED:
+        return _Scored((*key, row.submitted_at, row.entry_id), True, row.ranking_laps,
+                       row.ranking_time_s, row, "", times)
+    failed = 0 if row.status == DNF else 1
+    finished = sum(1 for t in times if t is not None)
+    missing = next((t["track"] for t, time_s in zip(race.all_tracks, times, strict=True)
+                    if time_s is None), None)
+    reason = f"finished {finished} of {len(times)} tracks"
+    if missing is not None:
+        reason += f"; {missing}: {_track_reason(data, blocks.get(missing, {}), missing)}"
+    return _Scored((1, *key[1:], failed, row.submitted_at, row.entry_id), False,
+                   row.ranking_laps, None, row, reason, times)
+
+
+def _track_reason(data: dict[str, Any], block: dict[str, Any], track: str) -> str:
+    """Why track ``track`` of a result on several tracks was not finished, in one line."""
+    if block.get("error"):
+        return str(block["error"])
+    for trial in data.get("trials") or []:
+        if isinstance(trial, dict) and trial.get("track") == track and trial.get("reason"):
+            return str(trial["reason"])
+    return "not finished"
+
+
+def _time(block: dict[str, Any]) -> float | None:
+    """A track block's ranking time, when that track was finished."""
+    value = block.get("ranking_time_s")
+    if block.get("status") != FINISHED or not isinstance(value, int | float):
+        return None
+    return round(float(value), ROUNDING)
 
 
 def _rows(session: Session, race: Race, ordered: list[_Scored]) -> list[LeaderboardRow]:
@@ -262,7 +317,8 @@ def _rows(session: Session, race: Race, ordered: list[_Scored]) -> list[Leaderbo
             gap_s=gap, laps=s.laps, best_lap_s=r.best_lap_s, off_track_count=r.off_track_count,
             collision_count=r.collision_count, penalty_s=r.penalty_s,
             submissions=counts.get(r.racer_id, 0), submitted_at=r.submitted_at,
-            result_id=r.result_id, job_id=r.job_id, status=r.status, reason=s.reason))
+            result_id=r.result_id, job_id=r.job_id, status=r.status, reason=s.reason,
+            track_times_s=s.track_times))
     return rows
 
 

@@ -95,12 +95,18 @@ def get_league(session: Session, slug: str, viewer: User | None = None) -> Leagu
     return league
 
 
+# Built once: read on every page a signed-in user opens in a league (see race_for_page).
+_MEMBERSHIP = sa.select(Membership).where(Membership.league_id == sa.bindparam("league_id"),
+                                          Membership.user_id == sa.bindparam("user_id"))
+
+
 def membership(session: Session, league: League, user: User | None) -> Membership | None:
     """``user``'s membership of ``league``, if any."""
     if user is None:
         return None
-    return session.scalar(sa.select(Membership).where(Membership.league_id == league.id,
-                                                      Membership.user_id == user.id))
+    found: Membership | None = session.scalar(_MEMBERSHIP, {"league_id": league.id,
+                                                            "user_id": user.id})
+    return found
 
 
 def can_view(session: Session, league: League, user: User | None) -> bool:
@@ -118,8 +124,14 @@ def can_manage(session: Session, league: League, user: User | None) -> bool:
         return False
     if user.role == Role.ADMIN:
         return True
-    m = membership(session, league, user)
-    return m is not None and m.role == MemberRole.ORGANIZER
+    return manages(user, membership(session, league, user))
+
+
+def manages(user: User, member: Membership | None) -> bool:
+    """Whether ``user``, whose membership of a league is ``member``, manages that league
+    (the rule of :func:`can_manage`, for a caller that has the membership at hand)."""
+    return user.role == Role.ADMIN or (member is not None
+                                       and member.role == MemberRole.ORGANIZER)
 
 
 def require_manager(session: Session, league: League, user: User | None) -> None:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from evaluator.errors import PolicyRejected
-from evaluator.race_settings import Format
+from evaluator.race_settings import SOLO_FORMATS
 from evaluator.validate import validate_policy
 from league.config import DEFAULT_MAX_ATTEMPTS
 from league.errors import Conflict, Forbidden, InvalidInput, LimitExceeded, NotFound
@@ -26,6 +26,7 @@ from league.models import (
     EvaluationJob,
     JobKind,
     JobStatus,
+    Membership,
     PolicyModel,
     Race,
     RaceStatus,
@@ -44,22 +45,27 @@ MAX_REASON_CHARS = 2000  # a disqualification reason
 def submit_entry(session: Session, storage: Storage, race: Race, racer: User, data: bytes,
                  metadata: str | bytes | Mapping[str, Any] | None = None, *,
                  model_name: str = "", now: dt.datetime | None = None,
-                 max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Entry:
+                 max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+                 max_queued: int | None = None) -> Entry:
     """Enter a model in a race; returns the entry with its queued evaluation job.
 
     Rules, in order: the race is open (between its open and close times, not closed); the
     racer may enter it (unlisted and private leagues: members; races limited to divisions:
-    racers of those divisions); the racer has entries left today (UTC) and in total; the
-    model passes validation. The model's version counts up per racer and name; the same file
-    with the same metadata under the same name is the version it already is (one model
-    entered in several races is one version, its entries listed together in the garage). A
-    time-trial entry gets a queued evaluation job; a head-to-head entry waits for the
-    next round's heats.
+    racers of those divisions); the racer has entries left today (UTC) and in total; an entry
+    that queues an evaluation finds fewer than ``max_queued`` of the racer's evaluations
+    waiting (:func:`check_queued`; the website and the API pass the operator's setting, None
+    is no cap); the model passes validation. The model's version counts up per racer and
+    name; the same file with the same metadata under the same name is the version it already
+    is (one model entered in several races is one version, its entries listed together in
+    the garage). A time-trial entry gets a queued evaluation job; a head-to-head entry waits
+    for the next round's heats.
     """
     now = now or utcnow()
     _check_open(race, now)
     check_eligible(session, race, racer)
     _check_limits(session, race, racer, now)
+    if race.format in SOLO_FORMATS:  # the entries that queue a job of their own
+        check_queued(session, racer, max_queued)
     try:
         policy = validate_policy(data, metadata)
     except PolicyRejected as err:
@@ -80,7 +86,7 @@ def submit_entry(session: Session, storage: Storage, race: Race, racer: User, da
     entry = Entry(race_id=race.id, racer_id=racer.id, model_id=model.id, submitted_at=now)
     session.add(entry)
     session.flush()
-    if race.format == Format.TIME_TRIAL:  # head-to-head entries race in the rounds' heat jobs
+    if race.format in SOLO_FORMATS:  # head-to-head entries race in the rounds' heat jobs
         queue_evaluation(session, entry, now=now, max_attempts=max_attempts)
     return entry
 
@@ -118,7 +124,7 @@ def rerun_entry(session: Session, entry: Entry, user: User) -> EvaluationJob:
         raise Forbidden("only this league's organizers can re-run entries")
     if entry.disqualified:
         raise Conflict("a disqualified entry is not re-run")
-    if entry.race.format != Format.TIME_TRIAL:
+    if entry.race.format not in SOLO_FORMATS:
         raise Conflict("head-to-head entries race in the rounds' heats: there is nothing "
                        "to re-run")
     if entry.race.status == RaceStatus.CLOSED:
@@ -165,6 +171,30 @@ def _metadata_doc(text: str) -> dict[str, Any]:
     return doc
 
 
+def check_queued(session: Session, racer: User, max_queued: int | None) -> None:
+    """Raise :class:`LimitExceeded` when ``racer`` already has ``max_queued`` time-trial
+    evaluations queued or running, in any race of any league (None or 0: no cap).
+
+    The fair queue lets racers take turns, but one racer's pile of uploads would still wait
+    in it for hours; so past the cap an upload is refused, not kept waiting: nothing is
+    stored, the racer keeps the file and uploads it again once an evaluation finishes.
+    Organizers' re-runs count (they wait in the racer's turn) but are never refused;
+    head-to-head heats are the race's, not the racer's, and do not count.
+    """
+    if not max_queued:
+        return
+    waiting = session.scalar(
+        sa.select(sa.func.count(EvaluationJob.id))
+        .join(Entry, EvaluationJob.entry_id == Entry.id)
+        .where(Entry.racer_id == racer.id, EvaluationJob.kind == JobKind.TIME_TRIAL,
+               EvaluationJob.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)))) or 0
+    if waiting >= max_queued:
+        evaluations = "evaluation" if waiting == 1 else "evaluations"
+        raise LimitExceeded(f"you have {waiting} {evaluations} waiting or running, the most a "
+                            "racer may have at once: upload again when one of them finishes "
+                            "(nothing was stored)")
+
+
 def _check_open(race: Race, now: dt.datetime) -> None:
     if race.status == RaceStatus.CLOSED or now >= race.closes_at:
         raise Conflict("this race is closed")
@@ -175,15 +205,24 @@ def _check_open(race: Race, now: dt.datetime) -> None:
 def check_eligible(session: Session, race: Race, racer: User) -> None:
     """Raise :class:`Forbidden` (saying why) unless ``racer`` may enter ``race``: a member of
     an unlisted or private league, of one of the race's divisions when it names some."""
-    m = membership(session, race.league, racer)
-    if joins_by_invite(race.league) and m is None:
-        raise Forbidden(f"only members enter the races of this {race.league.visibility} "
-                        "league: join it with the invite link from its organizers first")
+    refusal = eligibility_refusal(race, membership(session, race.league, racer))
+    if refusal:
+        raise Forbidden(refusal)
+
+
+def eligibility_refusal(race: Race, member: Membership | None) -> str:
+    """Why a racer whose membership of the race's league is ``member`` may not enter
+    ``race`` ("" when they may): the rule of :func:`check_eligible`, for a caller that has
+    the membership at hand."""
+    if joins_by_invite(race.league) and member is None:
+        return (f"only members enter the races of this {race.league.visibility} league: "
+                "join it with the invite link from its organizers first")
     if race.divisions:
         allowed = {d.id for d in race.divisions}
-        if m is None or m.division_id not in allowed:
+        if member is None or member.division_id not in allowed:
             names = ", ".join(d.name for d in race.divisions)
-            raise Forbidden(f"this race is for racers of {names}")
+            return f"this race is for racers of {names}"
+    return ""
 
 
 def _check_limits(session: Session, race: Race, racer: User, now: dt.datetime) -> None:

@@ -133,7 +133,12 @@ def test_the_production_layout_races_a_submission_end_to_end(layout, tmp_path):
     evaluation = _api(base, "GET", f"/evaluations/{rows[0]['job_id']}", ada)
     assert evaluation["status"] == "succeeded"
     # At home, by the race's id: the same settings, seed and conditions, the same result.
+    # The seed is secret while the race is open (the result's seeds are left out), so both
+    # sides are read once it has closed.
+    assert evaluation["result"]["seed"] is None
     _api(base, "POST", f"/races/{race['id']}/close", boss)
+    evaluation = _api(base, "GET", f"/evaluations/{rows[0]['job_id']}", ada)
+    assert evaluation["result"]["seed"] == 7
     home = subprocess.run(
         [sys.executable, "-m", "evaluator.cli", "evaluate", str(BOT), "--race", str(race["id"]),
          "--server", base, "--json", "--quiet"], env=env, capture_output=True, text=True,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import math
+import pickle
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -14,7 +16,7 @@ import pytest
 from evaluator import _sim, car
 from evaluator.drivers import PurePursuitDriver
 from evaluator.env import HeadToHeadEnv, TimeTrialEnv
-from evaluator.params import PARAM_KEYS, ParamsBuilder
+from evaluator.params import PARAM_KEYS, ParamsBuilder, Waypoints
 from evaluator.track import Track
 from evaluator.track_library import library_names, load_track
 from evaluator.world import Obstacle, World
@@ -36,7 +38,7 @@ TYPES: dict[str, type | tuple[type, ...]] = {
     "all_wheels_on_track": bool, "x": float, "y": float, "heading": float,
     "distance_from_center": float, "is_left_of_center": bool, "progress": float, "steps": int,
     "speed": float, "steering_angle": float, "track_width": float, "track_length": float,
-    "waypoints": list, "closest_waypoints": list, "is_offtrack": bool, "is_crashed": bool,
+    "waypoints": Waypoints, "closest_waypoints": list, "is_offtrack": bool, "is_crashed": bool,
     "is_reversed": bool, "closest_objects": list, "objects_location": list,
     "objects_left_of_center": list, "objects_speed": list, "objects_heading": list,
     "objects_distance": list, "objects_distance_from_center": list, "object_in_camera": bool,
@@ -161,6 +163,27 @@ def test_waypoints_are_shared_and_not_rebuilt() -> None:
     w.start_grid([0])
     pb = ParamsBuilder(w)
     assert pb.build(0, 0)["waypoints"] is pb.build(0, 1)["waypoints"]
+
+
+def test_waypoints_are_a_read_only_list_that_copies_for_free() -> None:
+    track = load_track("royal-park")
+    env = TimeTrialEnv(track=track)
+    _, info = env.reset(seed=3)
+    wp = info["params"]["waypoints"]
+    assert isinstance(wp, list) and wp == track.waypoints and wp[5] == track.waypoints[5]
+    assert copy.copy(wp) is wp and copy.deepcopy(info)["params"]["waypoints"] is wp
+    for change in (lambda: wp.append((0.0, 0.0)), lambda: wp.sort(), lambda: wp.pop(),
+                   lambda: wp.__setitem__(0, (0.0, 0.0)), lambda: wp.__delitem__(0)):
+        with pytest.raises(TypeError, match="read-only"):
+            change()
+    assert wp == track.waypoints  # unchanged by the attempts
+    mine = list(wp)
+    mine.append((0.0, 0.0))  # a copy is the racer's to change
+    assert len(mine) == len(wp) + 1 and [*wp, (1.0, 1.0)][-1] == (1.0, 1.0)
+    sent = pickle.loads(pickle.dumps(info))  # to a subprocess vector env: a plain list
+    assert type(sent["params"]["waypoints"]) is list and sent["params"]["waypoints"] == wp
+    _, _, _, _, later = env.step(env.action_space.sample())
+    assert later["params"]["waypoints"] is wp
 
 
 def test_left_of_center_distance_and_width(stadium_track: Track) -> None:

@@ -338,7 +338,7 @@ def test_faster_discrete_actions_give_a_faster_lap() -> None:
 
 # ----------------------------------------------------------------------------- settings
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"format": "drag-race"}, r"format must be one of time-trial, head-to-head, "
+    ({"format": "drag-race"}, r"format must be one of time-trial, head-to-head, head-to-bot, "
                               r"got 'drag-race'"),
     ({"ranking": "fastest"}, r"ranking must be one of total, best-lap, average-lap"),
     ({"laps": 0}, r"laps must be a whole number from 1 to 50, got 0"),

@@ -275,18 +275,18 @@ def test_a_call_outside_the_allow_list_is_a_clear_policy_error(
 
 # ---------------------------------------------------------------------------- wall clock
 def test_the_default_wall_clock_limit_covers_every_budget() -> None:
-    """Never less than every load and every action at its full budget, growing with the
-    race; an operator's limit replaces it."""
+    """Never less than every load at its full budget and every policy's whole inference
+    budget, growing with the race; an operator's limit replaces it."""
     evaluation_limit_s = sandbox.evaluation_limit_s
     opts = SandboxOptions()
     base = RaceConfig(trials=3, time_cap=180.0)
     limit = evaluation_limit_s(base, 1, opts)
-    assert limit >= opts.load_timeout_s + 3 * 180 * 15 * opts.action_timeout_s
+    assert limit >= opts.load_timeout_s + sandbox.inference_budget_s(base, 1, opts)
     assert evaluation_limit_s(base.with_(trials=6), 1, opts) > limit
     assert evaluation_limit_s(base.with_(time_cap=360.0), 1, opts) > limit
     h2h = base.with_(format="head-to-head")
     assert (evaluation_limit_s(h2h, 4, opts)
-            >= 4 * opts.load_timeout_s + 3 * 4 * 180 * 15 * opts.action_timeout_s)
+            >= 4 * (opts.load_timeout_s + sandbox.inference_budget_s(h2h, 4, opts)))
     slower = dataclasses.replace(opts, action_timeout_s=0.2)
     assert evaluation_limit_s(base, 1, slower) > limit
     assert evaluation_limit_s(base, 1, dataclasses.replace(opts, evaluation_timeout_s=9)) == 9

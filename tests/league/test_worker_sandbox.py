@@ -21,6 +21,7 @@ from league.db import transaction
 from league.models import FailureKind, JobStatus
 from league.processes import launcher, runner, worker
 from league.rules import jobs, submissions
+from league.rules.races import race_config
 from league.storage import Storage
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ def _queued_long_job(session: Session, storage: Storage, make: Factory) -> int:
     return job_id
 
 
-def test_an_evaluation_past_its_wall_clock_limit_fails_as_timeout(
+def test_an_evaluation_past_its_wall_clock_limit_fails_as_time_budget(
         db: Database, session: Session, storage: Storage, make: Factory) -> None:
     job_id = _queued_long_job(session, storage, make)
     w = worker.Worker(settings_for(db, storage, evaluation_timeout_s=0.3), "test-worker")
@@ -146,7 +147,7 @@ def test_an_evaluation_past_its_wall_clock_limit_fails_as_timeout(
     with transaction(db.factory) as s:
         job = jobs.get_job(s, job_id)
         status, kind, reason = job.status, job.failure_kind, job.failure_reason
-    assert (status, kind) == (JobStatus.FAILED, FailureKind.TIMEOUT)
+    assert (status, kind) == (JobStatus.FAILED, FailureKind.TIME_BUDGET)
     assert reason == "the evaluation ran past its wall-clock limit of 0.3 s"
 
 
@@ -157,7 +158,10 @@ def test_the_default_limit_follows_the_race(db: Database, session: Session,
     with transaction(db.factory) as s:
         limit = runner.wall_clock_limit(s, jobs.get_job(s, job_id), settings)
     opts = settings.sandbox()
-    assert limit >= 3600 * 15 * opts.action_timeout_s + opts.load_timeout_s
+    with transaction(db.factory) as s:
+        config = race_config(jobs.get_job(s, job_id).entry.race)
+    assert limit == sandbox.evaluation_limit_s(config, 1, opts)
+    assert limit >= sandbox.inference_budget_s(config, 1, opts) + opts.load_timeout_s
     with transaction(db.factory) as s:
         fixed = runner.wall_clock_limit(s, jobs.get_job(s, job_id),
                                         settings_for(db, storage, evaluation_timeout_s=42.0))

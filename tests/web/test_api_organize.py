@@ -127,11 +127,13 @@ def test_an_organizer_schedules_a_race_with_every_setting(api: ApiClient, sessio
     race = r.get_json()
     assert {k: race[k] for k in ("name", "track", "format", "laps", "trials", "ranking",
                                  "off_track_penalty", "collision_penalty", "time_cap",
-                                 "min_laps", "seed", "obstacles", "status", "season_id")} == {
+                                 "min_laps", "seed_public", "mystery_track", "obstacles",
+                                 "status", "season_id")} == {
         "name": "oval", "track": "oval", "format": "time-trial", "laps": 3, "trials": 3,
         "ranking": "total", "off_track_penalty": 5.0, "collision_penalty": 5.0,
-        "time_cap": 180.0, "min_laps": None, "seed": 0, "obstacles": 0,
-        "status": "scheduled", "season_id": None}
+        "time_cap": 180.0, "min_laps": None, "seed_public": False, "mystery_track": False,
+        "obstacles": 0, "status": "scheduled", "season_id": None}
+    assert isinstance(race["seed"], int)  # a random seed, kept secret until the race closes
     opens = dt.datetime.fromisoformat(race["opens_at"].rstrip("Z"))
     assert abs(opens - utcnow()) < dt.timedelta(minutes=1)
     full = {"name": "Finals", "track": "oval", "format": "head-to-head", "laps": 2,
@@ -140,7 +142,8 @@ def test_an_organizer_schedules_a_race_with_every_setting(api: ApiClient, sessio
             "opens_at": "2029-06-01T10:00:00Z", "closes_at": "2029-06-02T10:00:00Z",
             "season_id": season_id, "division_ids": [rookie_id],
             "max_entries_per_day": 2, "max_entries_total": 5, "round_interval_s": 300,
-            "heats_per_round": 2, "knockout_size": 4}
+            "heats_per_round": 2, "knockout_size": 4, "seed_public": True,
+            "mystery_track": True}
     body = api.post("/leagues/club/races", token, json=full).get_json()
     for key, value in full.items():
         assert body[key] == value, key

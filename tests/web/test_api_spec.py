@@ -55,7 +55,7 @@ CONTRACT = {
     ("/entries/{entry_id}/disqualify", "POST"), ("/evaluations/{job_id}", "GET"),
     ("/evaluations/{job_id}/replay", "GET"), ("/me", "GET"), ("/me/entries", "GET"),
     ("/races/{race_id}/heats", "GET"), ("/races/{race_id}/racers/{name}/matchups", "GET"),
-    ("/leagues/{slug}/audit", "GET"),
+    ("/leagues/{slug}/audit", "GET"), ("/races/{race_id}/secrecy", "POST"),
 }
 
 
@@ -111,7 +111,12 @@ def test_the_document_describes_requests_as_the_views_parse_them(api: ApiClient)
     assert ranking["$ref"] == "#/components/schemas/Ranking"  # the vocabulary's own enum
     assert api.doc["components"]["schemas"]["Ranking"]["enum"] == \
         ["total", "best-lap", "average-lap"]
-    assert api.doc["components"]["schemas"]["Format"]["enum"] == ["time-trial", "head-to-head"]
+    assert api.doc["components"]["schemas"]["Format"]["enum"] == ["time-trial", "head-to-head",
+                                                                 "head-to-bot"]
+    bots = race["properties"]["bots"]
+    assert bots["maxItems"] == 6 and bots["default"] == []
+    bot = api.doc["components"]["schemas"]["BotCar"]["properties"]["speed"]
+    assert (bot["minimum"], bot["maximum"]) == (0.5, 4.0)
     races = paths["/races"]["get"]
     params = {p["name"]: p for p in races["parameters"]}
     assert set(params) == {"page", "per_page", "status", "league"}

@@ -29,8 +29,14 @@ def test_times_and_dates() -> None:
     assert filters.iso(when) == "2026-06-01T12:00:00+00:00"
 
 
+def test_bot_names_read_as_in_results_and_replays() -> None:
+    assert filters.bot_names([{"speed": 1.6}, {"speed": 2}]) == "Bot 1 (1.6 m/s), Bot 2 (2 m/s)"
+    assert filters.bot_names([]) == "–"
+
+
 def test_every_format_and_ranking_method_has_a_name() -> None:
-    assert [filters.format_label(f) for f in FORMATS] == ["Time trial", "Head-to-head"]
+    assert [filters.format_label(f) for f in FORMATS] == ["Time trial", "Head-to-head",
+                                                          "Head-to-bot"]
     assert filters.format_label("head-to-head") == "Head-to-head"  # as the database holds it
     assert [filters.ranking_label(r) for r in RANKINGS] == \
         ["Total time", "Best lap", "Average lap"]
@@ -40,6 +46,7 @@ def test_every_format_and_ranking_method_has_a_name() -> None:
 @pytest.mark.parametrize("status, race_format, label, css", [
     (NEVER_QUEUED, Format.TIME_TRIAL, "not queued", ""),
     (NEVER_QUEUED, Format.HEAD_TO_HEAD, "in the heats", ""),
+    (NEVER_QUEUED, Format.HEAD_TO_BOT, "not queued", ""),  # evaluated like a time trial
     (_status(status=JobStatus.QUEUED, attempts=1), Format.TIME_TRIAL, "queued",
      "status-queued"),
     (_status(status=JobStatus.RUNNING, attempts=2), Format.TIME_TRIAL, "running, attempt 2",

@@ -8,11 +8,13 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.orm import Session
 
 from league.models import EvaluationJob, JobStatus, Race, RaceStatus
+from league.read import cache
 from league.rules import headtohead as h2h
 from tests.league.test_heats_read import raced_heat
 from tests.web.test_public_pages import page
@@ -161,3 +163,47 @@ def test_other_pages_ignore_a_racer_filter(make_app: Callable[..., Flask], sessi
     for n in range(5):
         page(client, f"/leagues/{league.slug}?racer=someone{n}")
     assert len(_kept_pages(app, f"/leagues/{league.slug}")) == 1
+
+
+def test_a_head_to_head_page_shows_another_process_change_within_the_verify_time(
+        make_app: Callable[..., Flask], db: Database, session: Session, make: Factory,
+        login: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    duel, entries = _head_to_head(session, make)
+    heats = h2h.create_heats(session, duel, h2h.ROUND_STAGE, h2h.ROUND_SEEDS, 1,
+                             [(entries[0].id, entries[1].id)], make.now)
+    viewer = make.racer(session, "ann")
+    session.commit()
+    app = make_app(PUBLIC_PAGE_CACHE_S=3600)
+    member = login(app.test_client(), viewer)
+    path = f"/races/{duel.id}"
+    item = re.compile(rf'<li class="heat" data-heat="{heats[0].id}">.*?</li>', re.S)
+    first = item.search(page(member, path))
+    assert first is not None and ">queued<" in first.group(0)
+    with app.app_context():
+        assert any(k[1][:2] == ("h2h", duel.id) for k in pagecache.kept().parts.keys())
+    session.rollback()
+    with db.engine.begin() as conn:  # another process: no new row, this one is not told
+        conn.execute(sa.update(EvaluationJob).where(EvaluationJob.heat_id == heats[0].id)
+                     .values(status=JobStatus.RUNNING, attempts=1))
+    monkeypatch.setattr(cache, "VERIFY_S", 0.0)  # the exact version is checked every time
+    second = item.search(page(member, path))
+    assert second is not None and ">running<" in second.group(0)
+
+
+def test_a_new_heat_shows_at_once_on_a_kept_head_to_head_page(
+        make_app: Callable[..., Flask], session: Session, make: Factory, login: Any) -> None:
+    duel, entries = _head_to_head(session, make)
+    h2h.create_heats(session, duel, h2h.ROUND_STAGE, h2h.ROUND_SEEDS, 1,
+                     [(entries[0].id, entries[1].id)], make.now)
+    viewer = make.racer(session, "ann")
+    session.commit()
+    member = login(make_app(PUBLIC_PAGE_CACHE_S=3600).test_client(), viewer)
+    path = f"/races/{duel.id}"
+    assert page(member, path).count('<li class="heat" data-heat=') == 1
+    assert page(member, path).count('<li class="heat" data-heat=') == 1  # the kept part
+    later = h2h.create_heats(session, duel, h2h.ROUND_STAGE, h2h.ROUND_SEEDS, 2,
+                             [(entries[1].id, entries[2].id)], make.now)
+    session.commit()
+    html = page(member, path)
+    assert html.count('<li class="heat" data-heat=') == 2
+    assert f'data-heat="{later[0].id}"' in html

@@ -3,7 +3,8 @@
 Every view is registered through :data:`api` (:class:`web.api.registry.Registry`), which
 records what the OpenAPI document at ``/api/v1/openapi.json`` says about it. The whole API
 shares one rate limit per token (or address), ``RATELIMIT_API``; uploads also count against
-``RATELIMIT_UPLOAD``.
+``RATELIMIT_UPLOAD``, one budget per user shared with the website's uploads
+(:data:`web.extensions.upload_budget`).
 """
 
 from __future__ import annotations

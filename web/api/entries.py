@@ -10,24 +10,27 @@ from web.api import present
 from web.api import schemas as s
 from web.api.blueprint import api
 from web.api.registry import Auth
-from web.extensions import limit
+from web.extensions import upload_budget
 from web.helpers import Page, page_args, session, settings, storage
 
 
 @api.route("/races/<int:race_id>/entries", "POST", tag="entries", auth=Auth.REQUIRED,
            body=es.EntryUpload, multipart=True, responses={201: es.Entry},
-           errors=(403, 404, 409), rate_limit=lambda: limit("upload"))
+           errors=(403, 404, 409), rate_limit=upload_budget)
 def submit_entry(race_id: int, caller: User, body: es.EntryUpload) -> tuple[es.Entry, int]:
     """Enter a model in a race: the file is validated, stored and queued for evaluation.
 
     A model the validator refuses is answered with 400 and its reason, and nothing is
     stored. A closed race (or one not open yet) is 409, a race limited to other divisions
-    403, a spent submission limit 429.
+    403, a spent submission limit 429 (``limit_exceeded``: the race's entries per day or in
+    total, or as many of the caller's evaluations waiting as one racer may have), as is a
+    spent upload budget (``rate_limited``, shared with the website's uploads).
     """
     race = races.get_race(session(), race_id, caller)
     entry = submissions.submit_entry(session(), storage(), race, caller, body.model,
                                      body.metadata, model_name=body.name,
-                                     max_attempts=settings().max_attempts)
+                                     max_attempts=settings().max_attempts,
+                                     max_queued=settings().max_queued_per_racer)
     session().commit()
     return present.entry(session(), entry), 201
 
@@ -46,7 +49,7 @@ def rerun_entry(entry_id: int, caller: User) -> tuple[es.Evaluation, int]:
     entry = access.visible_entry(session(), entry_id, caller)
     job = submissions.rerun_entry(session(), entry, caller)
     session().commit()
-    return present.evaluation(session(), job), 201
+    return present.evaluation(session(), job, caller), 201
 
 
 @api.route("/entries/<int:entry_id>/disqualify", "POST", tag="entries", auth=Auth.REQUIRED,

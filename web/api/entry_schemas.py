@@ -107,7 +107,7 @@ class TrialResult(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     trial: int
-    seed: int = 0
+    seed: int | None = Field(0, description="null while the race's seed is secret")
     status: str = Field("finished", description="finished, dnf or policy_error")
     laps_completed: int = 0
     lap_times_s: list[float] = []
@@ -128,9 +128,10 @@ class EvaluationResult(BaseModel):
 
     paddock_version: str = ""
     sim_version: str = ""
-    track: str = ""
+    track: str | None = Field("", description="null while a mystery track is hidden")
     format: Format = DEFAULT_FORMAT
-    seed: int = 0
+    seed: int | None = Field(0, description="null while the race's seed is secret (so are "
+                                            "settings.seed and every trial's seed)")
     status: str = Field(description="finished, dnf, invalid_policy or policy_error")
     ranking: Ranking = DEFAULT_RANKING
     ranking_time_s: float | None = None

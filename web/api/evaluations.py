@@ -23,7 +23,8 @@ def get_evaluation(job_id: int, caller: User | None) -> es.Evaluation:
     evaluations are shown to the entry's racer and the league's organizers; head-to-head
     heats to everyone who may see the race.
     """
-    return present.evaluation(session(), access.visible_job(session(), job_id, caller))
+    return present.evaluation(session(), access.visible_job(session(), job_id, caller),
+                              caller)
 
 
 @api.route("/evaluations/<int:job_id>/replay", tag="evaluations", query=es.ReplayQuery,

@@ -13,8 +13,8 @@ from evaluator.race_settings import Format, Ranking
 from evaluator.track import Track as TrackData
 from league import models as m
 from league.errors import NotFound
-from league.read import cache, heats, matchups, replays
-from league.rules import headtohead, knockout, leaderboard, leagues
+from league.read import cache, heats, matchups, replays, secrets
+from league.rules import headtohead, knockout, leaderboard, leagues, races
 from web.api import entry_schemas as es
 from web.api import heat_schemas as hs
 from web.api import schemas as s
@@ -59,12 +59,23 @@ def league_detail(session: Session, league: m.League, user: m.User | None) -> s.
                     can_manage=manager, invite_code=league.invite_code if manager else None)
 
 
-def race(race: m.Race) -> s.Race:
-    """A race with its settings and window."""
-    return s.Race(**race.config(), id=race.id, name=race.name, league=race.league.slug,
+def race(session: Session, race: m.Race, viewer: m.User | None) -> s.Race:
+    """A race with its settings and window, less what it keeps secret from ``viewer``
+    (:mod:`league.read.secrets`): a secret seed is null and a practice seed given instead; a
+    hidden mystery track gives its length and width only."""
+    hidden = secrets.race_secrets(session, race, viewer)
+    shape = secrets.track_shape(race)
+    settings = {**race.config(), **({"seed": None} if hidden.seed else {}),
+                **({"track": None, "extra_tracks": None} if hidden.track else {})}
+    return s.Race(**settings, id=race.id, name=race.name, league=race.league.slug,
                   season_id=race.season_id, status=race.status, opens_at=race.opens_at,
                   closes_at=race.closes_at, closed_at=race.closed_at,
-                  track_digest=race.track_digest,
+                  track_digest=None if hidden.track else race.track_digest,
+                  tracks=None if hidden.track else race.all_tracks,
+                  seed_public=race.seed_public, mystery_track=race.mystery_track,
+                  practice_seed=races.practice_seed(race) if hidden.seed else None,
+                  track_length_m=shape.length_m if shape else None,
+                  track_width_m=shape.width_m if shape else None,
                   division_ids=sorted(d.id for d in race.divisions),
                   max_entries_per_day=race.max_entries_per_day,
                   max_entries_total=race.max_entries_total,
@@ -72,11 +83,12 @@ def race(race: m.Race) -> s.Race:
                   knockout_size=race.knockout_size, rounds_played=race.rounds_played)
 
 
-def closed_race(session: Session, r: m.Race, points: Sequence[m.RacePoints]) -> s.ClosedRace:
+def closed_race(session: Session, r: m.Race, points: Sequence[m.RacePoints],
+                viewer: m.User | None) -> s.ClosedRace:
     """A closed race and the season points it awarded."""
     names = dict(session.execute(sa.select(m.User.id, m.User.name).where(
         m.User.id.in_([p.user_id for p in points]))).all())
-    return s.ClosedRace(race=race(r), points=[
+    return s.ClosedRace(race=race(session, r, viewer), points=[
         s.RacePoints(user_id=p.user_id, racer=names.get(p.user_id, ""),
                      division_id=p.division_id, position=p.position, points=p.points)
         for p in points])
@@ -95,7 +107,7 @@ def race_leaderboard(session: Session, r: m.Race, page: int, per_page: int) -> s
             else s.Bracket.model_validate(asdict(bracket))))
     rows = paginate(cache.race_leaderboard_cached(session, r), page, per_page)
     return s.Leaderboard(s.TimeTrialLeaderboard(
-        format=Format.TIME_TRIAL, race_id=r.id, ranking=Ranking(r.ranking),
+        format=Format(r.format), race_id=r.id, ranking=Ranking(r.ranking),
         pagination=pagination(rows),
         items=[s.LeaderboardRow.model_validate(row.to_dict()) for row in rows.items]))
 
@@ -127,7 +139,8 @@ def entry(session: Session, e: m.Entry) -> es.Entry:
                    evaluations=[evaluation_summary(j) for j in e.jobs])
 
 
-def evaluation(session: Session, job: m.EvaluationJob) -> es.Evaluation:
+def evaluation(session: Session, job: m.EvaluationJob,
+               viewer: m.User | None) -> es.Evaluation:
     """A job's state, its replays and its result exactly as stored."""
     race = replays.race_of(session, job)
     if race is None:  # a job without entry or heat: nothing a caller may look at
@@ -137,8 +150,10 @@ def evaluation(session: Session, job: m.EvaluationJob) -> es.Evaluation:
         race_id=race.id,
         replays=[es.ReplayInfo(trial=r.trial, size_bytes=r.size_bytes)
                  for r in replays.job_replays(session, job)],
-        # passed through as stored (the model skips validating it)
-        result=cast(Any, job.result.data if job.result is not None else None))
+        # passed through as stored (the model skips validating it), less what the race
+        # keeps secret from the caller (a secret seed, a hidden mystery track)
+        result=cast(Any, None if job.result is None else secrets.shown_result(
+            job.result.data, secrets.race_secrets(session, race, viewer))))
 
 
 def me(user: m.User) -> s.Me:

@@ -42,14 +42,14 @@ def _race_list(caller: User | None, league: League | None,
     found, total = browse.races_page(session(), caller, league=league,
                                      status=query.status,
                                      offset=(page - 1) * per_page, limit=per_page)
-    return s.RaceList(items=[present.race(r) for r in found],
+    return s.RaceList(items=[present.race(session(), r, caller) for r in found],
                       pagination=present.pagination(Page(found, page, per_page, total)))
 
 
 @api.route("/races/<int:race_id>", tag="races", responses={200: s.Race}, errors=(404,))
 def get_race(race_id: int, caller: User | None) -> s.Race:
     """Show a race: its evaluation settings, window, divisions and limits."""
-    return present.race(races.get_race(session(), race_id, caller))
+    return present.race(session(), races.get_race(session(), race_id, caller), caller)
 
 
 @api.route("/races/<int:race_id>/leaderboard", tag="races", query=s.PageQuery,
@@ -58,7 +58,8 @@ def leaderboard(race_id: int, caller: User | None, query: s.PageQuery) -> s.Lead
     """Show a race's leaderboard, one page at a time.
 
     A time trial lists each racer's best result, ranked by the race's ranking method
-    (``format`` "time-trial"); a head-to-head race lists its rating table and, when it has
+    (``format`` "time-trial", or "head-to-bot": ranked the same way, the bots not listed); a
+    head-to-head race lists its rating table and, when it has
     one, the knockout bracket (``format`` "head-to-head").
     """
     race = races.get_race(session(), race_id, caller)
@@ -79,12 +80,28 @@ def create_race(slug: str, caller: User, body: s.RaceCreate) -> tuple[s.Race, in
                                       "division_ids", "conditions"})
     if body.conditions is not None:  # else: the league's default for a new race
         fields["conditions"] = body.conditions.given()
+    fields["extra_tracks"] = races.listed_tracks(body.track, fields.pop("tracks"))
+    if fields["seed"] is None:  # a secret seed nobody can guess
+        fields["seed"] = races.random_seed()
     race = races.schedule_race(session(), league, caller, body.name,
                                      body.opens_at or utcnow(), body.closes_at,
                                      season_id=body.season_id, division_ids=body.division_ids,
                                      **fields)
     session().commit()
-    return present.race(race), 201
+    return present.race(session(), race, caller), 201
+
+
+@api.route("/races/<int:race_id>/secrecy", "POST", tag="races", auth=Auth.REQUIRED,
+           body=s.RaceSecrecy, responses={200: s.Race}, errors=(403, 404, 409))
+def set_secrecy(race_id: int, caller: User, body: s.RaceSecrecy) -> s.Race:
+    """Publish a race's seed while it is open, or keep it secret again; hide its track until
+    it closes (a mystery track), or show it (the league's organizers; audited). Fields left
+    out keep their value; a closed race shows both already (409)."""
+    race = races.get_race(session(), race_id, caller)
+    races.set_race_secrecy(session(), race, caller, seed_public=body.seed_public,
+                           mystery_track=body.mystery_track)
+    session().commit()
+    return present.race(session(), race, caller)
 
 
 @api.route("/races/<int:race_id>/close", "POST", tag="races", auth=Auth.REQUIRED,
@@ -97,7 +114,7 @@ def close_race(race_id: int, caller: User) -> s.ClosedRace:
     race = races.get_race(session(), race_id, caller)
     points = seasons.close_race_now(session(), race, caller)
     session().commit()
-    return present.closed_race(session(), race, points)
+    return present.closed_race(session(), race, points, caller)
 
 
 @api.route("/races/<int:race_id>/heats", tag="races", query=hs.HeatQuery,

@@ -33,7 +33,6 @@ from league.rules.leagues import SLUG_RE
 from web.api.auth import caller, require_caller
 from web.api.errors import ApiError, bad_body, invalid_fields
 from web.api.schemas import MAX_ID
-from web.extensions import limiter
 
 _INT_ARG = "<int:"
 _BOUNDED_INT_ARG = f"<int(min=1, max={MAX_ID}):"
@@ -101,13 +100,14 @@ class Registry:
               auth: Auth = Auth.OPTIONAL, query: type[BaseModel] | None = None,
               body: type[BaseModel] | None = None, multipart: bool = False,
               responses: Mapping[int, Body], errors: tuple[int, ...] = (),
-              rate_limit: Callable[[], str] | None = None) -> Callable[[Callable[..., Any]],
-                                                                        Callable[..., Any]]:
+              rate_limit: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None
+              ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register the decorated view for ``method`` on ``rule`` and record its operation.
 
         ``errors`` lists the error statuses besides those every operation may answer: 429
         (rate limit), 401 (a bad token, unless ``auth`` is NONE), 400 (with a query or
-        body) and 413 (with a body).
+        body) and 413 (with a body). ``rate_limit`` is a limit of ``web.extensions.limiter``
+        (such as ``upload_budget``) applied besides the API's own.
         """
         def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
             doc = inspect.cleandoc(view.__doc__ or "")
@@ -117,7 +117,7 @@ class Registry:
                            dict(responses), _all_errors(auth, query, body, errors))
             wrapped = _wrap(view, op)
             if rate_limit is not None:
-                wrapped = limiter.limit(rate_limit, override_defaults=False)(wrapped)
+                wrapped = rate_limit(wrapped)
             self.blueprint.add_url_rule(rule.replace(_INT_ARG, _BOUNDED_INT_ARG), op.endpoint,
                                         wrapped, methods=[op.method])
             self.operations.append(op)

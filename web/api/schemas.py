@@ -33,10 +33,13 @@ from evaluator.conditions import CUSTOM, PRESETS
 from evaluator.conditions import LABELS as CONDITION_LABELS
 from evaluator.conditions import LIMITS as CONDITION_LIMITS
 from evaluator.race_settings import (
+    BOT_SPEEDS_MPS,
+    MAX_BOTS,
     MAX_LAPS,
     MAX_OBSTACLES,
     MAX_SEED,
     MAX_TIME_CAP_S,
+    MAX_TRACKS,
     MAX_TRIALS,
     MIN_TIME_CAP_S,
     PENALTIES_S,
@@ -47,7 +50,12 @@ from evaluator.race_settings import (
 from league import models as m
 from league.models import MAX_ID, AuditAction, RaceStatus, SeasonStatus, Visibility
 from league.rules.leagues import MAX_DIVISIONS, MAX_POINTS, MAX_POINTS_PLACES, SLUG_RE
-from league.rules.races import KNOCKOUT_SIZES, OPTIONAL_RACE_RANGES, TRACK_NAME_RE
+from league.rules.races import (
+    DEFAULT_ENTRIES_PER_DAY,
+    KNOCKOUT_SIZES,
+    OPTIONAL_RACE_RANGES,
+    TRACK_NAME_RE,
+)
 from league.rules.text import MAX_DESCRIPTION_CHARS
 from web.helpers import MAX_PAGE, MAX_PER_PAGE
 
@@ -286,6 +294,13 @@ class RaceConditions(BaseModel):
         return self.model_dump(exclude_none=True)
 
 
+class BotCar(BaseModel):
+    """A built-in bot car of a head-to-bot race (named "Bot 1 (1.6 m/s)" in results and
+    replays)."""
+
+    speed: Annotated[float, ruled(*BOT_SPEEDS_MPS)] = Field(description="its top speed, m/s")
+
+
 class RaceSettings(BaseModel):
     """The evaluation settings of a race, under the names of ``paddock evaluate``."""
 
@@ -309,9 +324,45 @@ class RaceSettings(BaseModel):
     conditions: RaceConditions | None = Field(
         None, description="what varies between trials; a new race without: the standard "
                           "preset")
+    bots: list[BotCar] = Field(
+        [], max_length=MAX_BOTS,
+        description=f"head-to-bot: the bot cars each entrant races, 1 to {MAX_BOTS} (required "
+                    "for that format); empty for the other formats")
+
+
+class RaceTrack(BaseModel):
+    """One track of a race and the geometry it is raced on."""
+
+    track: str = Field(description="a track of GET /tracks, by name")
+    track_digest: str = Field(description="the track's geometry digest")
+
+
+TRACKS_DESCRIPTION = (f"a time trial on several tracks: 1 to {MAX_TRACKS} tracks of GET "
+                      "/tracks, each once, the first being track; every entry races every "
+                      "track and is ranked by the sum of its tracks' times (not for "
+                      "head-to-head, nor with a mystery track)")
 
 
 class Race(RaceSettings):
+    tracks: list[RaceTrack] | None = Field(
+        description="every track of the race, track first (several: ranked by the sum of "
+                    "the tracks' times); null while a mystery track is hidden")
+    track: str | None = Field(  # type: ignore[assignment]
+        description="a track of GET /tracks, by name; null while a mystery track is hidden "
+                    "(until the race closes)")
+    seed: int | None = Field(  # type: ignore[assignment]
+        description="null while the seed is secret (until the race closes, unless its "
+                    "organizers published it): see practice_seed")
+    seed_public: bool = Field(description="the organizers publish the seed while the race "
+                                          "is open")
+    practice_seed: int | None = Field(
+        description="while the seed is secret: the seed paddock evaluate --race races at "
+                    "home (the league's settings, conditions and track; not its exact runs)")
+    mystery_track: bool = Field(description="the track is hidden until the race closes")
+    track_length_m: float | None = Field(
+        description="the track's centerline length, to the metre (null: track gone)")
+    track_width_m: float | None = Field(
+        description="the track's mean width, to 10 cm (null: track gone)")
     id: int
     name: str
     league: str = Field(description="the league's slug")
@@ -320,7 +371,8 @@ class Race(RaceSettings):
     opens_at: Timestamp
     closes_at: Timestamp
     closed_at: Timestamp | None
-    track_digest: str
+    track_digest: str | None = Field(description="the track's geometry digest; null while a "
+                                                 "mystery track is hidden")
     division_ids: list[int] = Field(description="empty: open to every racer of the league")
     max_entries_per_day: int | None
     max_entries_total: int | None
@@ -342,6 +394,14 @@ def _optional_range(name: str) -> Any:
 class RaceCreate(Request, RaceSettings):
     name: str = name_field("", max_chars=_chars(m.Race.name), required=False,
                            description="default: the track's name")
+    tracks: list[Annotated[str, Field(json_schema_extra={"pattern": TRACK_NAME_RE.pattern})]] \
+        | None = Field(None, json_schema_extra={"minItems": 1, "maxItems": MAX_TRACKS},
+                       description=TRACKS_DESCRIPTION + "; default: track alone")
+    seed: Annotated[int | None, ruled(0, MAX_SEED)] = Field(  # type: ignore[assignment]
+        None, description="default: a random seed")
+    seed_public: bool = Field(False, description="publish the seed while the race is open "
+                                                 "(default: secret until it closes)")
+    mystery_track: bool = Field(False, description="hide the track until the race closes")
     opens_at: Timestamp | None = Field(None, description="default: now")
     closes_at: Timestamp = Field(description="after opens_at")
     season_id: Id | None = Field(None, description="a season of the league")
@@ -349,13 +409,22 @@ class RaceCreate(Request, RaceSettings):
                                    description="limit the race to these divisions of the "
                                                "league")
     max_entries_per_day: Annotated[int | None, _optional_range("max_entries_per_day")] = \
-        Field(None, description="None: no limit")
+        Field(DEFAULT_ENTRIES_PER_DAY, description="entries per racer per UTC day (default "
+                                                   f"{DEFAULT_ENTRIES_PER_DAY}); null: no "
+                                                   "limit")
     max_entries_total: Annotated[int | None, _optional_range("max_entries_total")] = \
         Field(None, description="None: no limit")
     round_interval_s: Annotated[int | None, _optional_range("round_interval_s")] = None
     heats_per_round: Annotated[int | None, _optional_range("heats_per_round")] = None
     knockout_size: Annotated[int | None, Field(json_schema_extra={
         "enum": [*KNOCKOUT_SIZES, None]})] = Field(None, description="0: no knockout")
+
+
+class RaceSecrecy(Request):
+    seed_public: bool | None = Field(None, description="publish the seed while the race is "
+                                                       "open (false: keep it secret)")
+    mystery_track: bool | None = Field(None, description="hide the track until the race "
+                                                         "closes")
 
 
 class LeagueRaceQuery(PageQuery):
@@ -400,6 +469,10 @@ class LeaderboardRow(BaseModel):
     job_id: int
     status: str
     reason: str = Field(description="why the racer is not ranked")
+    track_times_s: list[float | None] = Field(
+        description="a race on several tracks: each track's ranking time, in the race's "
+                    "order (null: that track not finished; time_s is their sum); empty for "
+                    "a race on one track")
 
 
 class RatingRow(BaseModel):
@@ -435,7 +508,7 @@ class Bracket(BaseModel):
 
 
 class TimeTrialLeaderboard(BaseModel):
-    format: Literal[Format.TIME_TRIAL]
+    format: Literal[Format.TIME_TRIAL, Format.HEAD_TO_BOT]
     race_id: int
     ranking: Ranking
     items: list[LeaderboardRow]

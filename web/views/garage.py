@@ -32,11 +32,11 @@ from wtforms.validators import DataRequired, Length, ValidationError
 
 from league.errors import LeagueError
 from league.models import EvaluationJob, PolicyModel, TokenScope, User, utcnow
-from league.read import access, garage
+from league.read import access, garage, secrets
 from league.rules import accounts, leaderboard, submissions
 from league.rules.text import clean_name
 from web import filters
-from web.extensions import limit, limiter
+from web.extensions import upload_budget
 from web.helpers import (
     Page,
     get_entry_or_404,
@@ -44,6 +44,7 @@ from web.helpers import (
     or_404,
     page_args,
     session,
+    settings,
     storage,
     viewer,
 )
@@ -138,7 +139,7 @@ def index() -> str:
 
 @bp.route("/races/<int:race_id>/enter", methods=["GET", "POST"])
 @login_required
-@limiter.limit(lambda: limit("upload"), methods=["POST"])
+@upload_budget
 def enter(race_id: int) -> Any:
     """Upload a model to a race; a refusal is shown next to the file field (400)."""
     race = get_race_or_404(race_id)
@@ -147,7 +148,9 @@ def enter(race_id: int) -> Any:
         try:
             entry = submissions.submit_entry(
                 session(), storage(), race, _me(), _read(form.model.data) or b"",
-                _read(form.metadata.data), model_name=form.name.data or "")
+                _read(form.metadata.data), model_name=form.name.data or "",
+                max_attempts=settings().max_attempts,
+                max_queued=settings().max_queued_per_racer)
         except LeagueError as err:
             session().rollback()
             form.model.errors = [*form.model.errors, str(err)]  # type: ignore[list-item]
@@ -158,7 +161,9 @@ def enter(race_id: int) -> Any:
             return redirect(url_for("garage.entry", entry_id=entry.id))
     status = 400 if form.is_submitted() else 200
     return render_template("garage/enter.html", race=race, form=form,
-                           closed=garage.entry_closed_reason(race)), status
+                           closed=garage.entry_closed_reason(race),
+                           hidden=secrets.race_secrets(session(), race, viewer()),
+                           shape=secrets.track_shape(race)), status
 
 
 @bp.route("/entries/<int:entry_id>")
@@ -173,7 +178,8 @@ def entry(entry_id: int) -> str:
                            h2h=garage.head_to_head_entry(session(), found),
                            previous=garage.previous_runs(session(), found.racer,
                                                          [found]).get(found.id),
-                           owner=found.racer_id == _me().id)
+                           owner=found.racer_id == _me().id,
+                           hidden=secrets.race_secrets(session(), found.race, _me()))
 
 
 @bp.route("/entries/<int:entry_id>/status.json")
@@ -259,6 +265,10 @@ def _job_or_404(job_id: int) -> EvaluationJob:
     job = or_404(access.visible_job, session(), job_id, viewer())
     if job.entry_id is None:  # heats race several racers' entries: not a garage page
         abort(404)
+    if job.entry is not None and secrets.race_secrets(session(), job.entry.race,
+                                                      viewer()).track:
+        abort(404, "the track of this race is a mystery until the race closes: its runs' "
+                   "traces and analysis are shown then")
     return job
 
 

@@ -40,6 +40,9 @@ from evaluator.conditions import CUSTOM, DEFAULT_PRESET, LIMITS, PRESETS
 from evaluator.conditions import LABELS as CONDITION_LABELS
 from evaluator.errors import TrackError
 from evaluator.race_settings import (
+    BOT_SPEEDS_MPS,
+    DEFAULT_BOT_SPEED_MPS,
+    DEFAULT_BOTS,
     DEFAULT_FORMAT,
     DEFAULT_LAPS,
     DEFAULT_PENALTY_S,
@@ -49,20 +52,26 @@ from evaluator.race_settings import (
     DEFAULT_TRIALS,
     FORMAT_LABELS,
     FORMATS,
+    MAX_BOTS,
     MAX_LAPS,
     MAX_OBSTACLES,
     MAX_SEED,
     MAX_TIME_CAP_S,
+    MAX_TRACKS,
     MAX_TRIALS,
     MIN_TIME_CAP_S,
     PENALTIES_S,
     RANKING_LABELS,
     RANKINGS,
+    Format,
+    RaceConfigError,
+    bots_json,
+    parse_bots,
 )
 from evaluator.track_library import iter_tracks, library_names
 from league.models import DEFAULT_POINTS, Division, MemberRole, Season, Visibility, utcnow
 from league.rules.leagues import MAX_DIVISIONS, MAX_POINTS_PLACES
-from league.rules.races import KNOCKOUT_SIZES, OPTIONAL_RACE_RANGES
+from league.rules.races import DEFAULT_ENTRIES_PER_DAY, KNOCKOUT_SIZES, OPTIONAL_RACE_RANGES
 from league.rules.submissions import MAX_REASON_CHARS
 from league.rules.text import MAX_DESCRIPTION_CHARS
 
@@ -236,7 +245,8 @@ class RaceForm(FlaskForm):
     track = SelectField("Track", validate_choice=False, default=DEFAULT_TRACK)
     format = SelectField("Format", choices=options(FORMAT_CHOICES), default=DEFAULT_FORMAT.value,
                          description="time trial: each entry alone on track; head-to-head: "
-                                     "entries race each other in rated rounds")
+                                     "entries race each other in rated rounds; head-to-bot: "
+                                     "each entry races built-in bot cars, ranked by time")
     laps = IntegerField("Laps", default=DEFAULT_LAPS, validators=[
         DataRequired(f"a whole number from 1 to {MAX_LAPS}"), NumberRange(1, MAX_LAPS)])
     ranking = SelectField("Ranking", choices=options(RANKING_CHOICES),
@@ -267,6 +277,13 @@ class RaceForm(FlaskForm):
                              validators=[InputRequired(f"a whole number from 0 to {MAX_OBSTACLES}"),
                                          NumberRange(0, MAX_OBSTACLES)],
                              description=f"static boxes on the track, 0-{MAX_OBSTACLES}")
+    bot_count = IntegerField(
+        "Bots", default=DEFAULT_BOTS, validators=[Optional(), NumberRange(1, MAX_BOTS)],
+        description=f"head-to-bot: bot cars on the track with each entry, 1-{MAX_BOTS}")
+    bot_speeds = StringField(
+        "Bot speeds (m/s)", default=f"{DEFAULT_BOT_SPEED_MPS:g}",
+        description=f"head-to-bot: one top speed for every bot, or one a bot separated by "
+                    f"commas (like 1.2, 1.6, 2), {BOT_SPEEDS_MPS[0]:g}-{BOT_SPEEDS_MPS[1]:g}")
     conditions_preset = SelectField(
         "Preset", default=str(DEFAULT_PRESET),
         choices=options([(name, name) for name in PRESETS] + [(CUSTOM, "custom (below)")]),
@@ -278,6 +295,14 @@ class RaceForm(FlaskForm):
                                     NumberRange(0, MAX_SEED)],
                         description="the trials' seeds derive from it: every entry races the "
                                     "same conditions")
+    seed_public = BooleanField(
+        "Publish the seed while the race is open",
+        description="off (the default): the seed stays secret until the race closes, and "
+                    "racers practise at home on a practice seed")
+    mystery_track = BooleanField(
+        "Mystery track: hide the track until the race closes",
+        description="racers see its length and width only; its name, drawing, replays and "
+                    "analysis are shown once the race closes")
     opens_at = _when("Opens", _this_minute, "UTC; submissions are taken from then")
     closes_at = _when("Closes", _week_later, "UTC; the leaderboard freezes and season points "
                                              "are awarded")
@@ -285,8 +310,10 @@ class RaceForm(FlaskForm):
     divisions = MultiCheckboxField("Divisions", coerce=int,
                                    description="none ticked: open to every racer")
     max_entries_per_day = IntegerField("Entries per racer per day",
+                                       default=DEFAULT_ENTRIES_PER_DAY,
                                        validators=[Optional(), NumberRange(1, MAX_ENTRIES)],
-                                       description="UTC days; blank: no limit")
+                                       description=f"UTC days; {DEFAULT_ENTRIES_PER_DAY} for a "
+                                                   "new race; blank: no limit")
     max_entries_total = IntegerField("Entries per racer in total",
                                      validators=[Optional(), NumberRange(1, MAX_ENTRIES)],
                                      description="blank: no limit")
@@ -322,12 +349,52 @@ class RaceForm(FlaskForm):
     def set_choices(self, seasons: Iterable[Season], divisions: Iterable[Division]) -> None:
         """Offer the tracks and the league's seasons and divisions."""
         self.track.choices = track_choices()
+        for name in MORE_TRACKS:
+            self[name].choices = [SelectChoice("", "none"), *self.track.choices]
         self.season.choices = options([(0, "No season")] + [(s.id, s.name) for s in seasons])
         self.divisions.choices = options((d.id, d.name) for d in divisions)
 
     def validate_track(self, field: Field) -> None:
         if field.data not in {c.value for c in self.track.choices or []}:
             raise ValidationError(f"unknown track {field.data!r}: choose one from the list")
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        """The fields' own checks, then the tracks after the first
+        (:meth:`check_more_tracks`)."""
+        ok = super().validate(extra_validators)
+        return self.check_more_tracks() and ok
+
+    def check_more_tracks(self) -> bool:
+        """Tracks 2 to :data:`MAX_TRACKS`: known tracks, each once, time trials only; an
+        error goes next to the field it concerns."""
+        known = {c.value for c in self.track.choices or []}
+        seen = [self.track.data]
+        ok = True
+        for name in MORE_TRACKS:
+            field = self[name]
+            if not field.data:
+                continue
+            problem = ("" if field.data in known else
+                       f"unknown track {field.data!r}: choose one from the list")
+            if not problem and field.data in seen:
+                problem = f"{field.data} is already a track of this race: each track once"
+            if not problem and self.format.data == Format.HEAD_TO_HEAD:
+                problem = "several tracks are for time trials; a head-to-head race runs on one"
+            if problem:
+                field.errors = [*field.errors, problem]
+                ok = False
+            seen.append(field.data)
+        return ok
+
+    def extra_tracks(self) -> list[str]:
+        """The tracks chosen after the first, in order (blank choices left out)."""
+        return [self[name].data for name in MORE_TRACKS if self[name].data]
+
+    def fill_tracks(self, extra_tracks: list[dict[str, Any]] | None) -> None:
+        """Show a race's tracks after the first in the form's fields."""
+        names = [t["track"] for t in extra_tracks or []]
+        for k, name in enumerate(MORE_TRACKS):
+            self[name].data = names[k] if k < len(names) else ""
 
     def validate_min_laps(self, field: Field) -> None:
         if field.data is not None and self.laps.data is not None and field.data > self.laps.data:
@@ -337,10 +404,45 @@ class RaceForm(FlaskForm):
         if field.data and self.opens_at.data and field.data <= self.opens_at.data:
             raise ValidationError("a race must close after it opens")
 
+    def validate_bot_speeds(self, field: Field) -> None:
+        if self.format.data == Format.HEAD_TO_BOT and not self.bot_count.errors:
+            self.bots()
+
+    def bots(self) -> list[dict[str, float]]:
+        """The bot cars chosen (a head-to-bot race; none for the other formats), in their
+        JSON shape; raise ``ValidationError`` saying what is wrong with the speeds."""
+        if self.format.data != Format.HEAD_TO_BOT:
+            return []
+        texts = [t.strip() for t in (self.bot_speeds.data or "").split(",")]
+        try:
+            speeds = [float(t) for t in texts]
+        except ValueError:
+            raise ValidationError("speeds in m/s, one for every bot or one a bot separated "
+                                  "by commas, like 1.5 or 1.2, 1.6, 2") from None
+        count = self.bot_count.data
+        if len(speeds) == 1:
+            speeds *= count or DEFAULT_BOTS
+        elif count is not None and count != len(speeds):
+            raise ValidationError(f"{len(speeds)} speeds for {count} bots: give one speed for "
+                                  "every bot, or one a bot")
+        try:
+            return bots_json(parse_bots(speeds))
+        except RaceConfigError as err:
+            raise ValidationError(str(err).removeprefix("bots: ")) from None
+
+    def fill_bots(self, bots: list[dict[str, Any]] | None) -> None:
+        """Show a head-to-bot race's bot cars in the form's fields."""
+        if bots:
+            self.bot_count.data = len(bots)
+            speeds = {b["speed"] for b in bots}
+            self.bot_speeds.data = ", ".join(f"{b['speed']:g}" for b in
+                                             (bots[:1] if len(speeds) == 1 else bots))
+
     def settings(self) -> dict[str, Any]:
         """The race-engine settings and limits, named as ``races.create_race`` names them."""
         return {**{name: self[name].data for name in RACE_SETTINGS},
-                "conditions": self.conditions()}
+                "conditions": self.conditions(), "extra_tracks": self.extra_tracks(),
+                "bots": self.bots()}
 
 
 def _condition_field(name: str) -> Field:
@@ -355,9 +457,18 @@ def _condition_field(name: str) -> Field:
 for _name in LIMITS:  # cond_start_offset_m, ..., one field per bound
     setattr(RaceForm, f"cond_{_name}", _condition_field(_name))
 
+#: a time trial on several tracks: the fields of the tracks after the first (track_2, ...)
+MORE_TRACKS = tuple(f"track_{k}" for k in range(2, MAX_TRACKS + 1))
+for _k, _name in enumerate(MORE_TRACKS, start=2):
+    setattr(RaceForm, _name, SelectField(
+        f"Track {_k}", validate_choice=False, default="",
+        description="time trials: every entry races every track, ranked by the sum of its "
+                    "tracks' times" if _k == 2 else ""))
+
 
 RACE_SETTINGS = ("track", "format", "laps", "ranking", "min_laps", "off_track_penalty",
                  "collision_penalty", "trials", "time_cap", "obstacles", "seed",
+                 "seed_public", "mystery_track",
                  "max_entries_per_day", "max_entries_total", "round_interval_s",
                  "heats_per_round", "knockout_size")
 
@@ -366,6 +477,7 @@ RACE_SETTINGS = ("track", "format", "laps", "ranking", "min_laps", "off_track_pe
 # that starts with a field's name, like "laps must be ...", goes to that field by itself).
 RACE_ERROR_FIELDS = (("a race name", "name"), ("a race must close", "closes_at"),
                      ("unknown track", "track"), ("a race's track", "track"),
+                     ("tracks", MORE_TRACKS[0]), ("bots", "bot_speeds"),
                      ("that season", "season"), ("that division", "divisions"),
                      ("this race has entries", "form"), ("a closed race", "form"),
                      ("conditions must", "conditions_preset"),

@@ -10,7 +10,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
-from evaluator.race_settings import Format
+from evaluator.race_settings import SOLO_FORMATS
 from league.errors import Conflict, InvalidInput
 from league.models import Entry, League, Race, RaceStatus, SeasonStatus, User, utcnow
 from league.rules import knockout, races, seasons, submissions
@@ -56,6 +56,8 @@ def _race_form(league: League, race: Race | None = None) -> RaceForm:
     if race is not None and request.method == "GET":
         form.season.data = race.season_id or 0
         form.divisions.data = [d.id for d in race.divisions]
+        form.fill_tracks(race.extra_tracks)
+        form.fill_bots(race.bots)
     return form
 
 
@@ -128,7 +130,7 @@ def _race_page(race: Race, **forms: Any) -> str:
     return render_template(
         "organize/race.html", race=race, league=race.league, entries=Page(rows, page, per_page,
                                                                          total),
-        dq_forms=dq_forms, action=ActionForm(), can_rerun=race.format == Format.TIME_TRIAL,
+        dq_forms=dq_forms, action=ActionForm(), can_rerun=race.format in SOLO_FORMATS,
         finals=knockout.finals_plan(session(), race),
         close_form=forms.pop("close_form", None) or CloseRaceForm(formdata=None))
 

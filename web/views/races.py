@@ -9,9 +9,8 @@ from flask import Blueprint, get_template_attribute, render_template, request
 from markupsafe import Markup
 
 from evaluator.race_settings import RANKING_LABELS, Format
-from league.errors import Forbidden
 from league.models import Heat, Race, RaceStatus, utcnow
-from league.read import browse, cache, heats
+from league.read import browse, cache, heats, secrets
 from league.read.cache import race_leaderboard_cached
 from league.rules import knockout, leagues, submissions
 from web import pagecache, trackdraw
@@ -36,15 +35,12 @@ def race_actions(race: Race) -> dict[str, Any]:
     user = viewer()
     now = utcnow()
     open_now = race.status == RaceStatus.OPEN and race.opens_at <= now < race.closes_at
-    refusal = ""
-    if open_now and user is not None:
-        try:
-            submissions.check_eligible(session(), race, user)
-        except Forbidden as err:
-            refusal = str(err)
+    # one read of the viewer's membership answers both questions
+    member = leagues.membership(session(), race.league, user)
+    refusal = submissions.eligibility_refusal(race, member) if open_now and user else ""
     return {"open_now": open_now, "can_enter": open_now and user is not None and not refusal,
             "enter_refusal": refusal,
-            "can_manage": leagues.can_manage(session(), race.league, user)}
+            "can_manage": user is not None and leagues.manages(user, member)}
 
 
 @bp.route("/races/<int:race_id>")
@@ -81,16 +77,31 @@ def _shown(race: Race, page: int, actions: dict[str, Any]) -> tuple[Any, ...]:
     return (tuple(getattr(race, key) for key in RACE_COLUMNS), race.league.slug,
             race.league.name, (season.id, season.name) if season else None,
             (track.name, track.title, track.length, track.digest) if track else None,
+            tuple((m["name"], m["version"], m["track"].title if m["track"] else None)
+                  for m in _more_tracks(race)),
             tuple(actions.items()), page, request.path, request.url_root)
 
 
 def _info(race: Race, actions: dict[str, Any]) -> dict[str, Any]:
     """What the top of a race page (``_race_info.html``) is rendered from."""
     track = trackdraw.find_track(race.track)
-    return {"race": race, "league": race.league, "track": track,
+    # What the race keeps secret from the viewer: decided by the race's columns and whether
+    # the viewer manages it (``actions``), both in :func:`_shown`'s key.
+    hidden = secrets.race_secrets(session(), race, viewer())
+    return {"race": race, "league": race.league, "track": track, "hidden": hidden,
+            "shape": secrets.shape_of(track) if track else None,
             "track_version": trackdraw.version(track) if track else "",
+            "more_tracks": _more_tracks(race),
             "ranking": RANKING_LABELS.get(race.ranking, (race.ranking, race.ranking)),
             "links": links(), **actions}
+
+
+def _more_tracks(race: Race) -> list[dict[str, Any]]:
+    """The tracks after the first of a race on several tracks, as its page draws them: each
+    track's name, the track (None when it is gone) and its drawing's version."""
+    found = [(t["track"], trackdraw.find_track(t["track"])) for t in race.extra_tracks or []]
+    return [{"name": name, "track": trk, "version": trackdraw.version(trk) if trk else ""}
+            for name, trk in found]
 
 
 def _time_trial(race: Race, page: int, actions: dict[str, Any]) -> Markup:
@@ -101,14 +112,22 @@ def _time_trial(race: Race, page: int, actions: dict[str, Any]) -> Markup:
     if page > rows.pages or pagecache.racer_filter():  # past the end; a filter it ignores
         pagecache.do_not_keep()
 
+    # a race on several tracks: a column per track
+    track_names = tuple(t["track"] for t in race.all_tracks) if race.extra_tracks else ()
+
     def render() -> str:
         context = _info(race, actions)
+        # a mystery track hidden from the viewer: no track names, no replays until it closes
+        hidden = context["hidden"].track
+        names = tuple(f"Track {i}" for i in range(1, len(track_names) + 1)) if hidden \
+            else track_names
         html = pagecache.cached_html(("leaderboard", race.id, page), board,
                                      lambda: render_template(
             "public/_leaderboard.html", rows=rows, racer_url=context["links"].racer,
-            ranking=context["ranking"],
-            replay_url=link_maker("replays.job", "job_id", numeric=True),
-            leader_job=board[0].job_id if board and board[0].rank == 1 else None))
+            ranking=context["ranking"], track_names=names,
+            replay_url=None if hidden else link_maker("replays.job", "job_id", numeric=True),
+            leader_job=board[0].job_id if board and board[0].rank == 1 else None),
+                                     (names, hidden))
         return render_template("public/_race_time_trial.html", rows=rows, leaderboard=html,
                                **context)
 
@@ -118,26 +137,37 @@ def _time_trial(race: Race, page: int, actions: dict[str, Any]) -> Markup:
 
 def _head_to_head(race: Race, page: int, actions: dict[str, Any]) -> Markup:
     """A head-to-head race below the site's header: ratings, bracket (matches link their
-    replays), podium, heats. The rating table and bracket are rendered once per version."""
+    replays), podium, heats. Rendered again only when its heat list, rating table, bracket or
+    anything else it shows changed (``pagecache.cached_part``); the rating table and bracket
+    are rendered once per version, each heat once per change."""
     s = session()
     ratings = cache.rating_table_cached(s, race)
     bracket = cache.knockout_bracket_cached(s, race) if race.knockout_size >= 2 else None
     racer = pagecache.racer_filter()
-    rows, total = heats.race_heats(s, race, racer=racer or None, page=page,
-                                   per_page=HEATS_PER_PAGE)
+    rows, total = heats.race_heats_kept(s, race, racer=racer or None, page=page,
+                                        per_page=HEATS_PER_PAGE)
     heat_page = Page(rows, page, HEATS_PER_PAGE, total)
     if page > heat_page.pages or (racer and not total):  # past the end; nobody by that name
         pagecache.do_not_keep()
-    context = _info(race, actions)
-    ratings_html = pagecache.cached_html(("ratings", race.id), ratings, lambda: render_template(
-        "public/_ratings.html", ratings=ratings, race=race, links=context["links"]))
-    bracket_html = None if bracket is None else pagecache.cached_html(
-        ("bracket", race.id), bracket, lambda: _bracket_html(race, bracket),
-        (race.status, race.knockout_size))
-    return Markup(render_template(
-        "public/_race_h2h.html", ratings=ratings, ratings_html=ratings_html,
-        bracket_html=bracket_html, podium=heats.podium(s, race), heats=heat_page, racer=racer,
-        heat_items=_heat_items(rows), **context))
+    podium = heats.podium(s, race)
+
+    def render() -> str:
+        context = _info(race, actions)
+        ratings_html = pagecache.cached_html(
+            ("ratings", race.id), ratings, lambda: render_template(
+                "public/_ratings.html", ratings=ratings, race=race, links=context["links"]))
+        bracket_html = None if bracket is None else pagecache.cached_html(
+            ("bracket", race.id), bracket, lambda: _bracket_html(race, bracket),
+            (race.status, race.knockout_size))
+        return render_template(
+            "public/_race_h2h.html", ratings=ratings, ratings_html=ratings_html,
+            bracket_html=bracket_html, podium=podium, heats=heat_page, racer=racer,
+            heat_items=_heat_items(rows), **context)
+
+    # the rows are the same object while the race's heat lists are unchanged; the rating
+    # table and bracket are compared as the very objects the league's cache hands out
+    shown = (_shown(race, page, actions), racer, total, ratings, bracket, tuple(podium))
+    return pagecache.cached_part(("h2h", race.id, racer, page), rows, shown, render)
 
 
 def _heat_items(rows: list[heats.HeatRow]) -> list[Markup]:

@@ -16,13 +16,16 @@ garage's "compare with my previous version" use the latter. A ghost that cannot 
 
 from __future__ import annotations
 
-from flask import Blueprint, make_response, render_template, request
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, abort, make_response, render_template, request
 from werkzeug.wrappers import Response
 
-from league.errors import LeagueError
+from league.errors import LeagueError, NotFound
 from league.models import MAX_ID
 from league.read import replays
-from web.helpers import or_404, session, storage, viewer
+from web.helpers import session, storage, viewer
 
 bp = Blueprint("replays", __name__)
 
@@ -31,7 +34,16 @@ CACHE_CONTROL = "private, max-age=31536000, immutable"
 
 
 def _context_or_404(replay_id: int) -> replays.ReplayContext:
-    return or_404(replays.get_replay, session(), replay_id, viewer())
+    return _found(replays.get_replay, session(), replay_id, viewer())
+
+
+def _found(lookup: Callable[..., replays.ReplayContext], *args: Any) -> replays.ReplayContext:
+    """``lookup(*args)``, or a 404 that says why (a replay of a mystery track, hidden until
+    its race closes, says so; anything else is "no replay")."""
+    try:
+        return lookup(*args)
+    except NotFound as err:
+        abort(404, description=str(err))
 
 
 def _start_time() -> float:
@@ -43,7 +55,7 @@ def _start_time() -> float:
 @bp.route("/evaluations/<int:job_id>/replay")
 def job(job_id: int) -> str:
     """The replay of an evaluation (``?trial=N``; default: the trial it is ranked by)."""
-    ctx = or_404(replays.job_replay, session(), job_id, viewer(),
+    ctx = _found(replays.job_replay, session(), job_id, viewer(),
                  request.args.get("trial", type=int))
     return _viewer_page(ctx)
 

@@ -28,6 +28,7 @@
   const CONTACT = { radius: 0.10, discs: [0.03, 0.15] }; // metres
   const CONTACT_SLACK_M = 0.01; // the replay's millimetre grid, and then some
   const BOX_FILL = "#c4a06c"; // cardboard, as evaluator/render.py draws obstacles
+  const BOT_COLOR = "#b0b4ba"; // a head-to-bot race's bot cars: grey, named by the replay
   const BOX_EDGE = "#6e502d";
   const BOX_HIT = "#ff3b30"; // the outline of a box a car has just run into
   const BOX_HIT_S = 2.0; // ... for this long
@@ -172,6 +173,7 @@
     }
     return r.cars.map((c, i) => {
       const s = server[i] || {};
+      if (c.bot) return { name: c.name || `bot ${i}`, model: "built-in bot", color: BOT_COLOR };
       return { name: s.name || c.name || `car ${i + 1}`, model: s.model || c.name,
         color: PALETTE[((c.color % PALETTE.length) + PALETTE.length) % PALETTE.length] };
     });
@@ -701,6 +703,7 @@
   }
 
   function lapText(i, p) {
+    if (state.replay.cars[i].bot) return "–"; // a bot drives on, counting no laps
     if (p.flags & FLAGS.PARKED) return "done";
     const lap = p.laps + 1;
     return state.laps ? `${Math.min(lap, state.laps)}/${state.laps}` : String(lap);

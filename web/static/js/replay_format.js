@@ -198,6 +198,9 @@
         name: get(c, "name", "string", where),
         policySha256: get(c, "policy_sha256", "string", where),
         color: get(c, "color", "int", where),
+        // Optional, any version: a head-to-bot race's built-in bot car.
+        bot: Object.prototype.hasOwnProperty.call(c, "bot")
+          ? get(c, "bot", "boolean", where) : false,
       };
       // A car without commands (format 1, or withheld in format 4) has null columns.
       for (const col of COMMAND_COLUMNS) if (!hasCommands) car[col.name] = null;
@@ -300,6 +303,7 @@
    * both maxed out). Before a car first crosses the line its progress reads 0, so a car on
    * a back grid slot is placed by where it stands on the centerline instead. Equal distances
    * keep the previous frame's order, so cars parked after the finish stay in finishing order.
+   * A head-to-bot race's bots are not in the race: they come after every other car.
    */
   function racePositions(r) {
     const n = r.cars.length;
@@ -311,7 +315,9 @@
       for (let i = 0; i < n; i++) {
         const c = r.cars[i];
         key[i] = c.laps[f] + c.progress[f] / 100;
-        if (c.laps[f] === 0 && c.progress[f] === 0) {
+        if (c.bot) {
+          key[i] = -Infinity;
+        } else if (c.laps[f] === 0 && c.progress[f] === 0) {
           key[i] = Math.min(0, signedLapFraction(r.track, c.x[f], c.y[f]));
         }
       }

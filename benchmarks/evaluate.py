@@ -8,12 +8,16 @@ Run from the repository root with the project's venv::
 Everything goes through the real path a league evaluation takes: the shipped demo bots are
 validated, started in sandboxed policy processes (:mod:`evaluator.sandbox`) and raced by
 :func:`evaluator.race.run_race`. Wall times include starting the policy processes unless a
-figure's name says otherwise. See ``benchmarks/README.md``.
+figure's name says otherwise; ``warm_vs_fresh`` races the same evaluations back to back
+with a fresh policy process each and with warm processes from a
+:class:`~evaluator.policy_pool.PolicyPool`, as a league worker does. See
+``benchmarks/README.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -28,6 +32,8 @@ import numpy as np
 import onnxruntime as ort
 
 from evaluator import version
+from evaluator.conditions import PRESETS
+from evaluator.policy_pool import PolicyPool
 from evaluator.race import RaceResult, run_race
 from evaluator.race_settings import RaceConfig
 from evaluator.sandbox import PolicyProcess, SandboxOptions, bwrap_works
@@ -133,6 +139,52 @@ def bench_race(config: RaceConfig, policies: list[ValidatedPolicy], reps: int
     }
 
 
+def bench_warm(config: RaceConfig, policies: list[ValidatedPolicy], runs: int
+               ) -> dict[str, Any]:
+    """``runs`` consecutive evaluations of the same policies, each with fresh policy
+    processes and then with warm ones from one pool (its first run starts them): median wall
+    seconds per evaluation, and how many times faster warm is."""
+    def walls(pool: PolicyPool | None) -> tuple[list[float], list[list[bool]]]:
+        times, warm = [], []
+        for _ in range(runs):
+            t = time.perf_counter()
+            result = run_race(config, policies, pool=pool)
+            times.append(time.perf_counter() - t)
+            warm.append(result.sandbox["warm"])
+        return times, warm
+
+    fresh, _ = walls(None)
+    with PolicyPool() as pool:
+        times, reused = walls(pool)
+    assert all(all(w) for w in reused[1:]), reused  # the first run started the processes
+    warm = times[1:]
+    fresh_s, warm_s = statistics.median(fresh), statistics.median(warm)
+    return {"runs": runs, "fresh_s": fresh_s, "warm_s": warm_s,
+            "speedup": fresh_s / max(warm_s, 1e-9),
+            "evaluations_per_hour_fresh": 3600.0 / fresh_s,
+            "evaluations_per_hour_warm": 3600.0 / max(warm_s, 1e-9)}
+
+
+def bench_conditions(config: RaceConfig, policies: list[ValidatedPolicy], reps: int
+                     ) -> dict[str, Any]:
+    """The same evaluation under the ``none`` and the ``standard`` race conditions,
+    alternating, ``reps`` times each: simulated car-steps per second once the policy process
+    has started (the conditions change the runs, so steps, not seconds, are compared), and
+    how much slower ``standard`` is."""
+    rates: dict[str, list[float]] = {"none": [], "standard": []}
+    for _ in range(reps):
+        for preset in rates:
+            cfg = dataclasses.replace(config, conditions=PRESETS[preset])
+            t = time.perf_counter()
+            result = run_race(cfg, policies)
+            wall = time.perf_counter() - t - max(result.sandbox["load_time_s"])
+            rates[preset].append(_car_steps(result) / max(wall, 1e-9))
+    none, standard = statistics.median(rates["none"]), statistics.median(rates["standard"])
+    return {"reps": reps, "none_car_steps_per_s": none,
+            "standard_car_steps_per_s": standard,
+            "standard_slower_pct": 100.0 * (none / standard - 1.0)}
+
+
 def main() -> int:
     """Run the benchmark and print its JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -167,6 +219,16 @@ def main() -> int:
     out["head_to_head"] = bench_race(RaceConfig(track=TRACK, format="head-to-head", laps=3,
                                                 trials=1 if args.quick else 2), [ace, pro],
                                      max(reps // 2, 1))
+    _log("race conditions: none vs standard ...")
+    out["conditions"] = bench_conditions(
+        RaceConfig(track=TRACK, laps=laps, trials=3, time_cap=600.0), [ace],
+        max(reps // 2, 1))
+    _log("warm vs fresh policy processes ...")
+    runs = 4 if args.quick else 20
+    out["warm_vs_fresh"] = {
+        "time_trial_1_lap": bench_warm(RaceConfig(track=TRACK, laps=1, trials=1), [ace], runs),
+        "head_to_head_heat_1_lap": bench_warm(
+            RaceConfig(track=TRACK, format="head-to-head", laps=1, trials=1), [ace, pro], runs)}
     out["load_average_at_end"] = os.getloadavg()[0]
     out["summary"] = {
         "time_trial_steps_per_s": out["time_trial_long"]["car_steps_per_s"],
@@ -174,6 +236,9 @@ def main() -> int:
         "head_to_head_heat_race_steps_per_s":
             out["head_to_head"]["race_steps_per_s_after_start"],
         "head_to_head_race_steps_per_s_including_start": out["head_to_head"]["race_steps_per_s"],
+        "warm_time_trial_speedup": out["warm_vs_fresh"]["time_trial_1_lap"]["speedup"],
+        "warm_heat_speedup": out["warm_vs_fresh"]["head_to_head_heat_1_lap"]["speedup"],
+        "standard_conditions_slower_pct": out["conditions"]["standard_slower_pct"],
     }
     print(json.dumps(out, indent=2))
     return 0

@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import pstats
+import re
 import signal
 import statistics
 import subprocess
@@ -297,6 +298,9 @@ def bench_round_robin(lg: Bench, racers: int) -> dict[str, Any]:
         phases = _job_phases(session, job_ids)
         statuses = _statuses(session, job_ids)
         rated = list(session.scalars(sa.select(Rating.heats).where(Rating.race_id == race_id)))
+        logs = "\n".join(session.scalars(sa.select(EvaluationJob.log)
+                                         .where(EvaluationJob.id.in_(job_ids))))
+    warm = [int(n) for n in re.findall(r"(\d+) of \d+ policy processes warm", logs)]
     return {
         "racers": racers, "pairs": len(job_ids), "heats_raced": 2 * len(job_ids),
         "track": TRACK, "laps": LAPS, "wall_s": wall,
@@ -305,6 +309,8 @@ def bench_round_robin(lg: Bench, racers: int) -> dict[str, Any]:
         "job_s_median_by_quarter": _by_quarter(phases["claimed_to_result"]),
         "job_statuses": statuses,
         "rated_heats_per_entry": {"min": min(rated, default=0), "max": max(rated, default=0)},
+        # the workers' warm policy processes (evaluator.policy_pool): reused of those used
+        "policy_processes_warm": sum(warm), "policy_processes": 2 * len(job_ids),
     }
 
 
@@ -470,6 +476,7 @@ PROFILED = {
     ("evaluator/race.py", "run_race"): "run_race",
     ("evaluator/sandbox.py", "_spawn"): "run_race.spawn_policy_processes",
     ("evaluator/sandbox.py", "wait_ready"): "run_race.wait_policy_loaded",
+    ("evaluator/sandbox.py", "reset"): "run_race.reset_warm_policy_processes",
     ("evaluator/race.py", "run"): "run_race.simulate",
     ("evaluator/sandbox.py", "close"): "run_race.stop_policy_processes",
     ("league/processes/evaluation.py", "_replays"): "encode_replays",

@@ -13,6 +13,13 @@ child answers ``u32 len, report JSON`` (the layers it applied, written before th
 read) and, once the model is loaded, ``u32 len, hello JSON``. Then per request the parent
 sends ``u32 k`` and ``k`` observations (float32); the child answers ``u32 k`` and ``k``
 outputs (float32), or ``u32 0xFFFFFFFF, u32 len, message`` when inference failed.
+
+A warm process (:mod:`evaluator.policy_pool`) serves several evaluations of the same model.
+Between them the parent sends ``u32 0xFFFFFFFE`` (reset): the child drops its input and output
+buffers and binds new zeroed ones, runs the same warm-up inference a fresh child runs, and
+answers ``u32 0xFFFFFFFE``. What is left from the previous evaluation is the loaded model
+alone: a policy's inference session holds no state between calls (the validator admits one
+input, the observation, so a recurrent network starts from its default state on every call).
 """
 
 import ctypes
@@ -30,6 +37,7 @@ import numpy as np
 import onnxruntime as ort
 
 ERROR_FRAME = 0xFFFFFFFF
+RESET_FRAME = 0xFFFFFFFE  # between evaluations: start the next one clean
 NOBODY = 65534  # uid and gid of the unprivileged user
 PR_SET_NO_NEW_PRIVS = 38
 LANDLOCK_CREATE_RULESET, LANDLOCK_RESTRICT_SELF = 444, 446  # same number on every arch
@@ -309,6 +317,10 @@ def main() -> None:
             return
         if k == 0:
             return
+        if k == RESET_FRAME:  # a new evaluation: nothing of the last one is kept
+            infer = _inference(session, cfg)
+            _write(struct.pack("<I", RESET_FRAME))
+            continue
         obs = np.frombuffer(_read_exact(4 * obs_dim * k), dtype=np.float32).reshape(k, obs_dim)
         out = np.empty((k, out_size), dtype=np.float32)
         try:

@@ -32,8 +32,12 @@ NUM_STATE = 25
 E_OFFTRACK, E_CRASH, E_BLAME, E_LAP, E_RESET, E_OBJECT = 0, 1, 2, 3, 4, 5
 NUM_EVENTS = 6
 
-# step_world results (bit flags)
-STEP_OK, STEP_BAD_ACTION, STEP_LAP = 0, 1, 2
+# step_world results (bit flags); STEP_NOISE_SPENT: the block of sensor noise is used up
+STEP_OK, STEP_BAD_ACTION, STEP_LAP, STEP_NOISE_SPENT = 0, 1, 2, 4
+
+# Race conditions state (see step_conditions) -------------------------------------------------
+Q_BIAS, Q_HEAD, Q_ROW, Q_RAY0 = 0, 1, 2, 3  # steering bias (deg); latency ring head;
+NUM_COND = 4  # next row of the noise block; first ray reading of the observation
 
 # World configuration -------------------------------------------------------------------------
 K_OFF_PEN_STEPS, K_COL_PEN_STEPS, K_INTERACT, K_LAPS = 0, 1, 2, 3
@@ -423,4 +427,83 @@ def step_world(tseg: np.ndarray, border: np.ndarray, gmeta: np.ndarray, gstart: 
     _collisions(tseg, length, cars, obst, cfg, phys, ev)
     _unghost(cars, obst, cfg, phys)
     observe(tseg, border, gmeta, gstart, gitems, length, obst, cars, cfg, phys, rays, look, obs)
+    return result
+
+
+@jit
+def _clip(x: float, lo: float, hi: float) -> float:
+    """``np.clip`` of one float64, its exact comparisons: a value equal to a bound is kept
+    (so -0.0 stays -0.0 at a bound of 0.0), NaN passes through."""
+    if x != x:
+        return x
+    t = lo if x < lo else x
+    return hi if t > hi else t
+
+
+@jit
+def add_ray_noise(obs: np.ndarray, noise: np.ndarray, cond: np.ndarray) -> int:
+    """Add the next row of the sensor-noise block to every car's ray readings, clipped to
+    [0, 1]. ``noise`` is (rows, cars, rays): row r is what the r-th call adds. Returns
+    STEP_NOISE_SPENT when that was the block's last row (draw the next block before the next
+    call), else STEP_OK."""
+    row = int(cond[Q_ROW])
+    r0 = int(cond[Q_RAY0])
+    for i in range(noise.shape[1]):
+        for k in range(noise.shape[2]):
+            obs[i, r0 + k] = _clip(obs[i, r0 + k] + noise[row, i, k], 0.0, 1.0)
+    row += 1
+    cond[Q_ROW] = row
+    return STEP_NOISE_SPENT if row >= noise.shape[0] else STEP_OK
+
+
+@jit
+def step_conditions(tseg: np.ndarray, border: np.ndarray, gmeta: np.ndarray,
+                    gstart: np.ndarray, gitems: np.ndarray, length: float, obst: np.ndarray,
+                    cars: np.ndarray, actions: np.ndarray, cfg: np.ndarray, phys: np.ndarray,
+                    rays: np.ndarray, look: np.ndarray, obs: np.ndarray, ev: np.ndarray,
+                    cond: np.ndarray, delayed: np.ndarray, applied: np.ndarray,
+                    moving: np.ndarray, noise: np.ndarray) -> int:
+    """:func:`step_world` under a trial's race conditions (:mod:`evaluator.conditions`).
+
+    ``actions`` is what the policies commanded. Each car's steering gets the bias
+    ``cond[Q_BIAS]``; with a latency of L steps (``delayed`` is (L, cars, 2), a ring whose
+    oldest entry is at ``cond[Q_HEAD]``) the command applied is the one of L steps ago, and
+    this one waits its turn. The cars' command state keeps what was commanded, not what was
+    applied (for cars that were moving when the step began: ``moving`` is scratch, as is
+    ``applied``). Then the next row of the sensor-noise block is added to the ray readings
+    (:func:`add_ray_noise`; ``noise`` has no rows without sensor noise).
+
+    Returns as :func:`step_world`, plus STEP_NOISE_SPENT when the noise block is used up. A
+    non-finite action changes nothing (not even the latency ring): STEP_BAD_ACTION.
+    """
+    n = cars.shape[0]
+    for i in range(n):
+        if not (np.isfinite(actions[i, 0]) and np.isfinite(actions[i, 1])):
+            return STEP_BAD_ACTION
+    bias = cond[Q_BIAS]
+    lat = delayed.shape[0]
+    head = int(cond[Q_HEAD])
+    for i in range(n):
+        moving[i] = 1.0 if cars[i, C_DONE] == 0.0 and cars[i, C_FREEZE] <= 0.0 else 0.0
+        steer = actions[i, 0] + bias
+        speed = actions[i, 1]
+        if lat > 0:
+            applied[i, 0] = delayed[head, i, 0]
+            applied[i, 1] = delayed[head, i, 1]
+            delayed[head, i, 0] = steer
+            delayed[head, i, 1] = speed
+        else:
+            applied[i, 0] = steer
+            applied[i, 1] = speed
+    if lat > 0:
+        cond[Q_HEAD] = (head + 1) % lat
+    result = step_world(tseg, border, gmeta, gstart, gitems, length, obst, cars, applied, cfg,
+                        phys, rays, look, obs, ev)
+    max_steer = phys[P_MAX_STEER]
+    for i in range(n):
+        if moving[i] != 0.0:
+            cars[i, C_CMD_STEER] = _clip(actions[i, 0] * RAD_PER_DEG, -max_steer, max_steer)
+            cars[i, C_CMD_SPEED] = _clip(actions[i, 1], phys[P_MIN_V], phys[P_MAX_V])
+    if noise.shape[0] > 0:
+        result |= add_ray_noise(obs, noise, cond)
     return result

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from evaluator.policy_pool import PolicyPool
 from evaluator.race import Progress, RaceResult, invalid_result, run_race
 from evaluator.race_settings import MAX_SEED, RaceConfig
 from evaluator.results import DNF, FINISHED, INVALID_POLICY, POLICY_ERROR, trial_spread
@@ -108,19 +109,21 @@ class MultiTrackResult:
 
 def run_tracks(config: RaceConfig, policies: Sequence[ValidatedPolicy], *,
                options: SandboxOptions | None = None, tracks: Sequence[Track] | None = None,
-               progress: Progress | None = None,
-               record: bool = True) -> RaceResult | MultiTrackResult:
+               progress: Progress | None = None, record: bool = True,
+               pool: PolicyPool | None = None) -> RaceResult | MultiTrackResult:
     """Race ``policies`` on every track of ``config``: :func:`~evaluator.race.run_race` for
-    one track, else one run per track combined (``tracks``: the loaded tracks, in order)."""
+    one track, else one run per track combined (``tracks``: the loaded tracks, in order;
+    ``pool``: where each run takes its policy processes, as ``run_race`` does)."""
     loaded = list(tracks) if tracks is not None else load_tracks(config)
     if not config.extra_tracks:
         return run_race(config, policies, options=options, track=loaded[0],
-                        progress=progress, record=record)
+                        progress=progress, record=record, pool=pool)
     configs = track_configs(config)
     runs = []
     for k, (cfg, trk) in enumerate(zip(configs, loaded, strict=True)):
         runs.append(run_race(cfg, policies, options=options, track=trk,
-                             progress=_offset(progress, k, len(configs)), record=record))
+                             progress=_offset(progress, k, len(configs)), record=record,
+                             pool=pool))
     return MultiTrackResult(config, runs)
 
 

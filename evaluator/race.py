@@ -3,8 +3,10 @@ policies.
 
 The simulator, the clock and the rules run here, in the trusted process; each policy runs in
 its own :class:`~evaluator.sandbox.PolicyProcess`, started once per evaluation and kept alive
-across its trials. ``run_race(config, policies)`` returns a :class:`RaceResult` whose JSON is
-the same on every machine for the same policies, settings and seed.
+across its trials (or, given a :class:`~evaluator.policy_pool.PolicyPool`, taken warm from it
+and given back: the result is the same). ``run_race(config, policies)`` returns a
+:class:`RaceResult` whose JSON is the same on every machine for the same policies, settings
+and seed.
 
 Rules (DeepRacer's; docs/ORGANIZERS.md states them for organizers): N continuous laps from a
 standing start; off track (all four wheels out) freezes the car for the off-track penalty while
@@ -30,6 +32,7 @@ from evaluator.bots_race import bot_labels, drive_bots, start_with_bots
 from evaluator.drivers import PurePursuitDriver
 from evaluator.errors import PolicyFailed, TimeBudgetExceeded
 from evaluator.heat_order import head_to_head_order, heat_order
+from evaluator.policy_pool import PolicyPool
 from evaluator.race_settings import MAX_CARS, MIN_CARS, RaceConfig, RaceConfigError
 from evaluator.results import (
     DNF,
@@ -46,6 +49,7 @@ from evaluator.sandbox import (
     SandboxOptions,
     available_cores,
     await_answers,
+    evaluation_cpu_s,
     inference_budget_s,
 )
 from evaluator.telemetry import CarLabel, Telemetry
@@ -113,7 +117,8 @@ def invalid_result(config: RaceConfig, track: Track, error: str) -> dict[str, An
 
 def run_race(config: RaceConfig, policies: Sequence[ValidatedPolicy], *,
              options: SandboxOptions | None = None, track: Track | None = None,
-             progress: Progress | None = None, record: bool = True) -> RaceResult:
+             progress: Progress | None = None, record: bool = True,
+             pool: PolicyPool | None = None) -> RaceResult:
     """Evaluate ``policies`` under ``config``: one policy for a time trial or a head-to-bot
     race (its bots are built in: :mod:`evaluator.bots_race`), two or more (the first is the
     entrant, the rest its opponents) for head-to-head.
@@ -122,6 +127,11 @@ def run_race(config: RaceConfig, policies: Sequence[ValidatedPolicy], *,
     A time trial's policy past it stops the evaluation with
     :class:`~evaluator.errors.TimeBudgetExceeded` (there is no result); a car past it in a
     head-to-head is retired with the reason, as for a missed deadline, and the others race on.
+
+    With a ``pool`` the policy processes are taken from it (warm when it holds the same
+    model under the same limits) and given back after the race, closed when anything went
+    wrong (:mod:`evaluator.policy_pool`); the result is the same as without one. The
+    ``sandbox`` block's ``warm`` says, per car, whether its process was reused.
     """
     if not config.head_to_head and len(policies) != 1:
         raise RaceConfigError(f"a time trial races one policy, got {len(policies)}")
@@ -134,10 +144,17 @@ def run_race(config: RaceConfig, policies: Sequence[ValidatedPolicy], *,
                                                                            opts))
     procs: list[PolicyProcess] = []
     failures: list[str] = [""] * len(policies)
+    clean = [False]  # whether the race ended without an exception (the pool keeps processes)
     with contextlib.ExitStack() as stack:
+        if pool is not None:
+            stack.callback(_give_back, pool, procs, failures, clean)
+        reserve_s = evaluation_cpu_s(config, len(policies), opts)
         for p in policies:  # start every child before waiting: they load in parallel
             try:
-                procs.append(stack.enter_context(PolicyProcess(p, opts, wait=False)))
+                if pool is None:
+                    procs.append(stack.enter_context(PolicyProcess(p, opts, wait=False)))
+                else:
+                    procs.append(pool.acquire(p, opts, cpu_reserve_s=reserve_s, wait=False))
             except PolicyFailed as err:
                 raise PolicyFailed(f"could not start the policy process: {err.reason}") from err
         for i, proc in enumerate(procs):
@@ -152,8 +169,18 @@ def run_race(config: RaceConfig, policies: Sequence[ValidatedPolicy], *,
                           "load_time_s": [round(p.load_time_s, 4) for p in procs],
                           "actions": [p.actions for p in procs],
                           "inference_s": [round(p.inference_s, 3) for p in procs],
-                          "inference_budget_s": opts.inference_budget_s}
+                          "inference_budget_s": opts.inference_budget_s,
+                          "warm": [p.warm for p in procs]}
+        clean[0] = True
     return result
+
+
+def _give_back(pool: PolicyPool, procs: list[PolicyProcess], failures: list[str],
+               clean: list[bool]) -> None:
+    """Return a race's processes to its pool: kept only when the race ended cleanly and the
+    car raced without a failure."""
+    for proc, failure in zip(procs, failures, strict=False):
+        pool.release(proc, healthy=clean[0] and not failure)
 
 
 def _spin_policy(opts: SandboxOptions, children: int) -> SandboxOptions:

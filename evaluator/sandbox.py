@@ -26,6 +26,14 @@ that it has locked itself down. Only Landlock cannot be seen from outside; it is
 that report, which the child writes before it reads a byte of the model (nothing the child
 says after the model is loaded is believed). ``SandboxOptions(strict=True)`` turns a missing
 required layer (:func:`missing_required`) into :class:`SandboxUnavailable`.
+
+A process normally lives for one evaluation. A league worker keeps its processes warm across
+evaluations instead (:mod:`evaluator.policy_pool`): between two, :meth:`PolicyProcess.reset`
+starts the per-evaluation figures (actions, inference time against the budget, deadlines)
+from zero under the next evaluation's options and has the child recreate its buffers, so
+the next result is the one a fresh process gives. The limits set inside the child (address
+space, CPU seconds) are for its whole life; the pool recycles a process before they could
+make a difference (:func:`evaluation_cpu_s`).
 """
 
 from __future__ import annotations
@@ -58,8 +66,10 @@ from evaluator.validate import ValidatedPolicy
 
 CHILD_SCRIPT = Path(__file__).with_name("_policy_child.py")
 ERROR_FRAME = 0xFFFFFFFF
+RESET_FRAME = 0xFFFFFFFE  # a warm process starts its next evaluation clean (see reset)
 MAX_HELLO_BYTES = 64 * 1024
 LOADING = "loading the model"
+RESETTING = "starting a new evaluation"
 ACTING = "choosing an action"
 STDERR_TAIL_BYTES = 4096  # how much of a dead child's stderr is read for the reason
 MAX_ERROR_BYTES = 1000  # longest inference error message read from the child
@@ -256,6 +266,18 @@ def evaluation_limit_s(config: RaceConfig, cars: int, options: SandboxOptions) -
     return WALL_CLOCK_MARGIN * budget + WALL_CLOCK_SLACK_S
 
 
+def evaluation_cpu_s(config: RaceConfig, cars: int, options: SandboxOptions) -> float:
+    """The most CPU time one policy process can use in one evaluation on one track: its whole
+    load budget, its inference budget (:func:`inference_budget_s`) and the one last message
+    past it, and the child's short busy wait (``child_spin_s``) after each of the most
+    requests the race can make. A warm process (:mod:`evaluator.policy_pool`) is reused only
+    while this much is left of its CPU-time limit, so it never meets the limit where a fresh
+    process would not."""
+    last_message_s = (1 if config.head_to_head else config.trials) * options.action_timeout_s
+    return (options.load_timeout_s + inference_budget_s(config, cars, options) + last_message_s
+            + _max_steps(config, cars) * options.child_spin_s)
+
+
 class EvaluationTimedOut(Exception):
     """Raised when an evaluation runs past its wall-clock limit.
 
@@ -307,9 +329,14 @@ class PolicyProcess:
         self.layers: dict[str, Any] = {}
         self.onnxruntime_version = ""
         self.load_time_s = 0.0
-        self.actions = 0
-        #: time spent answering, summed: from each send to its answer (:meth:`receive`)
+        self.actions = 0  #: actions answered in this evaluation
+        #: time spent answering in this evaluation, summed: from each send to its answer
+        #: (:meth:`receive`)
         self.inference_s = 0.0
+        self.lifetime_actions = 0  #: actions answered since the process started
+        #: whether this evaluation got the process warm, from an earlier one (:meth:`reset`)
+        self.warm = False
+        self._child_pid = 0  # the policy's own process (inside bubblewrap), once observed
         self._sent_at = 0.0
         self._answered_at: float | None = None  # set by await_answers
         self._proc: subprocess.Popen[bytes] | None = None
@@ -410,6 +437,7 @@ class PolicyProcess:
             status = _proc_status(pid)
         except (OSError, ValueError):
             return layers  # nothing can be seen: nothing is believed
+        self._child_pid = pid
         layers["rlimits"] = self._limits_hold(pid)
         layers["namespaces"] = self._namespaces and _in_namespaces(pid, status)
         layers["user"] = _user(status)
@@ -430,6 +458,59 @@ class PolicyProcess:
         except (OSError, ValueError):
             return False
         return all(name in hard and hard[name] <= most for name, most in want.items())
+
+    @property
+    def alive(self) -> bool:
+        """Whether the child is loaded, running and owes no answer."""
+        proc = self._proc
+        return (proc is not None and self._ready and not self._pending
+                and proc.poll() is None)
+
+    def reset(self, policy: ValidatedPolicy, options: SandboxOptions) -> None:
+        """Make this (warm) process ready for another evaluation of the same model.
+
+        The per-evaluation figures (:attr:`actions`, :attr:`inference_s`, the deadlines) start
+        from zero under ``options`` (this evaluation's deadlines and inference budget), and
+        the child drops its input and output buffers and binds new zeroed ones
+        (``_policy_child``'s reset frame), so nothing of the last evaluation is left but the
+        loaded model. :attr:`load_time_s` becomes the time the reset took. ``policy`` must be
+        the model the process was started with (the same bytes); ``options`` must limit the
+        child as the ones it was started with did (:func:`evaluator.policy_pool.pool_key`).
+        Raises :class:`PolicyFailed`, the process killed, when the child does not answer.
+        """
+        if policy.sha256 != self.policy.sha256:
+            raise ValueError("a warm policy process serves only the model it loaded")
+        if not self.alive:
+            raise PolicyFailed("the policy process is not running")
+        self.policy, self.options = policy, options
+        self.actions, self.inference_s = 0, 0.0
+        self._sent_at, self._answered_at, self._deadline = 0.0, None, 0.0
+        started = time.monotonic()
+        deadline = started + options.load_timeout_s
+        self._send(struct.pack("<I", RESET_FRAME), deadline, RESETTING)
+        (n,) = struct.unpack("<I", self._recv(4, deadline, RESETTING))
+        if n != RESET_FRAME:
+            self._kill()
+            raise PolicyFailed("the policy process answered a reset with something else")
+        self.load_time_s = time.monotonic() - started
+        self.warm = True
+
+    def usage(self) -> tuple[float, int, int]:
+        """The child's CPU seconds used so far, its resident memory and its address space
+        (bytes), read from ``/proc``; (0, 0, 0) when they cannot be read."""
+        pid = self._child_pid
+        if not pid:
+            return 0.0, 0, 0
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            status = _proc_status(pid)
+            ticks = os.sysconf("SC_CLK_TCK")
+            cpu = (int(stat[11]) + int(stat[12])) / ticks  # utime, stime
+            rss = int(status.get("VmRSS", "0 kB").split()[0]) * 1024
+            size = int(status.get("VmSize", "0 kB").split()[0]) * 1024
+        except (OSError, ValueError, IndexError):
+            return 0.0, 0, 0
+        return cpu, rss, size
 
     def missing_layers(self) -> list[str]:
         """Names of the layers that did not take effect (some may be optional: see
@@ -520,6 +601,7 @@ class PolicyProcess:
             self._kill()
             raise PolicyFailed(f"the policy returned a non-finite value: {out.tolist()[:4]}")
         self.actions += k
+        self.lifetime_actions += k
         self.inference_s += (self._answered_at or time.monotonic()) - self._sent_at
         budget = self.options.inference_budget_s
         if budget > 0 and self.inference_s > budget:
@@ -546,7 +628,8 @@ class PolicyProcess:
 
     def _budget_ms(self, doing: str) -> float:
         opts = self.options
-        return 1000.0 * (opts.load_timeout_s if doing == LOADING else opts.action_timeout_s)
+        return 1000.0 * (opts.load_timeout_s if doing in (LOADING, RESETTING)
+                         else opts.action_timeout_s)
 
     def _recv(self, n: int, deadline: float, doing: str, at_least: int | None = None) -> bytes:
         """Read up to ``n`` bytes, returning once ``at_least`` (default all ``n``) arrived."""

@@ -6,7 +6,6 @@ drive, so a racer's training runs on exactly the physics and rules the league ra
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,6 +23,11 @@ GRID_OFFSET_M = 0.22  # grid slots alternate this far left and right of the cent
 START_OFFSET_JITTER_M = Conditions().start_offset_m  # race starts: seeded lateral jitter
 START_HEADING_JITTER_DEG = Conditions().start_heading_deg  # ... and heading jitter, either side
 RAY_SLICE = slice(observation.I_TRACK_RAYS, observation.I_SPEED)  # the readings noise touches
+# Sensor noise is drawn ahead in blocks of rows (one row: what one observation adds), the first
+# block NOISE_FIRST_ROWS rows, each next one twice as many, up to about NOISE_BLOCK_VALUES
+# numbers: short training episodes draw little ahead, long runs call the generator rarely.
+NOISE_FIRST_ROWS = 8
+NOISE_BLOCK_VALUES = 8192
 TRAIN_OFFSET_JITTER = 0.5  # training starts: lateral jitter as a share of the half width
 TRAIN_HEADING_JITTER_DEG = 10.0  # training starts: heading jitter, either side
 OBSTACLE_OFFSET_M = 0.25  # obstacles sit this far left or right of the centerline
@@ -151,16 +155,39 @@ class World:
         the cars; pending delayed commands are dropped."""
         self.start_jitter = (bounds.start_offset_m, bounds.start_heading_deg)
         self.conditions = drawn
+        self._plain = drawn.neutral
         self.physics = PHYSICS
         if drawn.grip_factor != 1.0:
             physics = PHYSICS.copy()
             physics[_sim.P_GRIP] *= drawn.grip_factor
             physics.setflags(write=False)
             self.physics = physics
-        self._delayed: deque[np.ndarray] = deque(
-            np.zeros((self.num_cars, 2)) for _ in range(drawn.latency_steps))
+        # The state _sim.step_conditions keeps: bias, latency ring, noise block position.
+        n = self.num_cars
+        self._cond = np.zeros(_sim.NUM_COND)
+        self._cond[_sim.Q_BIAS] = drawn.steering_bias_deg
+        self._cond[_sim.Q_RAY0] = RAY_SLICE.start
+        self._delayed = np.zeros((drawn.latency_steps, n, 2))
+        self._applied = np.zeros((n, 2))
+        self._moving = np.zeros(n)
+        rays = RAY_SLICE.stop - RAY_SLICE.start
+        self._noise_rows = 0
+        self._noise_block = np.zeros((0, n, rays))
         self._noise = (np.random.default_rng(drawn.noise_seed) if drawn.ray_noise > 0
                        else None)
+        if self._noise is not None:
+            self._draw_noise()
+
+    def _draw_noise(self) -> None:
+        """Draw the next block of sensor noise: the numbers the next observations add, in the
+        order one ``normal(0, ray_noise, (cars, rays))`` per observation would draw them."""
+        assert self._noise is not None
+        n, rays = self._noise_block.shape[1:]
+        most = max(NOISE_FIRST_ROWS, NOISE_BLOCK_VALUES // (n * rays))
+        self._noise_rows = min(max(2 * self._noise_rows, NOISE_FIRST_ROWS), most)
+        self._noise_block = self._noise.normal(0.0, self.conditions.ray_noise,
+                                               (self._noise_rows, n, rays))
+        self._cond[_sim.Q_ROW] = 0.0
 
     # ------------------------------------------------------------------ placement
     def place(self, i: int, s: float, *, offset: float = 0.0, heading_offset_deg: float = 0.0,
@@ -233,10 +260,9 @@ class World:
 
     def _add_sensor_noise(self) -> None:
         """The trial's sensor noise on every ray reading (none without conditions)."""
-        if self._noise is not None:
-            rays = self.obs[:, RAY_SLICE]
-            noisy = rays + self._noise.normal(0.0, self.conditions.ray_noise, rays.shape)
-            self.obs[:, RAY_SLICE] = np.clip(noisy, 0.0, 1.0)
+        if self._noise is not None and _sim.add_ray_noise(self.obs, self._noise_block,
+                                                          self._cond):
+            self._draw_noise()
 
     # ------------------------------------------------------------------ stepping
     def step(self, actions: np.ndarray) -> np.ndarray:
@@ -248,24 +274,24 @@ class World:
         if actions.shape != (self.num_cars, 2):
             raise SimulationError(f"actions must have shape ({self.num_cars}, 2), "
                                   f"got {actions.shape}")
-        cond = self.conditions
-        applied = actions
-        if not cond.neutral:
-            if not np.isfinite(actions).all():
-                raise SimulationError(f"actions must be finite numbers, got {actions.tolist()}")
-            moving = (self.cars[:, _sim.C_DONE] == 0.0) & (self.cars[:, _sim.C_FREEZE] <= 0.0)
-            applied = actions.astype(np.float64, copy=True)
-            applied[:, 0] += cond.steering_bias_deg
-            if cond.latency_steps:
-                self._delayed.append(applied)
-                applied = self._delayed.popleft()
         k = self._k
-        result = _sim.step_world(k.tseg, k.border, k.gmeta, k.gstart, k.gitems, k.length,
-                                 self._obst, self.cars, applied, self.cfg, self.physics, RAYS,
-                                 LOOKAHEAD, self.obs, self.events)
-        if not cond.neutral:
-            self._record_commands(actions, moving)
-            self._add_sensor_noise()
+        if self._plain:
+            result = _sim.step_world(k.tseg, k.border, k.gmeta, k.gstart, k.gitems, k.length,
+                                     self._obst, self.cars, actions, self.cfg, self.physics,
+                                     RAYS, LOOKAHEAD, self.obs, self.events)
+        else:
+            # The trial's conditions, in one compiled call: bias, latency, the commands kept,
+            # sensor noise (see _sim.step_conditions).
+            exact = actions.dtype == np.float64
+            result = _sim.step_conditions(
+                k.tseg, k.border, k.gmeta, k.gstart, k.gitems, k.length, self._obst, self.cars,
+                actions if exact else actions.astype(np.float64), self.cfg, self.physics,
+                RAYS, LOOKAHEAD, self.obs, self.events, self._cond, self._delayed,
+                self._applied, self._moving, self._noise_block)
+            if result & _sim.STEP_NOISE_SPENT:
+                self._draw_noise()
+            if not exact and not result & _sim.STEP_BAD_ACTION:
+                self._record_commands(actions, self._moving != 0.0)
         if result:
             if result & _sim.STEP_BAD_ACTION:
                 raise SimulationError(f"actions must be finite numbers, got {actions.tolist()}")
@@ -278,7 +304,10 @@ class World:
 
     def _record_commands(self, actions: np.ndarray, moving: np.ndarray) -> None:
         """Keep what the policy commanded in the cars' command state (the replay's and the
-        reward ``params``' steering and speed), not what latency and bias made of it."""
+        reward ``params``' steering and speed), not what latency and bias made of it.
+
+        ``_sim.step_conditions`` does this for float64 actions; for other dtypes it is redone
+        here, in the actions' own dtype, as the arithmetic always was."""
         p = self.physics
         steer = np.clip(actions[:, 0] * RAD_PER_DEG, -p[_sim.P_MAX_STEER], p[_sim.P_MAX_STEER])
         speed = np.clip(actions[:, 1], p[_sim.P_MIN_V], p[_sim.P_MAX_V])

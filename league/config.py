@@ -158,6 +158,10 @@ class Settings:
     #: the site's public address links in mail are built on (``PADDOCK_SITE_URL``, e.g.
     #: ``https://league.example``); empty: the address of the request that sent the mail
     site_url: str = ""
+    #: webhooks may point at private, loopback, link-local and reserved addresses
+    #: (``PADDOCK_WEBHOOKS_ALLOW_PRIVATE``; off: only public addresses, checked on every
+    #: address the name resolves to, when saved and when delivered)
+    webhooks_allow_private: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None,
@@ -192,6 +196,7 @@ class Settings:
             mail_from=_mail_from(env.get("PADDOCK_MAIL_FROM", "")),
             verify_email=_flag(env, "PADDOCK_VERIFY_EMAIL", False),
             site_url=_site_url(env.get("PADDOCK_SITE_URL", "")),
+            webhooks_allow_private=_flag(env, "PADDOCK_WEBHOOKS_ALLOW_PRIVATE", False),
         )
 
     def sandbox(self) -> SandboxOptions:

@@ -633,3 +633,66 @@ class DivisionMove(Base):
     from_division_id: Mapped[int | None] = mapped_column(sa.ForeignKey("divisions.id"))
     to_division_id: Mapped[int | None] = mapped_column(sa.ForeignKey("divisions.id"))
     kind: Mapped[str] = mapped_column(sa.String(16))  #: promoted or relegated
+
+
+class NotificationEvent(enum.StrEnum):
+    """What a racer may be told about (a new kind of event is one more value here, a
+    sentence in ``league.rules.notifications`` and its call where the event happens)."""
+
+    EVALUATION_FINISHED = "evaluation_finished"  #: one of their entries has a result
+    EVALUATION_FAILED = "evaluation_failed"  #: one of their entries' evaluations failed
+    LOST_TOP_SPOT = "lost_top_spot"  #: someone took the lead of a race they led
+    RACE_OPENED = "race_opened"  #: a race of a league they belong to opened
+    RACE_CLOSED = "race_closed"  #: a race of a league they belong to closed
+
+
+class NotificationChannel(enum.StrEnum):
+    """How a racer is told."""
+
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+class DeliveryStatus(enum.StrEnum):
+    """Where one queued notification stands."""
+
+    PENDING = "pending"  #: waiting for its next attempt
+    SENT = "sent"
+    FAILED = "failed"  #: given up after its last attempt, or refused for good
+
+
+class NotificationSettings(Base):
+    """What one user wants to be told, and how; their webhook."""
+
+    __tablename__ = "notification_settings"
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    #: ``{event: [channel, ...]}`` for the events they chose (``NotificationEvent`` values)
+    subscriptions: Mapped[dict[str, list[str]]] = mapped_column(
+        sa.JSON, default=dict, server_default=sa.text("'{}'"))
+    webhook_url: Mapped[str] = mapped_column(sa.String(2000), default="", server_default="")
+    #: signs each webhook body (HMAC-SHA256); generated, shown on the settings page
+    webhook_secret: Mapped[str] = mapped_column(sa.String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Notification(Base):
+    """One message queued for one user on one channel, delivered by the scheduler."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (sa.Index("ix_notifications_status_next_attempt_at", "status",
+                               "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)
+    event: Mapped[NotificationEvent] = mapped_column(sa.String(32))
+    channel: Mapped[NotificationChannel] = mapped_column(sa.String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)  #: the event's fields
+    status: Mapped[DeliveryStatus] = mapped_column(sa.String(16), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str] = mapped_column(sa.Text, default="")

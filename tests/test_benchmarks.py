@@ -40,6 +40,9 @@ def test_evaluate_benchmark_quick_prints_json() -> None:
         assert summary[key] > 0
     assert result["time_trial_3x3"]["status"] == "finished"
     assert result["time_trial_3x3"]["car_steps"] > 0
+    for figure in result["warm_vs_fresh"].values():  # consecutive evaluations, warm vs fresh
+        assert figure["fresh_s"] > 0 and figure["warm_s"] > 0 and figure["speedup"] > 0
+    assert summary["warm_time_trial_speedup"] > 0 and summary["warm_heat_speedup"] > 0
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk (the load tool) is not installed")

@@ -3,9 +3,11 @@
 :func:`evaluate_job` reads the job's race and models in one short transaction, then works
 without the database: it checks that the track still has the geometry the race was created
 on, reads each model from storage and validates it again, and runs the race exactly as
-``paddock evaluate`` does. It returns an :class:`Outcome`; :func:`deliver` writes that back
-in a transaction of its caller, :func:`league.processes.runner.run_claimed_job` (the one fault
-boundary of the local workers and the Ray tasks).
+``paddock evaluate`` does (with the worker's warm policy processes, when it passes its
+:class:`~evaluator.policy_pool.PolicyPool`: the same result, see :mod:`evaluator.policy_pool`).
+It returns an :class:`Outcome`; :func:`deliver` writes that back in a transaction of its
+caller, :func:`league.processes.runner.run_claimed_job` (the one fault boundary of the local
+workers and the Ray tasks).
 
 What counts as a result. The evaluator's statuses ``finished``, ``dnf`` and ``policy_error``
 are all results: the job succeeds and the result JSON is stored. A policy that crashed,
@@ -31,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from evaluator import replay
 from evaluator.errors import PaddockError, PolicyRejected, TimeBudgetExceeded
 from evaluator.multi_track import MultiTrackResult, run_tracks
+from evaluator.policy_pool import PolicyPool
 from evaluator.race import RaceResult
 from evaluator.race_settings import Format, RaceConfig
 from evaluator.track import Track
@@ -102,11 +105,13 @@ class _Plan:
 
 def evaluate_job(factory: sessionmaker[Session], storage: Storage, job_id: int,
                  settings: Settings, *,
-                 should_stop: Callable[[], bool] | None = None) -> Outcome:
+                 should_stop: Callable[[], bool] | None = None,
+                 pool: PolicyPool | None = None) -> Outcome:
     """Race a claimed job and return its outcome (nothing is written to the database).
 
     ``should_stop`` is polled on every simulation step; when it says so the race is cut
-    short with :class:`EvaluationAborted`.
+    short with :class:`EvaluationAborted`. ``pool``: the worker's warm policy processes
+    (:mod:`evaluator.policy_pool`), which the race takes its processes from and gives back.
     """
     kind = JobKind.TIME_TRIAL
     try:
@@ -117,7 +122,7 @@ def evaluate_job(factory: sessionmaker[Session], storage: Storage, job_id: int,
         tracks = _tracks(plan)
         policies = [_policy(storage, car) for car in plan.cars]
         started = time.monotonic()
-        race = _run(plan.config, policies, tracks, settings, should_stop)
+        race = _run(plan.config, policies, tracks, settings, should_stop, pool)
         replays = _replays(race, job_id)
     except _Refused as err:
         return Outcome(job_id, kind, failure=err.kind, reason=err.reason)
@@ -125,7 +130,7 @@ def evaluate_job(factory: sessionmaker[Session], storage: Storage, job_id: int,
     inference = ", ".join(f"{s:.1f}" for s in race.sandbox.get("inference_s") or [])
     note = (f"raced in {time.monotonic() - started:.1f} s (inference {inference} s of "
             f"{race.sandbox.get('inference_budget_s')} s each; onnxruntime "
-            f"{race.sandbox.get('onnxruntime')}"
+            f"{race.sandbox.get('onnxruntime')}{_warm_note(race.sandbox, pool)}"
             f"{'; sandbox layers missing: ' + ', '.join(missing) if missing else ''})")
     return Outcome(job_id, kind, result=race.to_dict(), replays=replays, note=note)
 
@@ -241,19 +246,28 @@ def _policy(storage: Storage, car: _Car) -> ValidatedPolicy:
 
 
 def _run(config: RaceConfig, policies: list[ValidatedPolicy], tracks: list[Track],
-         settings: Settings, should_stop: Callable[[], bool] | None
-         ) -> RaceResult | MultiTrackResult:
+         settings: Settings, should_stop: Callable[[], bool] | None,
+         pool: PolicyPool | None = None) -> RaceResult | MultiTrackResult:
     def progress(_done: int, _total: int) -> None:
         if should_stop is not None and should_stop():
             raise EvaluationAborted("the race was stopped by its worker")
 
     try:
         return run_tracks(config, policies, options=settings.sandbox(), tracks=tracks,
-                          progress=progress, record=True)
+                          progress=progress, record=True, pool=pool)
     except TimeBudgetExceeded as err:  # the policy's own doing: failed, not tried again
         raise _Refused(FailureKind.TIME_BUDGET, err.reason) from err
     except PaddockError as err:  # the sandbox could not start, a required layer is missing
         raise _Refused(FailureKind.INFRASTRUCTURE, f"the race could not run: {err}") from err
+
+
+def _warm_note(sandbox: dict[str, Any], pool: PolicyPool | None) -> str:
+    """How many of the race's policy processes were warm, for the job's log ("" without a
+    pool)."""
+    if pool is None:
+        return ""
+    warm = sandbox.get("warm") or []
+    return f"; {sum(1 for w in warm if w)} of {len(warm)} policy processes warm"
 
 
 def _replays(race: RaceResult | MultiTrackResult, job_id: int) -> list[tuple[int, bytes]]:

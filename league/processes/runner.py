@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from evaluator.errors import PaddockError
+from evaluator.policy_pool import PolicyPool
 from evaluator.race_settings import Format, RaceConfig
 from evaluator.sandbox import EvaluationTimedOut, WallClock, evaluation_limit_s
 from league.config import Settings
@@ -120,11 +121,14 @@ class LeaseKeeper:
 
 
 def run_claimed_job(factory: sessionmaker[Session], storage: Storage, settings: Settings,
-                    job_id: int, owner: str, *, stop: threading.Event | None = None) -> str:
+                    job_id: int, owner: str, *, stop: threading.Event | None = None,
+                    pool: PolicyPool | None = None) -> str:
     """Race a job ``owner`` has claimed and record how it ended; returns one line saying what
     happened (``job <id>: ...``).
 
     ``stop`` cuts the race short and hands the job back to the queue (a stopping worker).
+    ``pool``: the caller's warm policy processes (:mod:`evaluator.policy_pool`), if it keeps
+    any.
     """
     try:
         with transaction(factory) as session:
@@ -134,7 +138,7 @@ def run_claimed_job(factory: sessionmaker[Session], storage: Storage, settings: 
         if status in FINAL:
             return f"job {job_id}: already {status}, nothing to do"
         return _race(factory, storage, settings, job_id, owner, stop or threading.Event(),
-                     WallClock(limit_s))
+                     WallClock(limit_s), pool)
     except NotFound as err:  # the job (or what it races) was deleted: nothing left to record
         log.warning("%s: job %d is gone: %s", owner, job_id, err)
         return f"job {job_id}: gone, nothing recorded ({err})"
@@ -159,7 +163,8 @@ def wall_clock_limit(session: Session, job: EvaluationJob, settings: Settings) -
 
 
 def _race(factory: sessionmaker[Session], storage: Storage, settings: Settings, job_id: int,
-          owner: str, stop: threading.Event, clock: WallClock) -> str:
+          owner: str, stop: threading.Event, clock: WallClock,
+          pool: PolicyPool | None = None) -> str:
     with LeaseKeeper(factory, settings, job_id, owner, clock) as lease:
 
         def should_stop() -> bool:
@@ -167,7 +172,8 @@ def _race(factory: sessionmaker[Session], storage: Storage, settings: Settings, 
             return stop.is_set() or bool(lease.abandoned)
 
         try:
-            outcome = evaluate_job(factory, storage, job_id, settings, should_stop=should_stop)
+            outcome = evaluate_job(factory, storage, job_id, settings, should_stop=should_stop,
+                                   pool=pool)
         except EvaluationAborted:
             return _aborted(factory, job_id, owner, lease)
         except EvaluationTimedOut as err:

@@ -45,6 +45,7 @@ from league.config import ConfigError, Settings
 from league.db import engine_options, make_engine, session_factory, transaction
 from league.errors import Conflict, LeagueError, NotFound
 from league.models import EvaluationJob, JobStatus, Race, Season, SeasonStatus, utcnow
+from league.processes import notify
 from league.rules import headtohead, jobs, seasons
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,16 @@ def finalize_seasons() -> list[int]:
     return finalized
 
 
+def deliver_notifications() -> dict[str, int]:
+    """Send the notifications that are due (webhooks and mail, :mod:`league.processes.notify`)."""
+    ctx = _ctx()
+    counts = notify.deliver_due(ctx.factory, ctx.settings, utcnow())
+    if any(counts.values()):
+        log.info("deliver-notifications: %(sent)d sent, %(retry)d to retry, %(failed)d given up",
+                 counts)
+    return counts
+
+
 def _plan_round(session: Session, race_id: int) -> bool:
     return bool(headtohead.plan_round(session, _get(session, Race, race_id), utcnow()))
 
@@ -254,6 +265,7 @@ JOBS = (
     ScheduledJob("headtohead-rounds", headtohead_rounds, 10.0),
     ScheduledJob("start-seasons", start_seasons, 30.0),
     ScheduledJob("finalize-seasons", finalize_seasons, 60.0),
+    ScheduledJob("deliver-notifications", deliver_notifications, 5.0),
 )
 
 

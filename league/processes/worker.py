@@ -9,6 +9,11 @@ the current race is cut short and the job handed back to the queue without using
 attempt. A database error that outlasts the runner's retries ends the worker process (the pool
 starts a new one) and the job's lease runs out, so the reaper queues it again.
 
+A worker races its jobs in its own (long-lived) process and keeps a
+:class:`~evaluator.policy_pool.PolicyPool` for its lifetime: a model's next time trial, and
+every heat of a round robin, reuse its warm policy processes instead of starting new ones
+(the job log's line says how many were warm).
+
 :func:`run_pool` is the ``local`` executor: ``n`` worker processes (``spawn``), restarted when
 they die, stopped cleanly on SIGTERM or SIGINT. ``python -m league.processes.worker [--workers N]
 [--once] [--lenient-sandbox]`` runs it; ``paddock worker`` calls :func:`cmd_worker` with the
@@ -39,6 +44,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from evaluator.errors import PolicyFailed
+from evaluator.policy_pool import PolicyPool
 from evaluator.sandbox import STRICT_ENV, describe_missing, missing_required, probe_layers
 from league.config import ConfigError, Settings, configure_logging
 from league.db import make_engine, session_factory, transaction
@@ -71,9 +77,12 @@ class Worker:
         self.engine = engine or make_engine(settings.database_url)
         self.factory = session_factory(self.engine)
         self.storage = Storage(settings.storage_dir)
+        #: warm policy processes kept across this worker's jobs (:mod:`evaluator.policy_pool`)
+        self.pool = PolicyPool()
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Stop the warm policy processes and release the database connections."""
+        self.pool.close()
         self.engine.dispose()
 
     def run(self, stop_event: threading.Event, *, parent_pid: int | None = None) -> None:
@@ -104,7 +113,7 @@ class Worker:
             return None
         log.info("worker %s: job %d claimed", self.worker_id, job_id)
         line = run_claimed_job(self.factory, self.storage, self.settings, job_id,
-                               self.worker_id, stop=stop_event)
+                               self.worker_id, stop=stop_event, pool=self.pool)
         log.info("worker %s: %s", self.worker_id, line)
         return job_id
 

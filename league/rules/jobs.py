@@ -45,6 +45,7 @@ from league.models import (
     Result,
     utcnow,
 )
+from league.rules import notifications
 from league.storage import Storage
 
 MAX_REASON_CHARS = 2000  # a failure reason or log event longer than this is cut
@@ -242,6 +243,7 @@ def complete_job(session: Session, job_id: int, worker_id: str, result: Mapping[
     line += ", whose lease was lost; first result wins)" if lost else ")"
     _log(job, now, f"{line}{'; ' + note if note else ''}")
     session.flush()
+    notifications.job_finished(session, job, now)
     return True
 
 
@@ -289,6 +291,7 @@ def fail_job(session: Session, job_id: int, worker_id: str, kind: FailureKind, r
         session.flush()
         return False
     _fail(job, now, kind, reason)
+    notifications.job_failed(session, job, now)
     return True
 
 
@@ -320,6 +323,7 @@ def reap_expired(session: Session, now: dt.datetime | None = None) -> list[int]:
             _fail(job, now, FailureKind.INFRASTRUCTURE,
                   f"worker lost {job.attempts} times (last: {owner}, lease expired at "
                   f"{expired})")
+            notifications.job_failed(session, job, now)
     session.flush()
     return [job.id for job in jobs]
 

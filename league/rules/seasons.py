@@ -29,6 +29,7 @@ from league.models import (
     Heat,
     JobStatus,
     Membership,
+    NotificationEvent,
     Race,
     RacePoints,
     RaceStatus,
@@ -37,7 +38,7 @@ from league.models import (
     User,
     utcnow,
 )
-from league.rules import audit, headtohead, knockout
+from league.rules import audit, headtohead, knockout, notifications
 from league.rules.leaderboard import race_leaderboard
 from league.rules.leagues import require_manager
 
@@ -97,6 +98,7 @@ def open_due_races(session: Session, now: dt.datetime) -> list[Race]:
                             .order_by(Race.opens_at, Race.id)).all()
     for race in races:
         race.status = RaceStatus.OPEN
+        notifications.race_moved(session, race, NotificationEvent.RACE_OPENED, now)
     return list(races)
 
 
@@ -195,6 +197,7 @@ def close_race(session: Session, race: Race, now: dt.datetime) -> list[RacePoint
     race.status = RaceStatus.CLOSED
     race.closed_at = now
     _cancel_queued(session, race, now)
+    notifications.race_moved(session, race, NotificationEvent.RACE_CLOSED, now)
     if race.season_id is None:
         return []
     season = session.get_one(Season, race.season_id)

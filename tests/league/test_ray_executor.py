@@ -160,7 +160,7 @@ def test_a_crash_is_recorded_once_as_an_infrastructure_failure(
         executor: Executor, db: Database, session: Session, storage: Storage, make: Factory,
         monkeypatch: pytest.MonkeyPatch) -> None:
     _submit(session, storage, make)
-    monkeypatch.setattr(evaluation, "run_race", _crash)
+    monkeypatch.setattr(evaluation, "run_tracks", _crash)
     job_id, line = executor(_settings(db, storage))
     assert line == f"job {job_id}: failed (infrastructure: {CRASH})"
     job = _job(db.factory)
@@ -174,7 +174,7 @@ def test_a_delivery_conflict_is_tried_again(executor: Executor, db: Database, se
                                             storage: Storage, make: Factory,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     _submit(session, storage, make)
-    monkeypatch.setattr(evaluation, "run_race", _crash)
+    monkeypatch.setattr(evaluation, "run_tracks", _crash)
     monkeypatch.setattr(runner, "DELIVERY_BACKOFF_S", 0.0)
     real, tries = evaluation.fail_job, []
 
@@ -196,7 +196,7 @@ def test_a_delivery_that_keeps_failing_leaves_the_job_to_the_reaper(
         executor: Executor, db: Database, session: Session, storage: Storage, make: Factory,
         monkeypatch: pytest.MonkeyPatch) -> None:
     _submit(session, storage, make)
-    monkeypatch.setattr(evaluation, "run_race", _crash)
+    monkeypatch.setattr(evaluation, "run_tracks", _crash)
     monkeypatch.setattr(runner, "DELIVERY_BACKOFF_S", 0.0)
     tries = []
 
@@ -223,7 +223,7 @@ def test_a_job_deleted_mid_race_ends_with_nothing_recorded(
             s.execute(sa.delete(EvaluationJob))
         raise RuntimeError("simulated defect")
 
-    monkeypatch.setattr(evaluation, "run_race", delete_then_crash)
+    monkeypatch.setattr(evaluation, "run_tracks", delete_then_crash)
     job_id, line = executor(_settings(db, storage))
     assert line == f"job {job_id}: gone, nothing recorded (no evaluation job {job_id})"
     with db.factory() as s:
@@ -248,7 +248,7 @@ def test_a_job_cancelled_mid_race_is_abandoned(executor: Executor, db: Database,
             time.sleep(0.01)
         raise AssertionError("the race was never stopped")
 
-    monkeypatch.setattr(evaluation, "run_race", cancel_then_race_on)
+    monkeypatch.setattr(evaluation, "run_tracks", cancel_then_race_on)
     job_id, line = executor(_settings(db, storage, heartbeat_s=0.05))
     assert line == f"job {job_id}: abandoned (the job is already cancelled)"
     job = _job(db.factory)
@@ -266,7 +266,7 @@ def test_a_retried_task_of_a_final_job_races_nothing(db: Database, session: Sess
         job = jobs.claim_job(s, OWNER, settings.lease_s)
         assert job is not None and jobs.cancel_job(s, job.id, "entry disqualified")
     monkeypatch.setattr(ray_executor, "_database", lambda _url: db.factory)
-    monkeypatch.setattr(evaluation, "run_race", _crash)  # recorded if it were raced
+    monkeypatch.setattr(evaluation, "run_tracks", _crash)  # recorded if it were raced
     line = ray_executor.run_job(ray_executor.TaskSettings.of(settings), job.id, OWNER)
     assert line == f"job {job.id}: already cancelled, nothing to do"
     assert _events(db.factory, job.id)[-1] == "cancelled: entry disqualified"

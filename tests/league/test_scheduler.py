@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {"dispatch": 1, "reap-leases": 3, "open-close-races": 5, "headtohead-rounds": 10,
-            "start-seasons": 30, "finalize-seasons": 60}
+            "start-seasons": 30, "finalize-seasons": 60, "deliver-notifications": 5}
 HOUR = dt.timedelta(hours=1)
 
 

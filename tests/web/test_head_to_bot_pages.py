@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +23,12 @@ from sqlalchemy.orm import Session
 
 from evaluator import cli, replay
 from league.config import Settings
-from league.db import READ_ONLY
 from league.models import EvaluationJob, JobKind, JobStatus, League, Race, Replay, Result
 from league.processes.worker import Worker
 from league.rules import races, seasons, submissions
 from league.storage import Storage
 from tests.support.dbfixtures import Database, Factory
+from tests.support.pages import all_races, field_errors, fresh
 from tests.web.api_support import ApiClient, error_of, open_race, token_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -40,23 +39,6 @@ RACE = {"name": "Bots", "track": "oval", "format": "head-to-bot", "laps": "1",
         "bot_count": "3", "bot_speeds": "1.2, 1.6, 2", "opens_at": "2026-07-01T18:00",
         "closes_at": "2026-07-08T18:00", "season": "0", "round_interval_s": "600",
         "heats_per_round": "1", "knockout_size": "0"}
-
-
-def _fresh(session: Session) -> Session:
-    """A new read-only transaction: sees the app's commits."""
-    session.rollback()
-    session.connection(execution_options={READ_ONLY: True})
-    return session
-
-
-def _races(session: Session) -> list[Race]:
-    return list(_fresh(session).scalars(sa.select(Race).order_by(Race.id)))
-
-
-def _field_errors(html: str, field_id: str) -> list[str]:
-    blocks = re.findall(r'<div class="field has-error[^"]*">(.*?)</div>', html, re.S)
-    return [unescape(e) for block in blocks if f'id="{field_id}"' in block
-            for e in re.findall(r'<p class="error" role="alert">([^<]*)</p>', block)]
 
 
 @pytest.fixture
@@ -85,7 +67,7 @@ def test_an_organizer_schedules_a_head_to_bot_race(org_client: FlaskClient,
     assert 'name="bot_count"' in form and 'name="bot_speeds"' in form
     r = org_client.post("/organize/leagues/club/races/new", data=RACE)
     assert r.status_code == 302, r.get_data(as_text=True)
-    (race,) = _races(session)
+    (race,) = all_races(session)
     assert race.format == "head-to-bot"
     assert race.bots == [{"speed": 1.2}, {"speed": 1.6}, {"speed": 2.0}]
     assert race.config()["bots"] == race.bots
@@ -104,7 +86,7 @@ def test_one_speed_is_every_bots_and_other_formats_have_none(org_client: FlaskCl
     r = org_client.post("/organize/leagues/club/races/new",
                         data={**RACE, "name": "Alone", "format": "time-trial"})
     assert r.status_code == 302, r.get_data(as_text=True)
-    bots, alone = _races(session)
+    bots, alone = all_races(session)
     assert bots.bots == [{"speed": 1.5}, {"speed": 1.5}]
     assert (alone.format, alone.bots) == ("time-trial", [])
     assert "bots" not in alone.config()  # a time trial's settings read as they always did
@@ -124,9 +106,9 @@ def test_bad_bots_are_refused_on_the_form(org_client: FlaskClient, session: Sess
     r = org_client.post("/organize/leagues/club/races/new", data={**RACE, **change})
     assert r.status_code == 200
     html = r.get_data(as_text=True)
-    assert any(message in e for e in _field_errors(html, field)), _field_errors(html, field)
+    assert any(message in e for e in field_errors(html, field)), field_errors(html, field)
     assert 'value="Bots"' in html  # what was typed is kept
-    assert _races(session) == []
+    assert all_races(session) == []
 
 
 # ------------------------------------------------------------------------ the race page
@@ -228,7 +210,7 @@ def test_a_worker_races_an_entry_against_the_bots(db: Database, session: Session
 
     _worker_once(db, storage, tmp_path)
 
-    done = _fresh(session).get(EvaluationJob, job_id)
+    done = fresh(session).get(EvaluationJob, job_id)
     assert done is not None and done.status == JobStatus.SUCCEEDED, done.log if done else ""
     assert done.result is not None
     data = done.result.data

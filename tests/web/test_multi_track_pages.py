@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session
 
 from evaluator import replay
 from evaluator.track_library import load_track
-from league.db import READ_ONLY
 from league.models import EvaluationJob, JobStatus, League, Race, Replay
 from league.rules import submissions
 from league.storage import Storage
 from tests.support.dbfixtures import Database, Factory
+from tests.support.pages import all_races, field_errors, fresh
 from tests.web.api_support import ApiClient, error_of, open_race, token_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -37,23 +37,6 @@ RACE = {"name": "Double", "track": "oval", "track_2": "kidney", "format": "time-
         "conditions_preset": "none", "opens_at": "2026-07-01T18:00",
         "closes_at": "2026-07-08T18:00", "season": "0", "round_interval_s": "600",
         "heats_per_round": "1", "knockout_size": "0"}
-
-
-def _fresh(session: Session) -> Session:
-    """A new read-only transaction: sees the app's commits."""
-    session.rollback()
-    session.connection(execution_options={READ_ONLY: True})
-    return session
-
-
-def _races(session: Session) -> list[Race]:
-    return list(_fresh(session).scalars(sa.select(Race).order_by(Race.id)))
-
-
-def _field_errors(html: str, field_id: str) -> list[str]:
-    blocks = re.findall(r'<div class="field has-error[^"]*">(.*?)</div>', html, re.S)
-    return [unescape(e) for block in blocks if f'id="{field_id}"' in block
-            for e in re.findall(r'<p class="error" role="alert">([^<]*)</p>', block)]
 
 
 def _select(html: str, name: str) -> str:
@@ -84,7 +67,7 @@ def test_an_organizer_schedules_a_race_on_two_tracks(org_client: FlaskClient,
     r = org_client.post("/organize/leagues/club/races/new", data={**RACE, "track_3": "",
                                                                   "track_4": "pinwheel"})
     assert r.status_code == 302, r.get_data(as_text=True)
-    (race,) = _races(session)
+    (race,) = all_races(session)
     assert race.extra_tracks == [
         {"track": "kidney", "track_digest": load_track("kidney").digest},
         {"track": "pinwheel", "track_digest": load_track("pinwheel").digest}]
@@ -109,9 +92,9 @@ def test_a_bad_track_list_is_refused_on_the_form(org_client: FlaskClient, sessio
     r = org_client.post("/organize/leagues/club/races/new", data={**RACE, **change})
     assert r.status_code == 200
     html = r.get_data(as_text=True)
-    assert any(message in e for e in _field_errors(html, field)), _field_errors(html, field)
+    assert any(message in e for e in field_errors(html, field)), field_errors(html, field)
     assert 'value="Double"' in html  # what was typed is kept
-    assert _races(session) == []
+    assert all_races(session) == []
 
 
 def test_the_race_page_draws_every_track(client: FlaskClient, session: Session,
@@ -196,7 +179,7 @@ def test_a_worker_evaluates_an_entry_on_both_tracks(db: Database, session: Sessi
 
     _worker_once(db, storage, tmp_path)
 
-    job = _fresh(session).get(EvaluationJob, job_id)
+    job = fresh(session).get(EvaluationJob, job_id)
     assert job is not None and job.status == JobStatus.SUCCEEDED, job.log if job else ""
     assert job.result is not None
     data = job.result.data

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from league.db import READ_ONLY
 from league.models import Division, League, Membership, Season, User
 from league.rules import leagues
+from tests.support.pages import field_errors, fresh
 
 
 def _errors(html: str) -> list[str]:
@@ -23,28 +23,14 @@ def _errors(html: str) -> list[str]:
     return [unescape(e) for e in re.findall(r'<p class="error" role="alert">([^<]*)</p>', html)]
 
 
-def _field_error(html: str, field_id: str) -> list[str]:
-    """The messages shown in the field block of input ``field_id``."""
-    blocks = re.findall(r'<div class="field has-error[^"]*">(.*?)</div>', html, re.S)
-    return [e for block in blocks if f'id="{field_id}"' in block for e in _errors(block)]
-
-
-def _fresh(session: Session) -> Session:
-    """Start a new read-only transaction: it sees what the app committed, and on SQLite it
-    does not hold the write lock the app's next POST needs."""
-    session.rollback()
-    session.connection(execution_options={READ_ONLY: True})
-    return session
-
-
 def _commit(session: Session) -> None:
-    """Commit what the test made, then only read (see :func:`_fresh`)."""
+    """Commit what the test made, then only read (see :func:`tests.support.pages.fresh`)."""
     session.commit()
-    _fresh(session)
+    fresh(session)
 
 
 def _league(session: Session, slug: str) -> League | None:
-    return _fresh(session).scalar(sa.select(League).where(League.slug == slug))
+    return fresh(session).scalar(sa.select(League).where(League.slug == slug))
 
 
 @pytest.fixture
@@ -86,13 +72,13 @@ def test_create_a_league(client, make, session, login):
     ({"visibility": "secret"}, "visibility", "Not a valid choice."),
 ])
 def test_create_a_league_refuses_bad_input(org_client, session, data, field, message):
-    count = _fresh(session).scalar(sa.select(sa.func.count(League.id)))
+    count = fresh(session).scalar(sa.select(sa.func.count(League.id)))
     form = {"name": "New League", "slug": "new-league", "description": "",
             "visibility": "public", "divisions": "Division 1", **data}
     r = org_client.post("/organize/leagues/new", data=form)
     assert r.status_code == 200
-    assert any(message in e for e in _field_error(r.get_data(as_text=True), field))
-    assert _fresh(session).scalar(sa.select(sa.func.count(League.id))) == count
+    assert any(message in e for e in field_errors(r.get_data(as_text=True), field))
+    assert fresh(session).scalar(sa.select(sa.func.count(League.id))) == count
 
 
 def test_only_organizers_create_leagues(client, make, session, login):
@@ -149,7 +135,7 @@ def test_nobody_but_the_leagues_organizers_may_manage_it(client, make, session, 
     for method, url in urls:
         if method == "GET":
             assert client.get(url).status_code == 200, url
-    _fresh(session)
+    fresh(session)
     assert session.scalar(sa.select(sa.func.count(Membership.id)).where(
         Membership.league_id == league.id)) == 3  # nothing was removed
     assert _league(session, league.slug).invite_code == league.invite_code  # type: ignore[union-attr]
@@ -204,7 +190,7 @@ def test_edit_league_settings(org_client, session):
     r = org_client.post("/organize/leagues/club", data={
         "name": "x\u200bz", "description": "", "visibility": "public"})
     assert r.status_code == 200
-    assert any("invisible" in e for e in _field_error(r.get_data(as_text=True), "name"))
+    assert any("invisible" in e for e in field_errors(r.get_data(as_text=True), "name"))
     assert _league(session, "club").name == "Club Deluxe"  # type: ignore[union-attr]
 
 
@@ -230,7 +216,7 @@ def test_invite_link_and_reset(client, make, session, login):
     assert r.status_code == 200 and "Join Club" in r.get_data(as_text=True)
     r = client.post(f"/organize/join/club?code={new}")
     assert r.status_code == 302 and r.headers["Location"] == "/leagues/club"
-    assert leagues.membership(_fresh(session), league, ann) is not None
+    assert leagues.membership(fresh(session), league, ann) is not None
 
 
 def test_join_public_league_without_code_and_members_are_sent_on(client, make, session,
@@ -242,7 +228,7 @@ def test_join_public_league_without_code_and_members_are_sent_on(client, make, s
     page = client.get("/organize/join/club").get_data(as_text=True)
     assert "Join Club" in page and 'action="/organize/join/club"' in page
     assert client.post("/organize/join/club").status_code == 302
-    m = leagues.membership(_fresh(session), league, ann)
+    m = leagues.membership(fresh(session), league, ann)
     assert m is not None and m.role == "member" and m.division_id == league.divisions[-1].id
     r = client.get("/organize/join/club")  # already a member
     assert r.status_code == 302 and r.headers["Location"] == "/leagues/club"
@@ -262,7 +248,7 @@ def test_join_a_private_league_with_the_code_as_form_field(client, make, session
     assert f'value="{league.invite_code}"' in page  # carried by the form
     r = client.post("/organize/join/club", data={"code": league.invite_code})
     assert r.status_code == 302
-    assert leagues.membership(_fresh(session), league, ann) is not None
+    assert leagues.membership(fresh(session), league, ann) is not None
 
 
 def test_add_and_rename_divisions(org_client, session):
@@ -278,8 +264,8 @@ def test_add_and_rename_divisions(org_client, session):
     r = org_client.post(f"/organize/leagues/club/divisions/{pro}", data={f"div{pro}-name": " "})
     assert r.status_code == 200
     assert any("a division name has 1 to 80" in e
-               for e in _field_error(r.get_data(as_text=True), f"div{pro}-name"))
-    names = _fresh(session).scalars(sa.select(Division.name).where(
+               for e in field_errors(r.get_data(as_text=True), f"div{pro}-name"))
+    names = fresh(session).scalars(sa.select(Division.name).where(
         Division.league_id == league.id).order_by(Division.tier)).all()
     assert names == ["Elite", "Rookie", "Amateur"]
     assert org_client.post("/organize/leagues/club/divisions/999999",
@@ -298,7 +284,7 @@ def test_create_a_season(org_client, session):
     assert 'type="datetime-local"' in page
     r = org_client.post("/organize/leagues/club/seasons/new", data=SEASON)
     assert r.status_code == 302 and r.headers["Location"].endswith("/organize/leagues/club#seasons")
-    season = _fresh(session).scalar(sa.select(Season))
+    season = fresh(session).scalar(sa.select(Season))
     assert season is not None
     assert (season.name, season.points_table, season.promote, season.relegate,
             season.movement_in_percent) == ("2026 Spring", [10, 6, 4, 1], 1, 0, False)
@@ -318,9 +304,9 @@ def test_create_a_season(org_client, session):
 def test_create_a_season_refuses_bad_input(org_client, session, data, field, message):
     r = org_client.post("/organize/leagues/club/seasons/new", data={**SEASON, **data})
     assert r.status_code == 200
-    assert any(message in e for e in _field_error(r.get_data(as_text=True), field)), \
+    assert any(message in e for e in field_errors(r.get_data(as_text=True), field)), \
         _errors(r.get_data(as_text=True))
-    assert _fresh(session).scalar(sa.select(sa.func.count(Season.id))) == 0
+    assert fresh(session).scalar(sa.select(sa.func.count(Season.id))) == 0
 
 
 # ------------------------------------------------------------------ members
@@ -342,18 +328,18 @@ def test_change_a_members_role_and_division(client, make, session, login):
     r = client.post(f"/organize/leagues/club/members/{ann.id}",
                     data={f"m{ann.id}-role": "organizer", f"m{ann.id}-division": str(pro)})
     assert r.status_code == 302
-    m = leagues.membership(_fresh(session), league, ann)
+    m = leagues.membership(fresh(session), league, ann)
     assert m is not None and (m.role, m.division_id) == ("organizer", pro)
     r = client.post(f"/organize/leagues/club/members/{ann.id}",
                     data={f"m{ann.id}-role": "member", f"m{ann.id}-division": "0"})
-    m = leagues.membership(_fresh(session), league, ann)
+    m = leagues.membership(fresh(session), league, ann)
     assert m is not None and (m.role, m.division_id) == ("member", None)
     r = client.post(f"/organize/leagues/club/members/{ann.id}",
                     data={f"m{ann.id}-role": "owner", f"m{ann.id}-division": "424242"})
     assert r.status_code == 200
     html = r.get_data(as_text=True)
-    assert _field_error(html, f"m{ann.id}-role") == ["Not a valid choice."]
-    assert _field_error(html, f"m{ann.id}-division") == ["Not a valid choice."]
+    assert field_errors(html, f"m{ann.id}-role") == ["Not a valid choice."]
+    assert field_errors(html, f"m{ann.id}-division") == ["Not a valid choice."]
 
 
 def test_remove_a_member_but_never_the_last_organizer(client, make, session, login):
@@ -363,13 +349,13 @@ def test_remove_a_member_but_never_the_last_organizer(client, make, session, log
                     data={f"m{org.id}-role": "member", f"m{org.id}-division": "0"})
     assert r.status_code == 200
     assert any("at least one organizer" in e
-               for e in _field_error(r.get_data(as_text=True), f"m{org.id}-role"))
+               for e in field_errors(r.get_data(as_text=True), f"m{org.id}-role"))
     r = client.post(f"/organize/leagues/club/members/{org.id}/remove")
     assert r.status_code == 200 and "at least one organizer" in r.get_data(as_text=True)
-    assert leagues.membership(_fresh(session), league, org) is not None
+    assert leagues.membership(fresh(session), league, org) is not None
     r = client.post(f"/organize/leagues/club/members/{ann.id}/remove")
     assert r.status_code == 302
-    assert leagues.membership(_fresh(session), league, ann) is None
+    assert leagues.membership(fresh(session), league, ann) is None
     assert client.post(f"/organize/leagues/club/members/{ann.id}/remove").status_code == 404
     m = leagues.membership(session, league, org)
     assert m is not None and m.role == "organizer"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from html import unescape
 from typing import Any
 
 import pytest
@@ -14,7 +13,6 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from evaluator.conditions import PRESETS
-from league.db import READ_ONLY
 from league.models import (
     EvaluationJob,
     JobStatus,
@@ -26,6 +24,7 @@ from league.models import (
 )
 from league.rules import leagues
 from league.rules.leaderboard import race_leaderboard
+from tests.support.pages import all_races, field_errors, fresh
 
 DAY = dt.timedelta(days=1)
 RACE = {"name": "Sunday Sprint", "track": "kidney", "format": "time-trial", "laps": "5",
@@ -36,27 +35,9 @@ RACE = {"name": "Sunday Sprint", "track": "kidney", "format": "time-trial", "lap
         "round_interval_s": "600", "heats_per_round": "1", "knockout_size": "0"}
 
 
-def _fresh(session: Session) -> Session:
-    """A new read-only transaction: sees the app's commits, leaves SQLite's write lock free."""
-    session.rollback()
-    session.connection(execution_options={READ_ONLY: True})
-    return session
-
-
 def _commit(session: Session) -> None:
     session.commit()
-    _fresh(session)
-
-
-def _field_error(html: str, field_id: str) -> list[str]:
-    """The messages shown in the field block of input ``field_id``."""
-    blocks = re.findall(r'<div class="field has-error[^"]*">(.*?)</div>', html, re.S)
-    return [unescape(e) for block in blocks if f'id="{field_id}"' in block
-            for e in re.findall(r'<p class="error" role="alert">([^<]*)</p>', block)]
-
-
-def _races(session: Session) -> list[Race]:
-    return list(_fresh(session).scalars(sa.select(Race).order_by(Race.id)))
+    fresh(session)
 
 
 @pytest.fixture
@@ -102,7 +83,7 @@ def test_schedule_a_race_with_every_setting(org_client, session, club):
     r = org_client.post("/organize/leagues/club/races/new",
                         data={**RACE, "season": str(season.id), "divisions": [str(rookie)]})
     assert r.status_code == 302
-    race = _races(session)[0]
+    race = all_races(session)[0]
     assert r.headers["Location"] == f"/organize/races/{race.id}"
     assert race.config() == {"track": "kidney", "format": "time-trial", "laps": 5, "trials": 4,
                              "ranking": "best-lap", "off_track_penalty": 2.5,
@@ -126,7 +107,7 @@ def test_head_to_head_settings(org_client, session):
     data = {**RACE, "format": "head-to-head", "round_interval_s": "3600", "heats_per_round": "2",
             "knockout_size": "8"}
     assert org_client.post("/organize/leagues/club/races/new", data=data).status_code == 302
-    race = _races(session)[0]
+    race = all_races(session)[0]
     assert (race.format, race.round_interval_s, race.heats_per_round, race.knockout_size) == \
         ("head-to-head", 3600, 2, 8)
 
@@ -160,9 +141,9 @@ def test_head_to_head_settings(org_client, session):
 def test_schedule_a_race_refuses_bad_input(org_client, session, data, field, message):
     r = org_client.post("/organize/leagues/club/races/new", data={**RACE, **data})
     assert r.status_code == 200
-    errors = _field_error(r.get_data(as_text=True), field)
+    errors = field_errors(r.get_data(as_text=True), field)
     assert any(message in e for e in errors), errors
-    assert _races(session) == []
+    assert all_races(session) == []
 
 
 def test_a_season_of_another_league_is_not_offered(org_client, make, session):
@@ -174,7 +155,7 @@ def test_a_season_of_another_league_is_not_offered(org_client, make, session):
     assert "Theirs" not in page
     r = org_client.post("/organize/leagues/club/races/new",
                         data={**RACE, "season": str(season.id)})
-    assert r.status_code == 200 and _races(session) == []
+    assert r.status_code == 200 and all_races(session) == []
 
 
 # ------------------------------------------------------------------ edit a race
@@ -186,7 +167,7 @@ def test_edit_a_race(org_client, make, session, club):
     assert 'value="Old"' in page and "Save the race" in page
     r = org_client.post(f"/organize/races/{race.id}/edit", data={**RACE, "laps": "4"})
     assert r.status_code == 302
-    race = _races(session)[0]
+    race = all_races(session)[0]
     assert (race.name, race.laps, race.track) == ("Sunday Sprint", 4, "kidney")
 
 
@@ -206,12 +187,12 @@ def test_edit_a_race_with_entries_keeps_its_rules(org_client, make, session, clu
     r = org_client.post(f"/organize/races/{race.id}/edit", data={**data, "laps": "5"})
     assert r.status_code == 200
     assert any("can no longer change" in e
-               for e in _field_error(r.get_data(as_text=True), "laps") +
+               for e in field_errors(r.get_data(as_text=True), "laps") +
                re.findall(r'role="alert">([^<]*)<', r.get_data(as_text=True)))
-    assert _races(session)[0].laps == 3
+    assert all_races(session)[0].laps == 3
     r = org_client.post(f"/organize/races/{race.id}/edit", data=data)
     assert r.status_code == 302
-    race = _races(session)[0]
+    race = all_races(session)[0]
     assert (race.name, race.closes_at, race.laps) == ("Renamed", dt.datetime(2026, 12, 24, 12), 3)
 
 
@@ -258,11 +239,11 @@ def test_close_a_race_early_awards_season_points(org_client, make, session, club
     _commit(session)
     r = org_client.post(f"/organize/races/{race.id}/close")  # not confirmed
     assert r.status_code == 200
-    assert _field_error(r.get_data(as_text=True), "confirm") == ["tick the box to confirm"]
-    assert _races(session)[0].status != RaceStatus.CLOSED
+    assert field_errors(r.get_data(as_text=True), "confirm") == ["tick the box to confirm"]
+    assert all_races(session)[0].status != RaceStatus.CLOSED
     r = org_client.post(f"/organize/races/{race.id}/close", data={"confirm": "y"})
     assert r.status_code == 302
-    race = _races(session)[0]
+    race = all_races(session)[0]
     assert race.status == RaceStatus.CLOSED and race.closed_at is not None
     points = session.execute(sa.select(RacePoints.position, RacePoints.points)
                              .where(RacePoints.race_id == race.id)
@@ -273,7 +254,7 @@ def test_close_a_race_early_awards_season_points(org_client, make, session, club
     assert "This race is closed" in page and "Close now" not in page
     r = org_client.post(f"/organize/races/{race.id}/close", data={"confirm": "y"})
     assert r.status_code == 302  # closing twice changes nothing
-    assert _fresh(session).scalar(sa.select(sa.func.count(RacePoints.id))) == 3
+    assert fresh(session).scalar(sa.select(sa.func.count(RacePoints.id))) == 3
     r = org_client.get(f"/organize/races/{race.id}/edit")
     assert r.status_code == 302  # a closed race can no longer be edited
 
@@ -284,12 +265,12 @@ def test_disqualify_removes_an_entry_from_the_leaderboard(org_client, make, sess
     url = f"/organize/entries/{ann.id}/disqualify"
     r = org_client.post(url, data={f"dq{ann.id}-reason": "  "})
     assert r.status_code == 200
-    assert _field_error(r.get_data(as_text=True), f"dq{ann.id}-reason") == \
+    assert field_errors(r.get_data(as_text=True), f"dq{ann.id}-reason") == \
         ["a disqualification needs a reason"]
-    assert [row.racer for row in race_leaderboard(_fresh(session), race)][0] == "ann"
+    assert [row.racer for row in race_leaderboard(fresh(session), race)][0] == "ann"
     r = org_client.post(url, data={f"dq{ann.id}-reason": "copied <b>model</b>"})
     assert r.status_code == 302
-    board = race_leaderboard(_fresh(session), _races(session)[0])
+    board = race_leaderboard(fresh(session), all_races(session)[0])
     assert [row.racer for row in board] == ["bob", "cy"]
     page = org_client.get(f"/organize/races/{race.id}").get_data(as_text=True)
     assert "copied &lt;b&gt;model&lt;/b&gt;" in page and "<b>model" not in page
@@ -300,7 +281,7 @@ def test_rerun_queues_a_new_job(org_client, make, session, club):
     _commit(session)
     r = org_client.post(f"/organize/entries/{ann.id}/rerun")
     assert r.status_code == 302 and r.headers["Location"].endswith(f"#e{ann.id}")
-    jobs = _fresh(session).scalars(sa.select(EvaluationJob).where(
+    jobs = fresh(session).scalars(sa.select(EvaluationJob).where(
         EvaluationJob.entry_id == ann.id).order_by(EvaluationJob.id)).all()
     assert [j.status for j in jobs] == [JobStatus.SUCCEEDED, JobStatus.QUEUED]
     assert "queued again" in org_client.get(f"/organize/races/{race.id}").get_data(as_text=True)
@@ -313,7 +294,7 @@ def test_head_to_head_entries_are_not_rerun(org_client, make, session, club):
     assert "Re-run" not in org_client.get(f"/organize/races/{race.id}").get_data(as_text=True)
     r = org_client.post(f"/organize/entries/{entry.id}/rerun", follow_redirects=True)
     assert "nothing to re-run" in r.get_data(as_text=True)
-    assert _fresh(session).scalar(sa.select(sa.func.count(EvaluationJob.id))) == 0
+    assert fresh(session).scalar(sa.select(sa.func.count(EvaluationJob.id))) == 0
 
 
 def test_other_leagues_entries_are_not_found(org_client, make, session):
@@ -327,7 +308,7 @@ def test_other_leagues_entries_are_not_found(org_client, make, session):
     assert org_client.get(f"/organize/races/{race.id}").status_code == 404
     assert org_client.post("/organize/entries/999999/rerun").status_code == 404
     assert org_client.get("/organize/races/999999").status_code == 404
-    assert _fresh(session).scalar(sa.select(sa.func.count(EvaluationJob.id))) == 0
+    assert fresh(session).scalar(sa.select(sa.func.count(EvaluationJob.id))) == 0
 
 
 def test_race_actions_refuse_posts_without_the_csrf_token(make_app, make, session, login,
@@ -342,8 +323,8 @@ def test_race_actions_refuse_posts_without_the_csrf_token(make_app, make, sessio
                       ("/organize/leagues/club/races/new", RACE)):
         r = client.post(url, data=data)
         assert r.status_code == 400 and "Form expired" in r.get_data(as_text=True), url
-    assert _races(session)[0].status != RaceStatus.CLOSED
-    assert _fresh(session).scalar(sa.select(sa.func.count(EvaluationJob.id))) == 3
+    assert all_races(session)[0].status != RaceStatus.CLOSED
+    assert fresh(session).scalar(sa.select(sa.func.count(EvaluationJob.id))) == 3
     page = client.get(f"/organize/races/{race.id}").get_data(as_text=True)
     token = re.search(rf'id="dq{ann.id}-csrf_token" name="dq{ann.id}-csrf_token" type="hidden" '
                       r'value="([^"]+)"', page)
@@ -351,7 +332,7 @@ def test_race_actions_refuse_posts_without_the_csrf_token(make_app, make, sessio
     r = client.post(f"/organize/entries/{ann.id}/disqualify",
                     data={f"dq{ann.id}-reason": "late", f"dq{ann.id}-csrf_token": token.group(1)})
     assert r.status_code == 302
-    assert [row.racer for row in race_leaderboard(_fresh(session), race)] == ["bob", "cy"]
+    assert [row.racer for row in race_leaderboard(fresh(session), race)] == ["bob", "cy"]
 
 
 def test_close_now_on_a_head_to_head_race_with_a_knockout_runs_the_finals_first(
@@ -371,9 +352,9 @@ def test_close_now_on_a_head_to_head_race_with_a_knockout_runs_the_finals_first(
     assert "Closing runs the knockout finals first" in page and "Close now" in page
     r = org_client.post(f"/organize/races/{race.id}/close", data={"confirm": "y"})
     assert r.status_code == 302
-    race = _races(session)[0]
+    race = all_races(session)[0]
     assert race.status == RaceStatus.FINALS and race.closed_at is None
-    assert _fresh(session).scalar(sa.select(sa.func.count(RacePoints.id))) == 0
+    assert fresh(session).scalar(sa.select(sa.func.count(RacePoints.id))) == 0
     page = org_client.get(f"/organize/races/{race.id}").get_data(as_text=True)
     assert "Knockout finals started" in page and "Close now" not in page
     assert "The knockout finals are being raced" in page

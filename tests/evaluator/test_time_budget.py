@@ -29,9 +29,9 @@ BUDGET_S = 1.0  # a small budget, so the test takes seconds
 DEFAULT_RACE = RaceConfig(track="oval", trials=3, time_cap=180.0)  # 8,100 actions at most
 WALL_S = 8.0  # the slow runs below end well within this (without the budget: minutes)
 OBS = np.zeros((1, OBS_DIM), dtype=np.float32)
-# The per-action deadline, with room for a busy test machine: the slow policy answers within
-# the default 50 ms, and the budget, not a deadline, is what must stop it.
-DEADLINE_S = 0.1
+# The per-action deadline, with room for a busy test machine (a loaded CI runner may take a
+# 40 ms answer past 100 ms): the budget, not a deadline, is what must stop the slow policy.
+DEADLINE_S = 1.0
 
 
 def options(budget_s: float = 0.0) -> SandboxOptions:
@@ -82,8 +82,12 @@ def test_in_a_heat_the_slow_car_is_retired_and_the_other_races_on(slow: None) ->
     assert time.monotonic() - t0 < 2 * WALL_S
     slow_car, fast = result.cars
     assert slow_car.status == POLICY_ERROR
-    assert re.fullmatch(r"the policy used 1\.\d s of inference in \d+ actions \([4-9]\d\.\d ms "
-                        r"each\), over its budget of 1 s for this evaluation", slow_car.error)
+    found = re.fullmatch(r"the policy used (\d+\.\d) s of inference in (\d+) actions "
+                         r"\((\d+\.\d) ms each\), over its budget of 1 s for this evaluation",
+                         slow_car.error)
+    assert found, slow_car.error
+    used_s, each_ms = float(found.group(1)), float(found.group(3))
+    assert BUDGET_S <= used_s < BUDGET_S + DEADLINE_S and each_ms >= 0.9 * 1000 * SLOW_S
     assert slow_car.trials[0].reason.startswith(slow_car.error + " (at ")
     assert fast.status == FINISHED and all(t.status == FINISHED for t in fast.trials)
     assert result.sandbox["inference_s"][1] < BUDGET_S / 4, result.sandbox
@@ -135,7 +139,8 @@ def test_a_policy_process_alone_has_no_budget_unless_given_one(slow: None) -> No
         with pytest.raises(TimeBudgetExceeded):
             for _ in range(5):
                 proc.act(OBS)
-        assert proc.actions == 3  # 40 ms each: the third goes past 0.1 s
+        # 40 ms each (more on a busy machine): the action that goes past 0.1 s is the last
+        assert proc.actions in (2, 3) and proc.inference_s > opts.inference_budget_s
 
 
 

@@ -3,9 +3,6 @@ up another racer's single upload."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,25 +13,10 @@ from league.db import transaction
 from league.models import EvaluationJob, JobStatus
 from league.rules import submissions
 from league.storage import Storage
+from tests.support.workers import run_worker_once
 
 if TYPE_CHECKING:
     from conftest import Database, Factory
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-WAIT_S = 120.0  # how long one worker run may take before the test gives up (not a speed check)
-
-
-def run_worker_once(db: Database, storage: Storage, tmp_path: Path) -> None:
-    """``python -m league.processes.worker --once`` on the test database: one job claimed and
-    raced by a real worker process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PADDOCK_")}
-    env.update(DATABASE_URL=db.url, PADDOCK_STORAGE_DIR=str(storage.root),
-               PADDOCK_INSTANCE_DIR=str(tmp_path / "instance"), SECRET_KEY="test")
-    proc = subprocess.run([sys.executable, "-m", "league.processes.worker", "--once"],
-                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-                          timeout=WAIT_S, check=False)
-    assert proc.returncode == 0, proc.stderr
-
 
 def test_a_racers_single_upload_is_among_the_next_two_claimed(
         db: Database, session: Session, storage: Storage, make: Factory,

@@ -6,10 +6,7 @@ page and the API show each track's time and their sum, with a replay per trial a
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import subprocess
-import sys
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -27,10 +24,9 @@ from league.rules import submissions
 from league.storage import Storage
 from tests.support.dbfixtures import Database, Factory
 from tests.support.pages import all_races, field_errors, fresh
+from tests.support.workers import run_worker_once
 from tests.web.api_support import ApiClient, error_of, open_race, token_for
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-WAIT_S = 300.0  # how long the worker may take (not a speed check)
 RACE = {"name": "Double", "track": "oval", "track_2": "kidney", "format": "time-trial",
         "laps": "1", "ranking": "total", "off_track_penalty": "5", "collision_penalty": "5",
         "trials": "2", "time_cap": "60", "obstacles": "0", "seed": "99",
@@ -153,17 +149,6 @@ def test_a_bad_track_list_is_refused_by_the_api(api: ApiClient, session: Session
 
 
 # ------------------------------------------------------------------------- end to end
-def _worker_once(db: Database, storage: Storage, tmp_path: Path) -> None:
-    """``python -m league.processes.worker --once``: a real worker process takes one job."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PADDOCK_")}
-    env.update(DATABASE_URL=db.url, PADDOCK_STORAGE_DIR=str(storage.root),
-               PADDOCK_INSTANCE_DIR=str(tmp_path / "instance"), SECRET_KEY="test")
-    proc = subprocess.run([sys.executable, "-m", "league.processes.worker", "--once"],
-                          cwd=PROJECT_ROOT, env=env, capture_output=True, timeout=WAIT_S,
-                          start_new_session=True)
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
-
-
 def test_a_worker_evaluates_an_entry_on_both_tracks(db: Database, session: Session,
                                                     storage: Storage, make: Factory,
                                                     client: FlaskClient, api: ApiClient,
@@ -177,7 +162,7 @@ def test_a_worker_evaluates_an_entry_on_both_tracks(db: Database, session: Sessi
     session.commit()
     session.close()
 
-    _worker_once(db, storage, tmp_path)
+    run_worker_once(db, storage, tmp_path)
 
     job = fresh(session).get(EvaluationJob, job_id)
     assert job is not None and job.status == JobStatus.SUCCEEDED, job.log if job else ""

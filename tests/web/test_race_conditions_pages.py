@@ -14,12 +14,13 @@ from sqlalchemy.orm import Session
 from evaluator.conditions import PRESETS
 from league.models import Race
 from tests.support import replays as sample
+from tests.support.pages import fresh
 from tests.web.api_support import token_for
-from tests.web.test_organize_races import RACE, _commit, _fresh, club, org_client  # noqa: F401
+from tests.web.test_organize_races import RACE, _commit, club, org_client  # noqa: F401
 
 
 def _race(session: Session) -> Race:
-    return _fresh(session).scalars(sa.select(Race).order_by(Race.id.desc())).first()
+    return fresh(session).scalars(sa.select(Race).order_by(Race.id.desc())).first()
 
 
 def test_the_form_offers_presets_and_custom_values(org_client: Any) -> None:  # noqa: F811
@@ -53,7 +54,7 @@ def test_schedule_with_a_preset_and_with_custom_values(org_client: Any,  # noqa:
 
 def test_out_of_range_values_are_refused_on_the_form(org_client: Any,  # noqa: F811
                                                      session: Session) -> None:
-    before = _fresh(session).scalar(sa.select(sa.func.count(Race.id)))
+    before = fresh(session).scalar(sa.select(sa.func.count(Race.id)))
     r = org_client.post("/organize/leagues/club/races/new",
                         data={**RACE, "conditions_preset": "custom", "cond_grip_pct": "40"})
     assert r.status_code == 200  # the form again, with the error by the field
@@ -64,7 +65,7 @@ def test_out_of_range_values_are_refused_on_the_form(org_client: Any,  # noqa: F
     r = org_client.post("/organize/leagues/club/races/new",
                         data={**RACE, "conditions_preset": "stormy"})
     assert r.status_code == 200 and "Not a valid choice" in r.get_data(as_text=True)
-    assert _fresh(session).scalar(sa.select(sa.func.count(Race.id))) == before
+    assert fresh(session).scalar(sa.select(sa.func.count(Race.id))) == before
 
 
 def test_the_edit_form_shows_the_races_conditions(org_client: Any, session: Session,  # noqa: F811

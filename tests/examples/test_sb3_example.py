@@ -129,7 +129,7 @@ def test_main_writes_a_checked_file_and_the_next_commands(
                      "--output", str(out)]) == 0
     printed = capsys.readouterr().out
     assert f"paddock validate {out}" in printed
-    assert f"paddock evaluate {out} --track oval --json" in printed
+    assert f"paddock evaluate {out} --track royal-park --json" in printed
     props = {p.key: p.value for p in onnx.load(out).metadata_props}
     assert parse_metadata(props[METADATA_KEY]).name == "racer"
 

@@ -20,6 +20,12 @@ def fresh(session: Session) -> Session:
     return session
 
 
+def commit(session: Session) -> None:
+    """Commit what the test made, then only read (:func:`fresh`)."""
+    session.commit()
+    fresh(session)
+
+
 def all_races(session: Session) -> list[Race]:
     """Every race in the database, oldest first, as the app left them."""
     return list(fresh(session).scalars(sa.select(Race).order_by(Race.id)))

@@ -16,10 +16,13 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.orm import Session
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from league.models import User
-from tests.support.dbfixtures import Database
+from league.models import League, User
+from tests.support.dbfixtures import Database, Factory
+from tests.support.pages import commit
+from tests.web.api_support import ApiClient
 from web import create_app
 from web.extensions import db as flask_db
 
@@ -68,6 +71,27 @@ def sign_in(client: FlaskClient, user: User) -> FlaskClient:
 def login() -> Callable[[FlaskClient, User], FlaskClient]:
     """``login(client, user)``: sign ``client`` in as ``user``."""
     return sign_in
+
+
+@pytest.fixture
+def api(app: Flask) -> ApiClient:
+    """A checked API client of the app."""
+    return ApiClient(app.test_client())
+
+
+@pytest.fixture
+def club(make: Factory, session: Session) -> League:
+    """League ``club`` (divisions Pro and Rookie)."""
+    return make.league(session)
+
+
+@pytest.fixture
+def org_client(client: FlaskClient, make: Factory, session: Session,
+               login: Callable[[FlaskClient, User], FlaskClient], club: League) -> FlaskClient:
+    """A client signed in as the organizer of ``club``."""
+    org = make.organizer(session, club)
+    commit(session)
+    return login(client, org)
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
 from sqlalchemy.orm import Session
 
 from league.models import RaceStatus, Result
@@ -61,12 +60,6 @@ include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409",
                                                      "429"]
 """
-
-
-@pytest.fixture
-def api(app: Flask) -> ApiClient:
-    """A checked API client of the app."""
-    return ApiClient(app.test_client())
 
 
 def _seed(session: Session, make: Factory) -> str:

@@ -8,9 +8,7 @@ import hashlib
 import json
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
-from flask import Flask
 from sqlalchemy.orm import Session
 
 from evaluator import replay
@@ -39,12 +37,6 @@ from tests.web.api_support import (
     open_race,
     token_for,
 )
-
-
-@pytest.fixture
-def api(app: Flask) -> ApiClient:
-    """A checked API client of the app."""
-    return ApiClient(app.test_client())
 
 METADATA = {"action_space_type": "continuous", "name": "sidecar",
             "action_space": {"steering_angle": {"low": -30, "high": 30},

@@ -7,7 +7,6 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from flask import Flask
 from sqlalchemy.orm import Session
 
 from league.models import Entry, JobStatus, Race, RaceStatus
@@ -18,12 +17,6 @@ from tests.web.api_support import ApiClient, error_of, token_for
 from tests.web.test_matchups_pages import _duel
 
 MIN = dt.timedelta(minutes=1)
-
-
-@pytest.fixture
-def api(app: Flask) -> ApiClient:
-    """A checked API client of the app."""
-    return ApiClient(app.test_client())
 
 
 def _race(session: Session, make: Factory, racers: int = 3,

@@ -6,7 +6,6 @@ import datetime as dt
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
 from sqlalchemy.orm import Session
 
 from league.models import EvaluationJob, JobStatus, League, Race, RaceStatus, Season, utcnow
@@ -16,12 +15,6 @@ from tests.web.api_support import ApiClient, error_of, open_race, token_for
 
 START = "2026-12-01T00:00:00Z"
 END = "2027-03-01T00:00:00Z"
-
-
-@pytest.fixture
-def api(app: Flask) -> ApiClient:
-    """A checked API client of the app."""
-    return ApiClient(app.test_client())
 
 
 def test_an_organizer_creates_a_league(api: ApiClient, session: Session,

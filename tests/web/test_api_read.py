@@ -5,9 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-import pytest
 import sqlalchemy as sa
-from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
@@ -22,12 +20,6 @@ from tests.web.api_support import (
     token_for,
 )
 from tests.web.conftest import sign_in
-
-
-@pytest.fixture
-def api(app: Flask) -> ApiClient:
-    """A checked API client of the app."""
-    return ApiClient(app.test_client())
 
 
 def _leagues(session: Session, make: Factory) -> tuple[User, User, User]:

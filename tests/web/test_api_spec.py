@@ -5,17 +5,10 @@ from __future__ import annotations
 import re
 
 import jsonschema
-import pytest
 from flask import Flask
 
 from tests.web.api_support import PREFIX, ApiClient
 from web.api.spec import openapi_path
-
-
-@pytest.fixture
-def api(app: Flask) -> ApiClient:
-    """A checked API client of the app."""
-    return ApiClient(app.test_client())
 
 HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 

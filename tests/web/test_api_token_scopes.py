@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from flask import Flask
 from sqlalchemy.orm import Session
 
 from league.errors import InvalidInput
@@ -13,12 +12,6 @@ from league.models import ApiToken, Entry, TokenScope, utcnow
 from league.rules import accounts
 from tests.support.dbfixtures import Factory
 from tests.web.api_support import ApiClient, error_of, open_race
-
-
-@pytest.fixture
-def api(app: Flask) -> ApiClient:
-    """A checked API client of the app."""
-    return ApiClient(app.test_client())
 
 
 def test_a_read_token_reads_but_cannot_submit(api: ApiClient, session: Session,

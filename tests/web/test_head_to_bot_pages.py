@@ -14,19 +14,16 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from evaluator import cli, replay
-from league.config import Settings
-from league.models import EvaluationJob, JobKind, JobStatus, League, Race, Replay, Result
-from league.processes.worker import Worker
-from league.rules import races, seasons, submissions
+from league.models import EvaluationJob, JobKind, JobStatus, Race, Replay
+from league.rules import races, submissions
 from league.storage import Storage
 from tests.support.dbfixtures import Database, Factory
 from tests.support.pages import all_races, field_errors, fresh
-from tests.support.workers import run_worker_once
+from tests.support.workers import league_result, run_worker_once
 from tests.web.api_support import ApiClient, error_of, open_race, token_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -36,24 +33,6 @@ RACE = {"name": "Bots", "track": "oval", "format": "head-to-bot", "laps": "1",
         "bot_count": "3", "bot_speeds": "1.2, 1.6, 2", "opens_at": "2026-07-01T18:00",
         "closes_at": "2026-07-08T18:00", "season": "0", "round_interval_s": "600",
         "heats_per_round": "1", "knockout_size": "0"}
-
-
-@pytest.fixture
-def club(make: Factory, session: Session) -> League:
-    return make.league(session)
-
-
-@pytest.fixture
-def org_client(client: FlaskClient, make: Factory, session: Session, login: Any,
-               club: League) -> FlaskClient:
-    org = make.organizer(session, club)
-    session.commit()
-    return login(client, org)  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def api(app: Flask) -> ApiClient:
-    return ApiClient(app.test_client())
 
 
 # ---------------------------------------------------------------------------- the form
@@ -231,18 +210,7 @@ def test_evaluate_at_home_equals_the_leagues_head_to_bot_result(
     race = open_race(session, make, name="Bot Sprint", format="head-to-bot", laps=1,
                      trials=2, seed=4242, conditions="standard",
                      bots=[{"speed": 1.0}, {"speed": 2.2}])
-    submissions.submit_entry(session, storage, race, make.racer(session, "ada"),
-                             model.read_bytes())
-    session.commit()
-    worker = Worker(Settings(database_url=db.url, storage_dir=storage.root,
-                             secret_key="home-equals-league"), "home-test")
-    try:
-        assert worker.run_once() is not None
-    finally:
-        worker.close()
-    seasons.close_race_now(session, race, make.organizer(session, race.league))
-    session.commit()
-    stored = session.scalars(sa.select(Result)).one().data
+    stored = league_result(session, db, storage, make, race, model.read_bytes())
 
     code = cli.main(["evaluate", str(model), "--quiet", "--race", str(race.id), "--server",
                      served, "--json"])

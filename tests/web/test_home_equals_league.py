@@ -9,14 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from evaluator import cli
-from league.config import Settings
-from league.models import Result, utcnow
-from league.processes.worker import Worker
-from league.rules import seasons, submissions
+from league.models import utcnow
+from tests.support.workers import league_result
 
 ROOT = Path(__file__).resolve().parents[2]
 BOT = ROOT / "evaluator" / "bots" / "pro.onnx"
@@ -35,18 +32,7 @@ def test_evaluate_at_home_equals_the_leagues_result(
     race = make.race(session, name="Harbour Sprint", track="royal-park", laps=1, trials=2,
                      seed=424242, obstacles=1, conditions="standard",
                      opens_at=now - dt.timedelta(hours=1), closes_at=now + dt.timedelta(days=1))
-    racer = make.racer(session, "ada")
-    submissions.submit_entry(session, storage, race, racer, BOT.read_bytes())
-    session.commit()
-    worker = Worker(Settings(database_url=db.url, storage_dir=storage.root,
-                             secret_key="home-equals-league"), "home-test")
-    try:
-        assert worker.run_once() is not None
-    finally:
-        worker.close()
-    seasons.close_race_now(session, race, make.organizer(session, race.league))
-    session.commit()
-    stored = session.scalars(sa.select(Result)).one().data
+    stored = league_result(session, db, storage, make, race, BOT.read_bytes())
 
     code, out, err = evaluate(capsys, "--race", str(race.id), "--server", served, "--json")
     assert code == 0, err

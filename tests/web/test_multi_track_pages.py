@@ -13,13 +13,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from evaluator import replay
 from evaluator.track_library import load_track
-from league.models import EvaluationJob, JobStatus, League, Race, Replay
+from league.models import EvaluationJob, JobStatus, Race, Replay
 from league.rules import submissions
 from league.storage import Storage
 from tests.support.dbfixtures import Database, Factory
@@ -40,19 +39,6 @@ def _select(html: str, name: str) -> str:
     found = re.search(rf'<select[^>]* id="{name}".*?</select>', html, re.S)
     assert found is not None, name
     return found.group(0)
-
-
-@pytest.fixture
-def club(make: Factory, session: Session) -> League:
-    return make.league(session)
-
-
-@pytest.fixture
-def org_client(client: FlaskClient, make: Factory, session: Session, login: Any,
-               club: League) -> FlaskClient:
-    org = make.organizer(session, club)
-    session.commit()
-    return login(client, org)  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------------------- the form
@@ -105,11 +91,6 @@ def test_the_race_page_draws_every_track(client: FlaskClient, session: Session,
 
 
 # ----------------------------------------------------------------------------- the API
-@pytest.fixture
-def api(app: Flask) -> ApiClient:
-    return ApiClient(app.test_client())
-
-
 def test_the_api_schedules_and_shows_a_race_on_two_tracks(api: ApiClient, session: Session,
                                                           make: Factory) -> None:
     olga = make.user(session, "olga", "organizer")

@@ -15,18 +15,12 @@ from sqlalchemy.orm import Session
 
 from league.models import Division, League, Membership, Season, User
 from league.rules import leagues
-from tests.support.pages import field_errors, fresh
+from tests.support.pages import commit, field_errors, fresh
 
 
 def _errors(html: str) -> list[str]:
     """The messages shown next to fields (and above forms)."""
     return [unescape(e) for e in re.findall(r'<p class="error" role="alert">([^<]*)</p>', html)]
-
-
-def _commit(session: Session) -> None:
-    """Commit what the test made, then only read (see :func:`tests.support.pages.fresh`)."""
-    session.commit()
-    fresh(session)
 
 
 def _league(session: Session, slug: str) -> League | None:
@@ -39,7 +33,7 @@ def org_client(client: FlaskClient, make: Any, session: Session, login: Any) -> 
     Rookie)."""
     league = make.league(session)
     org = make.organizer(session, league)
-    _commit(session)
+    commit(session)
     return login(client, org)
 
 
@@ -47,7 +41,7 @@ def org_client(client: FlaskClient, make: Any, session: Session, login: Any) -> 
 
 def test_create_a_league(client, make, session, login):
     login(client, make.user(session, "olga", "organizer"))
-    _commit(session)
+    commit(session)
     page = client.get("/organize/leagues/new").get_data(as_text=True)
     assert 'name="slug"' in page and "Division 1</textarea>" in page
     assert "js/organize.js" in page
@@ -83,7 +77,7 @@ def test_create_a_league_refuses_bad_input(org_client, session, data, field, mes
 
 def test_only_organizers_create_leagues(client, make, session, login):
     login(client, make.user(session, "rita"))
-    _commit(session)
+    commit(session)
     for r in (client.get("/organize/leagues/new"),
               client.post("/organize/leagues/new", data={"name": "Mine", "slug": "mine"})):
         assert r.status_code == 403
@@ -123,7 +117,7 @@ def test_nobody_but_the_leagues_organizers_may_manage_it(client, make, session, 
     racer = make.user(session, "rita")
     leagues.join_league(session, league, racer, league.invite_code)  # a member, not organizer
     admin = make.user(session, "adam", "admin")
-    _commit(session)
+    commit(session)
     for method, url in urls:  # anonymous: to the login page
         r = client.open(url, method=method)
         assert r.status_code == 302 and "/login" in r.headers["Location"], url
@@ -144,7 +138,7 @@ def test_nobody_but_the_leagues_organizers_may_manage_it(client, make, session, 
 def test_forms_refuse_posts_without_the_csrf_token(make_app, make, session, login):
     league = make.league(session)
     org = make.organizer(session, league)
-    _commit(session)
+    commit(session)
     client = login(make_app(WTF_CSRF_ENABLED=True).test_client(), org)
     data = {"name": "Renamed", "description": "", "visibility": "public"}
     r = client.post("/organize/leagues/club", data=data)
@@ -167,7 +161,7 @@ def test_manage_page_shows_every_section(org_client, make, session):
     make.race(session, league, name="Sunday Sprint")
     leagues.create_season(session, league, make.organizer(session, league), "Spring",
                           make.now, make.now + dt.timedelta(days=7))
-    _commit(session)
+    commit(session)
     page = org_client.get("/organize/leagues/club").get_data(as_text=True)
     for text in ("Manage Club", "Settings", "Divisions", "Pro", "Rookie", "Spring",
                  "Sunday Sprint", "Schedule a race", "New season", "org-club",
@@ -198,7 +192,7 @@ def test_invite_link_and_reset(client, make, session, login):
     league = make.league(session, visibility="private")
     org = make.organizer(session, league)
     ann = make.user(session, "ann")
-    _commit(session)
+    commit(session)
     login(client, org)
     page = client.get("/organize/leagues/club").get_data(as_text=True)
     old = league.invite_code
@@ -223,7 +217,7 @@ def test_join_public_league_without_code_and_members_are_sent_on(client, make, s
                                                                   login):
     league = make.league(session)
     ann = make.user(session, "ann")
-    _commit(session)
+    commit(session)
     login(client, ann)
     page = client.get("/organize/join/club").get_data(as_text=True)
     assert "Join Club" in page and 'action="/organize/join/club"' in page
@@ -241,7 +235,7 @@ def test_join_public_league_without_code_and_members_are_sent_on(client, make, s
 def test_join_a_private_league_with_the_code_as_form_field(client, make, session, login):
     league = make.league(session, visibility="private")
     ann = make.user(session, "ann")
-    _commit(session)
+    commit(session)
     login(client, ann)
     assert client.get("/organize/join/club").status_code == 404  # no code, no league
     page = client.get(f"/organize/join/club?code={league.invite_code}").get_data(as_text=True)
@@ -315,7 +309,7 @@ def _member_setup(session: Session, make: Any) -> tuple[League, User, User]:
     league = make.league(session)
     ann = make.user(session, "ann")
     leagues.join_league(session, league, ann)
-    _commit(session)
+    commit(session)
     return league, make.organizer(session, league), ann
 
 
@@ -365,7 +359,7 @@ def test_members_are_paginated(client, make, session, login):
     league = make.league(session)
     for n in range(3):
         leagues.join_league(session, league, make.racer(session, f"racer{n}"))
-    _commit(session)
+    commit(session)
     login(client, make.organizer(session, league))
     page = client.get("/organize/leagues/club?per_page=2&page=2").get_data(as_text=True)
     assert "Page 2 of 2" in page and "racer1" in page and "racer2" in page

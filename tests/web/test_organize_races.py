@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from evaluator.conditions import PRESETS
@@ -24,7 +23,7 @@ from league.models import (
 )
 from league.rules import leagues
 from league.rules.leaderboard import race_leaderboard
-from tests.support.pages import all_races, field_errors, fresh
+from tests.support.pages import all_races, commit, field_errors, fresh
 
 DAY = dt.timedelta(days=1)
 RACE = {"name": "Sunday Sprint", "track": "kidney", "format": "time-trial", "laps": "5",
@@ -33,26 +32,6 @@ RACE = {"name": "Sunday Sprint", "track": "kidney", "format": "time-trial", "lap
         "seed": "1234567890123", "opens_at": "2026-07-01T18:00", "closes_at": "2026-07-08T18:00",
         "season": "0", "max_entries_per_day": "3", "max_entries_total": "",
         "round_interval_s": "600", "heats_per_round": "1", "knockout_size": "0"}
-
-
-def _commit(session: Session) -> None:
-    session.commit()
-    fresh(session)
-
-
-@pytest.fixture
-def club(make: Any, session: Session) -> League:
-    """League ``club`` (divisions Pro and Rookie)."""
-    return make.league(session)
-
-
-@pytest.fixture
-def org_client(client: FlaskClient, make: Any, session: Session, login: Any,
-               club: League) -> FlaskClient:
-    """A client signed in as the organizer of ``club``."""
-    org = make.organizer(session, club)
-    _commit(session)
-    return login(client, org)
 
 
 # ------------------------------------------------------------------ schedule a race
@@ -79,7 +58,7 @@ def test_schedule_a_race_with_every_setting(org_client, session, club):
     season = leagues.create_season(session, club, _org(session, club), "S1",
                                    dt.datetime(2026, 6, 1), dt.datetime(2026, 9, 1))
     rookie = club.divisions[1].id
-    _commit(session)
+    commit(session)
     r = org_client.post("/organize/leagues/club/races/new",
                         data={**RACE, "season": str(season.id), "divisions": [str(rookie)]})
     assert r.status_code == 302
@@ -150,7 +129,7 @@ def test_a_season_of_another_league_is_not_offered(org_client, make, session):
     other = make.league(session, slug="other")
     season = leagues.create_season(session, other, _org(session, other), "Theirs",
                                    dt.datetime(2026, 6, 1), dt.datetime(2026, 9, 1))
-    _commit(session)
+    commit(session)
     page = org_client.get("/organize/leagues/club/races/new").get_data(as_text=True)
     assert "Theirs" not in page
     r = org_client.post("/organize/leagues/club/races/new",
@@ -162,7 +141,7 @@ def test_a_season_of_another_league_is_not_offered(org_client, make, session):
 
 def test_edit_a_race(org_client, make, session, club):
     race = make.race(session, club, name="Old", laps=3)
-    _commit(session)
+    commit(session)
     page = org_client.get(f"/organize/races/{race.id}/edit").get_data(as_text=True)
     assert 'value="Old"' in page and "Save the race" in page
     r = org_client.post(f"/organize/races/{race.id}/edit", data={**RACE, "laps": "4"})
@@ -181,7 +160,7 @@ def test_edit_a_race_with_entries_keeps_its_rules(org_client, make, session, clu
             "closes_at": "2026-12-24T12:00", "season": "0", "max_entries_per_day": "",
             "max_entries_total": "", "round_interval_s": "600", "heats_per_round": "1",
             "knockout_size": "0"}
-    _commit(session)
+    commit(session)
     page = org_client.get(f"/organize/races/{race.id}/edit").get_data(as_text=True)
     assert "This race has entries" in page
     r = org_client.post(f"/organize/races/{race.id}/edit", data={**data, "laps": "5"})
@@ -223,7 +202,7 @@ def _season_race(session: Session, make: Any, club: League) -> tuple[Race, list[
 
 def test_race_page_lists_entries(org_client, make, session, club):
     race, entries = _season_race(session, make, club)
-    _commit(session)
+    commit(session)
     page = org_client.get(f"/organize/races/{race.id}").get_data(as_text=True)
     for text in (">ann<", ">bob<", ">cy<", "follower v1", "0:30.000", "succeeded", "Re-run",
                  "Disqualify", "(3)"):
@@ -236,7 +215,7 @@ def test_race_page_lists_entries(org_client, make, session, club):
 
 def test_close_a_race_early_awards_season_points(org_client, make, session, club):
     race, _ = _season_race(session, make, club)
-    _commit(session)
+    commit(session)
     r = org_client.post(f"/organize/races/{race.id}/close")  # not confirmed
     assert r.status_code == 200
     assert field_errors(r.get_data(as_text=True), "confirm") == ["tick the box to confirm"]
@@ -261,7 +240,7 @@ def test_close_a_race_early_awards_season_points(org_client, make, session, club
 
 def test_disqualify_removes_an_entry_from_the_leaderboard(org_client, make, session, club):
     race, (ann, _, _) = _season_race(session, make, club)
-    _commit(session)
+    commit(session)
     url = f"/organize/entries/{ann.id}/disqualify"
     r = org_client.post(url, data={f"dq{ann.id}-reason": "  "})
     assert r.status_code == 200
@@ -278,7 +257,7 @@ def test_disqualify_removes_an_entry_from_the_leaderboard(org_client, make, sess
 
 def test_rerun_queues_a_new_job(org_client, make, session, club):
     race, (ann, _, _) = _season_race(session, make, club)
-    _commit(session)
+    commit(session)
     r = org_client.post(f"/organize/entries/{ann.id}/rerun")
     assert r.status_code == 302 and r.headers["Location"].endswith(f"#e{ann.id}")
     jobs = fresh(session).scalars(sa.select(EvaluationJob).where(
@@ -290,7 +269,7 @@ def test_rerun_queues_a_new_job(org_client, make, session, club):
 def test_head_to_head_entries_are_not_rerun(org_client, make, session, club):
     race = make.race(session, club, format="head-to-head")
     entry = make.entry(session, race, make.racer(session, "ann"))
-    _commit(session)
+    commit(session)
     assert "Re-run" not in org_client.get(f"/organize/races/{race.id}").get_data(as_text=True)
     r = org_client.post(f"/organize/entries/{entry.id}/rerun", follow_redirects=True)
     assert "nothing to re-run" in r.get_data(as_text=True)
@@ -301,7 +280,7 @@ def test_other_leagues_entries_are_not_found(org_client, make, session):
     other = make.league(session, slug="other")
     race = make.race(session, other)
     entry = make.entry(session, race, make.racer(session, "ann"))
-    _commit(session)
+    commit(session)
     assert org_client.post(f"/organize/entries/{entry.id}/rerun").status_code == 404
     assert org_client.post(f"/organize/entries/{entry.id}/disqualify",
                            data={f"dq{entry.id}-reason": "x"}).status_code == 404
@@ -315,7 +294,7 @@ def test_race_actions_refuse_posts_without_the_csrf_token(make_app, make, sessio
                                                           club):
     race, (ann, _, _) = _season_race(session, make, club)
     org = make.organizer(session, club)
-    _commit(session)
+    commit(session)
     client = login(make_app(WTF_CSRF_ENABLED=True).test_client(), org)
     for url, data in ((f"/organize/races/{race.id}/close", {"confirm": "y"}),
                       (f"/organize/entries/{ann.id}/rerun", {}),
@@ -347,7 +326,7 @@ def test_close_now_on_a_head_to_head_race_with_a_knockout_runs_the_finals_first(
         entry = make.entry(session, race, racer)
         session.add(Rating(race_id=race.id, entry_id=entry.id, mu=30.0 - k, sigma=1.0,
                            heats=3))
-    _commit(session)
+    commit(session)
     page = org_client.get(f"/organize/races/{race.id}").get_data(as_text=True)
     assert "Closing runs the knockout finals first" in page and "Close now" in page
     r = org_client.post(f"/organize/races/{race.id}/close", data={"confirm": "y"})

@@ -14,16 +14,16 @@ from sqlalchemy.orm import Session
 from evaluator.conditions import PRESETS
 from league.models import Race
 from tests.support import replays as sample
-from tests.support.pages import fresh
+from tests.support.pages import commit, fresh
 from tests.web.api_support import token_for
-from tests.web.test_organize_races import RACE, _commit, club, org_client  # noqa: F401
+from tests.web.test_organize_races import RACE
 
 
 def _race(session: Session) -> Race:
     return fresh(session).scalars(sa.select(Race).order_by(Race.id.desc())).first()
 
 
-def test_the_form_offers_presets_and_custom_values(org_client: Any) -> None:  # noqa: F811
+def test_the_form_offers_presets_and_custom_values(org_client: Any) -> None:
     page = org_client.get("/organize/leagues/club/races/new").get_data(as_text=True)
     assert re.search(r'<option selected value="standard">standard</option>', page)
     assert 'value="custom">custom (below)</option>' in page
@@ -32,7 +32,7 @@ def test_the_form_offers_presets_and_custom_values(org_client: Any) -> None:  # 
     assert re.search(r'name="cond_latency_steps"[^>]*value="1"', page)
 
 
-def test_schedule_with_a_preset_and_with_custom_values(org_client: Any,  # noqa: F811
+def test_schedule_with_a_preset_and_with_custom_values(org_client: Any,
                                                        session: Session) -> None:
     r = org_client.post("/organize/leagues/club/races/new",
                         data={**RACE, "conditions_preset": "hard"})
@@ -52,7 +52,7 @@ def test_schedule_with_a_preset_and_with_custom_values(org_client: Any,  # noqa:
     del page
 
 
-def test_out_of_range_values_are_refused_on_the_form(org_client: Any,  # noqa: F811
+def test_out_of_range_values_are_refused_on_the_form(org_client: Any,
                                                      session: Session) -> None:
     before = fresh(session).scalar(sa.select(sa.func.count(Race.id)))
     r = org_client.post("/organize/leagues/club/races/new",
@@ -68,10 +68,10 @@ def test_out_of_range_values_are_refused_on_the_form(org_client: Any,  # noqa: F
     assert fresh(session).scalar(sa.select(sa.func.count(Race.id))) == before
 
 
-def test_the_edit_form_shows_the_races_conditions(org_client: Any, session: Session,  # noqa: F811
-                                                  make: Any, club: Any) -> None:  # noqa: F811
+def test_the_edit_form_shows_the_races_conditions(org_client: Any, session: Session,
+                                                  make: Any, club: Any) -> None:
     race = make.race(session, club, conditions={"preset": "standard", "grip_pct": 10.0})
-    _commit(session)
+    commit(session)
     page = org_client.get(f"/organize/races/{race.id}/edit").get_data(as_text=True)
     assert '<option selected value="custom">' in page
     assert re.search(r'name="cond_grip_pct"[^>]*value="10\.0"', page)
@@ -101,10 +101,10 @@ def test_entry_page_shows_each_trials_conditions_and_the_spread(
 
 
 def test_api_schedules_and_shows_conditions(client: Any, session: Session, make: Any,
-                                            club: Any) -> None:  # noqa: F811
+                                            club: Any) -> None:
     organizer = make.organizer(session, club)
     token = token_for(session, organizer)
-    _commit(session)
+    commit(session)
     headers = {"Authorization": f"Bearer {token}"}
     body = {"track": "oval", "closes_at": "2030-01-01T00:00:00Z"}
     r = client.post("/api/v1/leagues/club/races", json=body, headers=headers)

@@ -17,10 +17,9 @@ from sqlalchemy.orm import Session
 from evaluator import cli
 from evaluator import replay as replay_format
 from evaluator.race import trial_seed
-from league.config import Settings
 from league.models import AuditEvent, EvaluationJob, Replay, utcnow
-from league.processes.worker import Worker
 from league.rules import races, seasons, submissions
+from tests.support.workers import race_one_job
 from tests.web.api_support import PREFIX, ApiClient, token_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,12 +53,7 @@ def _raced(session: Session, db: Any, storage: Any, make: Any, **kw: Any) -> Rac
     racer = make.user(session, "ada")
     submissions.submit_entry(session, storage, race, racer, BOT.read_bytes())
     session.commit()
-    worker = Worker(Settings(database_url=db.url, storage_dir=storage.root,
-                             secret_key="race-secrets"), "secrets-test")
-    try:
-        assert worker.run_once() is not None
-    finally:
-        worker.close()
+    assert race_one_job(db, storage) is not None
     session.expire_all()
     job = session.scalars(sa.select(EvaluationJob)).one()
     replay = session.scalars(sa.select(Replay).where(Replay.job_id == job.id)

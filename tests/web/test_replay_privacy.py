@@ -7,14 +7,13 @@ import hashlib
 from typing import Any
 
 import pytest
-from flask import Flask
 
 from evaluator import replay
 from league.read import replays as read
 from league.rules import leagues
 from tests.support import replays as sample
 from tests.support.replay_formats import as_format_1, as_format_2
-from tests.web.api_support import ApiClient, token_for
+from tests.web.api_support import token_for
 
 ALL = frozenset({0, 1, 2})
 NONE: frozenset[int] = frozenset()
@@ -24,11 +23,6 @@ NONE: frozenset[int] = frozenset()
 def stored(record_race: Any) -> bytes:
     """Three cars over two laps of the oval, every car's commands kept (as a worker stores)."""
     return sample.record_replay(record_race, sample.incident_drivers(record_race), laps=2)
-
-
-@pytest.fixture
-def api(app: Flask) -> ApiClient:
-    return ApiClient(app.test_client())
 
 
 def commands(data: bytes) -> frozenset[int]:
@@ -214,7 +208,6 @@ def test_rewritten_copies_are_kept_per_digest_and_cars(session, storage, make,
     assert read.copy_bytes(storage, copy) == first
     own = read.replay_copy(session, ctx, tt.entry.racer)
     assert own.stored and own.etag == copy.sha256 and read.copy_bytes(storage, own) == stored
-
 
 
 def test_organizers_may_make_a_leagues_telemetry_public(client, session, storage, make,

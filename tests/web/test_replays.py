@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 
 from evaluator import replay
-from league.config import Settings
-from league.processes.worker import Worker
 from league.rules import leagues, submissions
 from tests.support import replays as sample
+from tests.support.workers import race_one_job
 
 
 @pytest.fixture(scope="module")
@@ -161,12 +160,7 @@ def test_replay_of_a_real_evaluation(client, db, session, storage, make) -> None
     job_id, laps = entry.jobs[0].id, race.laps
     session.commit()
     session.close()  # on SQLite an open transaction here would hold the worker's write lock
-    worker = Worker(Settings(database_url=db.url, storage_dir=storage.root,
-                             secret_key="test"), "test-worker")
-    try:
-        assert worker.run_once() == job_id
-    finally:
-        worker.close()
+    assert race_one_job(db, storage) == job_id
     page = client.get(f"/evaluations/{job_id}/replay")
     assert page.status_code == 200
     src = viewer_attrs(page.get_data(as_text=True))["src"]

@@ -285,19 +285,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         result = run_tracks(config, policies, options=options, tracks=tracks,
                             progress=progress, record=bool(args.replay or args.trace_csv))
     except TimeBudgetExceeded as err:
-        if bar is not None:
-            sys.stderr.write("\n")
-        print(f"paddock: error: time budget: {err.reason} (--inference-budget sets it)",
-              file=sys.stderr)
-        return EXIT_TIMED_OUT
+        return _out_of_time(bar, f"{err.reason} (--inference-budget sets it)")
     except PolicyFailed as err:
         raise PolicyRejected("run", err.reason) from err
     except EvaluationTimedOut as err:
-        if bar is not None:
-            sys.stderr.write("\n")
-        print(f"paddock: error: time budget: {err} (--wall-clock-limit sets it)",
-              file=sys.stderr)
-        return EXIT_TIMED_OUT
+        return _out_of_time(bar, f"{err} (--wall-clock-limit sets it)")
     if bar is not None:
         sys.stderr.write("\n")
     _warn_layers(result.sandbox.get("layers", {}), result.sandbox.get("missing", []))
@@ -310,6 +302,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
+
+
+def _out_of_time(bar: _Bar | None, reason: str) -> int:
+    """An evaluation stopped by a time budget: say why (below the progress bar, if one is
+    drawn), and the exit status."""
+    if bar is not None:
+        sys.stderr.write("\n")
+    print(f"paddock: error: time budget: {reason}", file=sys.stderr)
+    return EXIT_TIMED_OUT
 
 def _write_outputs(args: argparse.Namespace, result: RaceResult | MultiTrackResult) -> list[str]:
     """The replays (one file per trial; on several tracks numbered across them) and the

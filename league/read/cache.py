@@ -36,6 +36,7 @@ commits that leave the stamp alone then show within :data:`VERIFY_S`, like anoth
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 import weakref
@@ -312,27 +313,33 @@ def _head_to_head_version(session: Session, race: Race) -> tuple[Any, ...]:
     """What a head-to-head race's rating table and bracket are computed from: its entries
     and disqualifications, its heats and when they were rated, its ratings, and the jobs of
     its knockout heats (a heat that failed for good goes to the better seed)."""
-    entries = (sa.select(sa.func.count(Entry.id), sa.func.max(Entry.id),
-                         sa.func.count(Entry.disqualified_at), sa.func.max(Entry.disqualified_at))
-               .where(Entry.race_id == race.id))
-    heats = (sa.select(sa.func.count(Heat.id), sa.func.max(Heat.id), sa.func.count(Heat.rated_at),
-                       sa.func.max(Heat.rated_at)).where(Heat.race_id == race.id))
     ratings = (sa.select(sa.func.count(Rating.id), sa.func.max(Rating.updated_at),
                          sa.func.sum(Rating.heats)).where(Rating.race_id == race.id))
     finals = (sa.select(sa.func.count(EvaluationJob.id), sa.func.max(EvaluationJob.id),
                         sa.func.max(EvaluationJob.finished_at))
               .join(Heat, Heat.id == EvaluationJob.heat_id)
               .where(Heat.race_id == race.id, Heat.stage != headtohead.ROUND_STAGE))
-    return tuple(tuple(session.execute(q).one()) for q in (entries, heats, ratings, finals))
+    return tuple(tuple(session.execute(q).one())
+                 for q in (*_entries_and_heats(race), ratings, finals))
 
 
-def _heat_list_version(session: Session, race: Race) -> tuple[Any, ...]:
-    """What the heat lists of a head-to-head race are read from (:func:`heat_list_version`)."""
+#: count, highest id, count and latest time of a state (disqualified, rated)
+_Counts = sa.Select[int, int, int, dt.datetime | None]
+
+
+def _entries_and_heats(race: Race) -> tuple[_Counts, _Counts]:
+    """A head-to-head race's entries and disqualifications, its heats and when they were
+    rated: the part of its versions every head-to-head value is read from."""
     entries = (sa.select(sa.func.count(Entry.id), sa.func.max(Entry.id),
                          sa.func.count(Entry.disqualified_at), sa.func.max(Entry.disqualified_at))
                .where(Entry.race_id == race.id))
     heats = (sa.select(sa.func.count(Heat.id), sa.func.max(Heat.id), sa.func.count(Heat.rated_at),
                        sa.func.max(Heat.rated_at)).where(Heat.race_id == race.id))
+    return entries, heats
+
+
+def _heat_list_version(session: Session, race: Race) -> tuple[Any, ...]:
+    """What the heat lists of a head-to-head race are read from (:func:`heat_list_version`)."""
     jobs = (sa.select(sa.func.count(EvaluationJob.id), sa.func.max(EvaluationJob.id),
                       sa.func.sum(EvaluationJob.attempts), sa.func.count(EvaluationJob.finished_at),
                       sa.func.max(EvaluationJob.finished_at),
@@ -341,7 +348,7 @@ def _heat_list_version(session: Session, race: Race) -> tuple[Any, ...]:
             .join(Heat, Heat.id == EvaluationJob.heat_id)
             .outerjoin(Result, Result.job_id == EvaluationJob.id)
             .where(Heat.race_id == race.id))
-    return tuple(tuple(session.execute(q).one()) for q in (entries, heats, jobs))
+    return tuple(tuple(session.execute(q).one()) for q in (*_entries_and_heats(race), jobs))
 
 
 def _season_version(session: Session, season: Season) -> tuple[Any, ...]:

@@ -164,7 +164,8 @@ def test_racer_and_organizer_pages_fit_a_phone(live_server: LiveServer, new_page
     log_in(racer, live_server, site.racer)
     wide = [page_width(racer, live_server, path, name, screenshot)
             for name, path in (("garage", "/garage/"),
-                               ("garage-entry", f"/garage/entries/{site.entry_id}"))]
+                               ("garage-entry", f"/garage/entries/{site.entry_id}"),
+                               ("notifications", "/account/notifications"))]
     organizer = new_page(viewport=PHONE)
     log_in(organizer, live_server, site.organizer)
     for name, path in (("organize-league", f"/organize/leagues/{site.slug}"),

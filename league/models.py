@@ -257,6 +257,8 @@ class AuditAction(enum.StrEnum):
     RACE_CLOSED = "race_closed"  # closed early by hand
     ENTRY_DISQUALIFIED = "entry_disqualified"
     ENTRY_RERUN = "entry_rerun"
+    LIVE_EVENT_SCHEDULED = "live_event_scheduled"
+    LIVE_EVENT_CANCELLED = "live_event_cancelled"
 
 
 class AuditEvent(Base):
@@ -644,6 +646,7 @@ class NotificationEvent(enum.StrEnum):
     LOST_TOP_SPOT = "lost_top_spot"  #: someone took the lead of a race they led
     RACE_OPENED = "race_opened"  #: a race of a league they belong to opened
     RACE_CLOSED = "race_closed"  #: a race of a league they belong to closed
+    LIVE_EVENT_SOON = "live_event_soon"  #: a live event of their league starts in 10 minutes
 
 
 class NotificationChannel(enum.StrEnum):
@@ -696,3 +699,67 @@ class Notification(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[dt.datetime | None]
     last_error: Mapped[str] = mapped_column(sa.Text, default="")
+
+
+class LiveEventKind(enum.StrEnum):
+    """What a live event airs (``league.rules.live``)."""
+
+    FINALS = "finals"  #: a head-to-head race's knockout finals, raced at the event
+    SHOWCASE = "showcase"  #: the best runs of a time trial, one after another
+
+
+class LiveEventStatus(enum.StrEnum):
+    """Where a live event stands."""
+
+    SCHEDULED = "scheduled"  #: before its start time
+    LIVE = "live"  #: started: heats being raced and aired
+    FINISHED = "finished"  #: everything aired; the event page is its record
+    CANCELLED = "cancelled"  #: called off by its organizer, or impossible (``note`` says why)
+
+
+class LiveEvent(Base):
+    """A race's live event: a start time, a title and what it airs (docs/LIVE.md)."""
+
+    __tablename__ = "live_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    race_id: Mapped[int] = mapped_column(sa.ForeignKey("races.id", ondelete="CASCADE"),
+                                         index=True)
+    title: Mapped[str] = mapped_column(sa.String(80))
+    kind: Mapped[LiveEventKind] = mapped_column(sa.String(16))
+    size: Mapped[int] = mapped_column(default=0)  #: showcase: the leaderboard's best N
+    starts_at: Mapped[dt.datetime]
+    delay_s: Mapped[int] = mapped_column(default=5)  #: how far behind the simulation viewers are
+    status: Mapped[LiveEventStatus] = mapped_column(sa.String(16),
+                                                    default=LiveEventStatus.SCHEDULED)
+    note: Mapped[str] = mapped_column(sa.Text, default="")  #: why it was cancelled
+    created_by: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    reminded_at: Mapped[dt.datetime | None]  #: when "starts in 10 minutes" was queued
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+
+    race: Mapped[Race] = relationship()
+    slots: Mapped[list[LiveSlot]] = relationship(order_by="LiveSlot.position",
+                                                 cascade="all, delete-orphan",
+                                                 passive_deletes=True)
+
+
+class LiveSlot(Base):
+    """One run of a live event's running order: a stored replay and when it is on air."""
+
+    __tablename__ = "live_slots"
+    __table_args__ = (sa.UniqueConstraint("event_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(sa.ForeignKey("live_events.id", ondelete="CASCADE"),
+                                          index=True)
+    position: Mapped[int]  #: 1, 2, ... in airing order
+    title: Mapped[str] = mapped_column(sa.String(80))
+    job_id: Mapped[int] = mapped_column(sa.ForeignKey("evaluation_jobs.id", ondelete="CASCADE"))
+    trial: Mapped[int]  #: the replay of the job (``Replay.trial``)
+    heat_id: Mapped[int | None] = mapped_column(sa.ForeignKey("heats.id", ondelete="CASCADE"))
+    frames: Mapped[int]
+    duration_s: Mapped[float]
+    on_air_at: Mapped[dt.datetime | None]  #: the wall-clock moment of its race time 0
+    aired_at: Mapped[dt.datetime | None]  #: when its broadcast ended

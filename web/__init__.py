@@ -72,6 +72,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from web.views import auth, garage, organize, organize_races, public, races, replays, tracks
     from web.views.admin import bp as admin_bp
     from web.views.feeds import bp as feeds_bp
+    from web.views.live import bp as live_bp
     from web.views.matchups import bp as matchups_bp
     from web.views.notifications import bp as notifications_bp
 
@@ -80,6 +81,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(matchups_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(feeds_bp)
+    app.register_blueprint(live_bp)
     app.register_blueprint(notifications_bp)
     app.add_url_rule("/healthz", "healthz", _healthz)
     csrf.exempt(api_bp)  # bearer tokens, never cookies: nothing to forge

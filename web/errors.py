@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from league.errors import LeagueError
 
@@ -43,9 +43,27 @@ def _message(err: HTTPException) -> str:
     return str(err.description or err.name)
 
 
+def _names_nothing(err: MethodNotAllowed) -> bool:
+    """Whether a 405's URL names nothing with any of its allowed methods either: its path
+    has the shape of a route of another method but a value the route refuses (an id of 0),
+    which is a 404. The URL map checks a rule's method before its values."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    for method in err.valid_methods or ():
+        try:
+            adapter.match(method=method)
+        except NotFound:
+            continue
+        except HTTPException:  # a redirect, or another method: the URL names something
+            return False
+        return False
+    return True
+
+
 def _http_error(err: HTTPException) -> Any:
     if err.code is None or err.code < 400:
         return err
+    if isinstance(err, MethodNotAllowed) and _names_nothing(err):
+        err = NotFound()
     if is_api_request():
         response = json_error(err.code, HTTP_CODES.get(err.code, "error"), _message(err))
         for name in ("Retry-After", "Allow"):

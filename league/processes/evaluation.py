@@ -139,7 +139,9 @@ def deliver(session: Session, outcome: Outcome, worker_id: str, storage: Storage
     """Write an outcome back; False when it changed nothing (a second or late delivery).
 
     A heat's result also records the heat's finishing order and ratings, in the same
-    transaction and only on the first delivery, so a heat is never rated twice.
+    transaction and only on the first delivery, so a heat is never rated twice; a knockout
+    heat of a live finals event is recorded when its broadcast ends instead
+    (:mod:`league.rules.live`).
     """
     if outcome.failure is not None:
         return fail_job(session, outcome.job_id, worker_id, outcome.failure, outcome.reason)
@@ -157,7 +159,10 @@ def deliver(session: Session, outcome: Outcome, worker_id: str, storage: Storage
         heat = get_job(session, outcome.job_id).heat
         if heat is None:
             raise ValueError(f"heat job {outcome.job_id} has lost its heat")
-        record_heat(session, heat, outcome.result)
+        from league.rules.live import held_heat  # beside record_heat (see _heat_recorder)
+
+        if not held_heat(session, heat):  # else recorded when its broadcast ends
+            record_heat(session, heat, outcome.result)
     return first
 
 

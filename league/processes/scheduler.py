@@ -44,9 +44,21 @@ from sqlalchemy.pool import NullPool
 from league.config import ConfigError, Settings
 from league.db import engine_options, make_engine, session_factory, transaction
 from league.errors import Conflict, LeagueError, NotFound
-from league.models import EvaluationJob, JobStatus, Race, Season, SeasonStatus, utcnow
+from league.models import (
+    EvaluationJob,
+    JobStatus,
+    LiveEvent,
+    LiveEventKind,
+    LiveEventStatus,
+    Race,
+    Season,
+    SeasonStatus,
+    utcnow,
+)
 from league.processes import notify
-from league.rules import headtohead, jobs, seasons
+from league.read import live as live_read
+from league.rules import headtohead, jobs, live, seasons
+from league.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +204,25 @@ def finalize_seasons() -> list[int]:
     return finalized
 
 
+def live_events() -> list[str]:
+    """Remind, start, air and finish live events (:func:`league.rules.live.advance`); a race
+    whose finals are live is moved on in the same run, so its next knockout stage (or its
+    closing) follows the broadcast within a second."""
+    ctx = _ctx()
+    length = live_read.replay_length(Storage(ctx.settings.storage_dir))
+    with _STATE_LOCK:
+        with transaction(ctx.factory) as session:
+            lines = live.advance(session, length, utcnow())
+            racing = list(session.scalars(sa.select(LiveEvent.race_id).where(
+                LiveEvent.status == LiveEventStatus.LIVE,
+                LiveEvent.kind == LiveEventKind.FINALS)))
+        _each(racing, lambda session, race_id: seasons.advance_race(
+            session, race_id, utcnow()) != seasons.Step.WAITING, "live-events", "race")
+    for line in lines:
+        log.info("live-events: %s", line)
+    return lines
+
+
 def deliver_notifications() -> dict[str, int]:
     """Send the notifications that are due (webhooks and mail, :mod:`league.processes.notify`)."""
     ctx = _ctx()
@@ -266,6 +297,7 @@ JOBS = (
     ScheduledJob("start-seasons", start_seasons, 30.0),
     ScheduledJob("finalize-seasons", finalize_seasons, 60.0),
     ScheduledJob("deliver-notifications", deliver_notifications, 5.0),
+    ScheduledJob("live-events", live_events, 1.0),
 )
 
 

@@ -46,6 +46,7 @@ from league.errors import InvalidInput, NotFound, StorageError
 from league.models import Entry, EvaluationJob, Heat, JobKind, Race, Replay, Result, User
 from league.read.cache import Lru, race_leaderboard_cached
 from league.rules.leagues import can_manage, can_view
+from league.rules.live import heat_on_air
 from league.rules.races import seed_shown, track_hidden
 from league.storage import Storage
 
@@ -153,6 +154,7 @@ def get_replay(session: Session, replay_id: int, viewer: User | None = None) -> 
     job = session.get(EvaluationJob, replay.job_id)
     if job is None:
         raise NotFound(f"no replay {replay_id}")
+    _check_aired(session, job)
     return _context(session, job, replay, viewer)
 
 
@@ -168,6 +170,7 @@ def job_replay(session: Session, job_id: int, viewer: User | None = None,
     if job is None or race is None or not can_view(session, race.league, viewer):
         raise NotFound(f"no evaluation {job_id}")
     _check_track_shown(session, race, viewer)
+    _check_aired(session, job)
     if trial is not None and not 1 <= trial <= MAX_TRIAL_NUMBER:
         raise NotFound(f"no {wanted_label(job)} {trial} of evaluation {job_id}")
     wanted = trial if trial is not None else default_trial(job)
@@ -187,6 +190,15 @@ def _check_track_shown(session: Session, race: Race, viewer: User | None) -> Non
     if track_hidden(session, race, viewer):
         raise NotFound(f"the replays of {race.name} are hidden until the race closes: its "
                        "track is a mystery until then")
+
+
+def _check_aired(session: Session, job: EvaluationJob) -> None:
+    """:class:`NotFound`, saying where to watch it, while ``job``'s heat waits for its
+    broadcast in a live event (:func:`league.rules.live.heat_on_air`)."""
+    event = heat_on_air(session, job)
+    if event is not None:
+        raise NotFound(f"this heat is raced in the live event \"{event.title}\": its replay "
+                       f"opens when its broadcast ends (watch at /events/{event.id}/watch)")
 
 
 def default_trial(job: EvaluationJob) -> int:

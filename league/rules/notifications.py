@@ -7,8 +7,9 @@ rolled back tells nobody. The scheduler delivers them (:mod:`league.processes.no
 never a web request: :func:`due` reads what is due, :func:`record` keeps the outcome and
 retries with backoff (:data:`BACKOFF`), giving up after :data:`MAX_ATTEMPTS`.
 
-A new kind of event (a live event starting soon) is a :class:`NotificationEvent` value, a
-sentence in :func:`message` and a call of :func:`queue` where the event happens.
+A new kind of event is a :class:`NotificationEvent` value, a sentence in :func:`message` and
+a call of :func:`queue` where the event happens (as :func:`live_event_soon` for a live event
+starting soon).
 
 Webhook addresses must resolve to public addresses only (:func:`check_webhook_url`), when
 saved and again before each delivery, unless the operator allows private ones
@@ -56,6 +57,7 @@ EVENT_LABELS = {
     NotificationEvent.LOST_TOP_SPOT: "I lost the top spot of a race",
     NotificationEvent.RACE_OPENED: "A race opened in one of my leagues",
     NotificationEvent.RACE_CLOSED: "A race closed in one of my leagues",
+    NotificationEvent.LIVE_EVENT_SOON: "A live event in my leagues or races starts in 10 minutes",
 }
 #: the wait before each retry: after the 1st failed attempt, the 2nd, ...
 BACKOFF = (dt.timedelta(seconds=30), dt.timedelta(minutes=2), dt.timedelta(minutes=10),
@@ -240,6 +242,19 @@ def race_moved(session: Session, race: Race, event: NotificationEvent,
           {**_race_fields(race), "closes_at": race.closes_at.isoformat() + "Z"}, now)
 
 
+def live_event_soon(session: Session, race: Race, event_id: int, title: str,
+                    starts_at: dt.datetime, now: dt.datetime) -> None:
+    """A live event of ``race`` starts soon: tell the members of its league and the racers
+    with an entry in it."""
+    members = session.scalars(sa.select(Membership.user_id)
+                              .where(Membership.league_id == race.league_id)
+                              .union(sa.select(Entry.racer_id)
+                                     .where(Entry.race_id == race.id)))
+    queue(session, members, NotificationEvent.LIVE_EVENT_SOON,
+          {**_race_fields(race), "title": title, "event_id": event_id,
+           "path": f"/events/{event_id}/watch", "starts_at": starts_at.isoformat() + "Z"}, now)
+
+
 def _model(entry: Entry) -> str:
     return f"{entry.model.name} v{entry.model.version}"
 
@@ -264,6 +279,9 @@ def message(payload: Mapping[str, Any]) -> str:
         return f"{race} is open in {league} until {payload.get('closes_at')}."
     if event == NotificationEvent.RACE_CLOSED:
         return f"{race} in {league} has closed: its results are final."
+    if event == NotificationEvent.LIVE_EVENT_SOON:
+        return f"Live in {league}: {payload.get('title')} ({race}) starts at " \
+               f"{payload.get('starts_at')}. Watch: {payload.get('path')}"
     return f"{event} in {race}"
 
 

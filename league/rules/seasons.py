@@ -38,7 +38,7 @@ from league.models import (
     User,
     utcnow,
 )
-from league.rules import audit, headtohead, knockout, notifications
+from league.rules import audit, headtohead, knockout, live, notifications
 from league.rules.leaderboard import race_leaderboard
 from league.rules.leagues import require_manager
 
@@ -132,6 +132,8 @@ def advance_race(session: Session, race_id: int, now: dt.datetime) -> Step:
        and plays them, each step planning the next stage once the previous one is decided
        (:func:`knockout.advance_knockout`); with too few rated entries for a bracket it
        closes at once from its rating table (:attr:`Step.CLOSED_WITHOUT_KNOCKOUT`);
+       a live finals event (:mod:`league.rules.live`) holds the bracket until it starts and
+       the closing until every raced heat has been aired;
     4. a race closes (:func:`close_race`) when no stage is left to play.
 
     Every step reads where the race stands from the database, under a lock on its row, so a
@@ -142,11 +144,16 @@ def advance_race(session: Session, race_id: int, now: dt.datetime) -> Step:
             (race.status != RaceStatus.FINALS and race.closes_at > now) or _busy(session, race):
         return Step.WAITING
     if knockout.has_knockout(race):
+        if live.holds_finals(session, race):
+            knockout.start_finals(session, race, now)  # the window ends; the bracket waits
+            return Step.WAITING
         if not knockout.start_finals(session, race, now):
             close_race(session, race, now)
             return Step.CLOSED_WITHOUT_KNOCKOUT
         if knockout.advance_knockout(session, race, now):
             return Step.STAGE_PLANNED
+        if live.broadcast_pending(session, race):
+            return Step.WAITING
     close_race(session, race, now)
     return Step.CLOSED
 

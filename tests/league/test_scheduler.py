@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {"dispatch": 1, "reap-leases": 3, "open-close-races": 5, "headtohead-rounds": 10,
-            "start-seasons": 30, "finalize-seasons": 60, "deliver-notifications": 5}
+            "start-seasons": 30, "finalize-seasons": 60, "deliver-notifications": 5,
+            "live-events": 1}
 HOUR = dt.timedelta(hours=1)
 
 

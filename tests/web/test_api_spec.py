@@ -37,7 +37,7 @@ def test_every_api_route_is_in_the_document(app: Flask, api: ApiClient) -> None:
 
 
 # The endpoints DESIGN.md lists ("HTTP API"), plus the lists, the caller, a head-to-head
-# race's heats and a racer's matchups in it, and a league's audit log.
+# race's heats and a racer's matchups in it, a league's audit log, and live events.
 CONTRACT = {
     ("/openapi.json", "GET"), ("/tracks", "GET"), ("/leagues", "GET"), ("/leagues", "POST"),
     ("/leagues/{slug}", "GET"), ("/leagues/{slug}/seasons", "POST"),
@@ -49,6 +49,8 @@ CONTRACT = {
     ("/evaluations/{job_id}/replay", "GET"), ("/me", "GET"), ("/me/entries", "GET"),
     ("/races/{race_id}/heats", "GET"), ("/races/{race_id}/racers/{name}/matchups", "GET"),
     ("/leagues/{slug}/audit", "GET"), ("/races/{race_id}/secrecy", "POST"),
+    ("/races/{race_id}/events", "GET"), ("/races/{race_id}/events", "POST"),
+    ("/events/{event_id}", "GET"), ("/events/{event_id}", "DELETE"),
 }
 
 

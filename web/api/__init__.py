@@ -7,7 +7,7 @@ is for.
 
 from __future__ import annotations
 
-from web.api import catalog, entries, evaluations, races  # noqa: F401  (they register views)
+from web.api import catalog, entries, evaluations, live, races  # noqa: F401  (they register views)
 from web.api.blueprint import bp
 
 __all__ = ["bp"]

@@ -6,12 +6,14 @@ JSON shapes. Three things make the live path cheap enough for hundreds of viewer
 once a second:
 
 * the index of an event is built at most once per :data:`INDEX_TTL_S` per process (its
-  ``server_time`` is added per response, :func:`index_json`);
+  ``server_time`` is added per response, :func:`index_json`), and while it is that fresh an
+  event of a league that is not private is answered without reading the database at all
+  (:func:`public_index_json`);
 * a slot's broadcast (the replay decoded, the tower and ticker computed) is built once per
   process and kept (:data:`_broadcasts`), and each segment's JSON bytes are kept too, so a
   segment request is a dictionary look-up once the slot is known;
-* a slot whose start is known never changes, so its timing is kept per process
-  (:data:`_slots`) and a segment request touches the database only for a private league's
+* a slot whose start is known never changes, so its timing is kept per process and database
+  (:class:`_Kept`) and a segment request touches the database only for a private league's
   membership check.
 """
 
@@ -22,11 +24,13 @@ import json
 import re
 import threading
 import time
+import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from evaluator import replay as replay_format
@@ -88,12 +92,32 @@ class SlotTiming:
     final: bool
 
 
-_slots: Lru[tuple[int, int], SlotTiming] = Lru(512)
-_broadcasts: Lru[int, Broadcast] = Lru(16)
-_segments: Lru[tuple[int, int], bytes] = Lru(4096)
-_heads: Lru[int, bytes] = Lru(64)
-_indexes: dict[int, tuple[float, dict[str, Any]]] = {}
-_index_lock = threading.Lock()
+@dataclass
+class _Kept:
+    """What this process keeps of one database's events (keyed by engine, so two databases
+    in one process never share an entry)."""
+
+    slots: Lru[tuple[int, int], SlotTiming] = field(default_factory=lambda: Lru(512))
+    #: event id → (built at, monotonic; the index; its league is not private)
+    indexes: dict[int, tuple[float, dict[str, Any], bool]] = field(default_factory=dict)
+
+
+_kept: weakref.WeakKeyDictionary[Engine, _Kept] = weakref.WeakKeyDictionary()
+_kept_lock = threading.Lock()
+# Keyed by what they are made of (the replay's sha256, the names, the slot): the same in
+# every database.
+_broadcasts: Lru[tuple[str, tuple[str, ...], bool], Broadcast] = Lru(16)
+_segments: Lru[tuple[str, tuple[str, ...], bool, int, int], bytes] = Lru(4096)
+_heads: Lru[tuple[str, tuple[str, ...]], bytes] = Lru(64)
+
+
+def _kept_for(session: Session) -> _Kept:
+    engine = session.connection().engine
+    with _kept_lock:
+        kept = _kept.get(engine)
+        if kept is None:
+            kept = _kept[engine] = _Kept()
+        return kept
 
 
 def get_event(session: Session, event_id: int, viewer: User | None) -> LiveEvent:
@@ -184,14 +208,31 @@ def index_json(session: Session, event: LiveEvent, now: dt.datetime) -> bytes:
     """The index as the response body: built at most once per :data:`INDEX_TTL_S` in this
     process, with this moment's ``server_time``."""
     clock = time.monotonic()
-    with _index_lock:
-        kept = _indexes.get(event.id)
+    indexes = _kept_for(session).indexes
+    kept = indexes.get(event.id)
     if kept is None or clock - kept[0] > INDEX_TTL_S:
-        kept = (clock, event_index(session, event, now))
-        with _index_lock:
-            _indexes[event.id] = kept
-    body = {**kept[1], "server_time": round(time.time(), 3)}
-    return json.dumps(body, separators=(",", ":")).encode()
+        public = session.get_one(Race, event.race_id).league.visibility != Visibility.PRIVATE
+        kept = (clock, event_index(session, event, now), public)
+        indexes[event.id] = kept  # one assignment: safe between threads
+    return _index_body(kept[1])
+
+
+def public_index_json(session: Session, event_id: int) -> bytes | None:
+    """The index of :func:`index_json` without reading the database, when this process built
+    it less than :data:`INDEX_TTL_S` ago and the event's league was not private then (anyone
+    may see it); else None, and the caller loads the event, checks the viewer may see it
+    (:func:`get_event`) and calls :func:`index_json`. A league made private stops being
+    answered this way within that second."""
+    kept = _kept_for(session).indexes.get(event_id)
+    if kept is None or not kept[2] or time.monotonic() - kept[0] > INDEX_TTL_S:
+        return None
+    return _index_body(kept[1])
+
+
+def _index_body(index: dict[str, Any]) -> bytes:
+    """A kept index with this moment's ``server_time``, as JSON bytes."""
+    return json.dumps({**index, "server_time": round(time.time(), 3)},
+                      separators=(",", ":")).encode()
 
 
 def _segment_count(frames: int) -> int:
@@ -200,7 +241,8 @@ def _segment_count(frames: int) -> int:
 
 def slot_timing(session: Session, event_id: int, n: int) -> SlotTiming | None:
     """Slot ``n`` of the event once it is on air (kept from then on), else None."""
-    kept = _slots.get((event_id, n))
+    slots = _kept_for(session).slots
+    kept = slots.get((event_id, n))
     if kept is not None:
         return kept
     slot = session.scalars(sa.select(LiveSlot).where(LiveSlot.event_id == event_id,
@@ -221,7 +263,7 @@ def slot_timing(session: Session, event_id: int, n: int) -> SlotTiming | None:
                         race.league.visibility != Visibility.PRIVATE,
                         epoch(slot.on_air_at) or 0.0, replay.sha256,
                         tuple(c["racer"] for c in cars), final)
-    _slots.put((event_id, n), timing)
+    slots.put((event_id, n), timing)
     return timing
 
 
@@ -242,23 +284,25 @@ def may_watch(session: Session, timing: SlotTiming, viewer: User | None) -> bool
 
 
 def _broadcast(storage: Storage, timing: SlotTiming) -> Broadcast:
-    found = _broadcasts.get(timing.slot_id)
+    key = (timing.sha256, timing.names, timing.final)
+    found = _broadcasts.get(key)
     if found is None:
         try:
             run = replay_format.decode(storage.get("replays", timing.sha256))
         except ReplayError as err:
             raise StorageError(f"the replay cannot be read: {err}") from err
         found = Broadcast(run, list(timing.names), final=timing.final)
-        _broadcasts.put(timing.slot_id, found)
+        _broadcasts.put(key, found)
     return found
 
 
 def head_bytes(storage: Storage, timing: SlotTiming) -> bytes:
     """Slot head JSON (track, obstacles, cars), published with the slot's start."""
-    found = _heads.get(timing.slot_id)
+    key = (timing.sha256, timing.names)
+    found = _heads.get(key)
     if found is None:
         found = json.dumps(_broadcast(storage, timing).head(), separators=(",", ":")).encode()
-        _heads.put(timing.slot_id, found)
+        _heads.put(key, found)
     return found
 
 
@@ -271,14 +315,15 @@ def released(timing: SlotTiming, k: int, at: float) -> bool:
 def segment_bytes(storage: Storage, timing: SlotTiming, k: int) -> bytes:
     """Segment ``k``'s JSON (the caller checked :func:`released`); :class:`NotFound` past the
     slot's last segment."""
-    found = _segments.get((timing.slot_id, k))
+    key = (timing.sha256, timing.names, timing.final, timing.n, k)
+    found = _segments.get(key)
     if found is None:
         cast = _broadcast(storage, timing)
         if not 0 <= k < cast.segments:
             raise NotFound(f"slot has {cast.segments} segments")
         found = json.dumps({"n": timing.n, **cast.segment(k)},
                            separators=(",", ":")).encode()
-        _segments.put((timing.slot_id, k), found)
+        _segments.put(key, found)
     return found
 
 

@@ -17,31 +17,24 @@ from sqlalchemy.orm import Session
 from league.errors import Conflict, InvalidInput, NotFound
 from league.models import (
     AuditEvent,
-    Entry,
     EvaluationJob,
-    Heat,
-    JobKind,
-    JobStatus,
-    LiveEvent,
     LiveEventKind,
     LiveEventStatus,
     Notification,
     NotificationEvent,
-    Race,
     RacePoints,
     RaceStatus,
-    Rating,
 )
-from league.processes.evaluation import Outcome, deliver
 from league.read import live as live_read
 from league.read import replays
 from league.rules import headtohead as h2h
-from league.rules import leagues, live, notifications, seasons
+from league.rules import live, notifications, seasons
 from league.storage import Storage
+from tests.support.live import finals_race, knockout_heats, race_heat, tick
 from tests.support.replays import field_drivers, record_replay, time_trial
 
 if TYPE_CHECKING:
-    from conftest import Database, Factory
+    from conftest import Factory
 
 MIN = dt.timedelta(minutes=1)
 DAY = dt.timedelta(days=1)
@@ -55,63 +48,16 @@ def heat_replays(record_race: Any) -> list[bytes]:
             record_replay(record_race, list(reversed(field_drivers(2))), laps=1)]
 
 
-def _race(session: Session, make: Factory, *, rated: int = 4) -> tuple[Race, list[Entry]]:
-    """An open head-to-head race with a knockout of 4 in a season; entry k is seed k + 1."""
-    league = make.league(session)
-    season = leagues.create_season(session, league, make.organizer(session, league), "S",
-                                   make.now - 30 * DAY, make.now + 30 * DAY,
-                                   points_table=[10, 6, 4, 2])
-    race = make.race(session, league, season=season, format="head-to-head", seed=7,
-                     knockout_size=4, closes_at=make.now + DAY)
-    race.status = RaceStatus.OPEN
-    entries = [make.entry(session, race, make.racer(session, f"r{k}"), make.now + k * MIN)
-               for k in range(1, rated + 1)]
-    for k, entry in enumerate(entries):
-        session.add(Rating(race_id=race.id, entry_id=entry.id, mu=40.0 - k, sigma=1.0,
-                           heats=5))
-    session.flush()
-    return race, entries
-
-
 def _plan(starts_at: dt.datetime, **kw: Any) -> live.Plan:
     return live.Plan(kw.pop("title", "Finals night"), kw.pop("kind", LiveEventKind.FINALS),
                      starts_at, **kw)
-
-
-def _knockout_heats(session: Session, race: Race) -> list[Heat]:
-    return list(session.scalars(sa.select(Heat).where(
-        Heat.race_id == race.id, Heat.stage != h2h.ROUND_STAGE).order_by(Heat.id)))
-
-
-def _race_heat(session: Session, storage: Storage, heat: Heat, winner: Entry,
-               data: list[bytes]) -> EvaluationJob:
-    """What a worker does with a heat's job: claim it, race it, deliver its result."""
-    job = session.scalars(sa.select(EvaluationJob).where(EvaluationJob.heat_id == heat.id)
-                          ).one()
-    job.status, job.lease_owner = JobStatus.RUNNING, "w1"  # claimed by worker w1
-    seat = heat.entry_ids.index(winner.id)
-    result = {"format": "head-to-head", "status": "finished", "positions": [seat, 1 - seat],
-              "cars": [{"status": "finished"}, {"status": "finished"}], "trials": []}
-    assert deliver(session, Outcome(job.id, JobKind.HEAT, result,
-                                    [(t, d) for t, d in enumerate(data, start=1)]),
-                   "w1", storage)
-    return job
-
-
-def _tick(session: Session, storage: Storage, now: dt.datetime) -> list[str]:
-    """One run of the scheduler's live-events job: the live rules, then the race moved on."""
-    lines = live.advance(session, live_read.replay_length(storage), now)
-    for event in session.scalars(sa.select(LiveEvent).where(
-            LiveEvent.status == LiveEventStatus.LIVE)):
-        seasons.advance_race(session, event.race_id, now)
-    return lines
 
 
 # ------------------------------------------------------------------ scheduling
 
 def test_scheduling_checks_each_field_and_keeps_one_event_per_race(session: Session,
                                                                    make: Factory) -> None:
-    race, _ = _race(session, make)
+    race, _ = finals_race(session, make)
     organizer = make.organizer(session, race.league)
     soon = make.now + 20 * MIN
     bad = [(_plan(soon, title=" "), "title"),
@@ -148,7 +94,7 @@ def test_scheduling_checks_each_field_and_keeps_one_event_per_race(session: Sess
 
 def test_live_finals_hold_the_knockout_and_each_heat_until_it_is_aired(
         session: Session, make: Factory, storage: Storage, heat_replays: list[bytes]) -> None:
-    race, e = _race(session, make)
+    race, e = finals_race(session, make)
     organizer = make.organizer(session, race.league)
     starts = make.now + 20 * MIN
     event = live.schedule(session, race, organizer, _plan(starts, delay_s=4), make.now)
@@ -158,30 +104,30 @@ def test_live_finals_hold_the_knockout_and_each_heat_until_it_is_aired(
     # The window ends before the event: finals, but the bracket waits for the start.
     race.closes_at = make.now
     assert seasons.advance_race(session, race.id, make.now + SEC) == seasons.Step.WAITING
-    assert race.status == RaceStatus.FINALS and _knockout_heats(session, race) == []
-    assert _tick(session, storage, starts - 11 * MIN) == []
-    assert _tick(session, storage, starts - 10 * MIN) == [
+    assert race.status == RaceStatus.FINALS and knockout_heats(session, race) == []
+    assert tick(session, storage, starts - 11 * MIN) == []
+    assert tick(session, storage, starts - 10 * MIN) == [
         f"event {event.id}: members told it starts soon"]
     told = session.scalars(sa.select(Notification)).all()
     assert [(n.user_id, n.event) for n in told] == [(e[0].racer_id, "live_event_soon")]
     assert "Finals night" in notifications.message(told[0].payload)
-    assert _tick(session, storage, starts - MIN) == []  # told once
-    assert _knockout_heats(session, race) == []
+    assert tick(session, storage, starts - MIN) == []  # told once
+    assert knockout_heats(session, race) == []
 
     # The start: live, and the first stage is planned at once.
-    _tick(session, storage, starts)
+    tick(session, storage, starts)
     assert event.status == LiveEventStatus.LIVE and event.started_at == starts
-    semis = _knockout_heats(session, race)
+    semis = knockout_heats(session, race)
     assert [h.stage for h in semis] == ["semifinal", "semifinal"]
 
     # Semifinal 2 is raced first: it waits for semifinal 1 in the running order.
-    _race_heat(session, storage, semis[1], e[2], heat_replays)
+    race_heat(session, storage, semis[1], e[2], heat_replays)
     assert semis[1].positions is None  # held for its broadcast
-    _tick(session, storage, starts + 2 * SEC)
+    tick(session, storage, starts + 2 * SEC)
     assert event.slots == []
-    _race_heat(session, storage, semis[0], e[3], heat_replays)
+    race_heat(session, storage, semis[0], e[3], heat_replays)
     t = starts + 3 * SEC
-    _tick(session, storage, t)
+    tick(session, storage, t)
     slots = event.slots
     assert [s.title for s in slots] == ["Semifinal 1, heat 1 of 2", "Semifinal 1, heat 2 of 2",
                                         "Semifinal 2, heat 1 of 2", "Semifinal 2, heat 2 of 2"]
@@ -203,31 +149,31 @@ def test_live_finals_hold_the_knockout_and_each_heat_until_it_is_aired(
     assert index["slots"][0]["replay"] is None  # not marked aired by the job yet
 
     end_semi1 = live.slot_end(slots[1])
-    _tick(session, storage, end_semi1)
+    tick(session, storage, end_semi1)
     assert semis[0].positions == [e[3].id, e[0].id] and semis[1].positions is None
     assert replays.job_replay(session, job0.id).replay.trial == 1
     index = live_read.event_index(session, event, end_semi1)
     assert index["bracket"][0]["matches"][0]["winner"] == "r4"
     assert index["slots"][0]["replay"] == f"/evaluations/{job0.id}/replay?trial=1"
-    assert len(_knockout_heats(session, race)) == 2  # the final waits for semifinal 2
+    assert len(knockout_heats(session, race)) == 2  # the final waits for semifinal 2
 
     end_semi2 = live.slot_end(slots[3])
-    _tick(session, storage, end_semi2)
-    final = _knockout_heats(session, race)[2]
+    tick(session, storage, end_semi2)
+    final = knockout_heats(session, race)[2]
     assert (final.stage, final.entry_ids) == ("final", [e[3].id, e[2].id])
     assert race.status == RaceStatus.FINALS
-    _race_heat(session, storage, final, e[2], heat_replays)
-    _tick(session, storage, end_semi2 + 2 * SEC)
+    race_heat(session, storage, final, e[2], heat_replays)
+    tick(session, storage, end_semi2 + 2 * SEC)
     assert [s.title for s in event.slots][-2:] == ["Final, heat 1 of 2", "Final, heat 2 of 2"]
     assert race.status == RaceStatus.FINALS  # the race waits for the final's broadcast
     assert session.scalars(sa.select(RacePoints)).all() == []
 
     end = live.slot_end(event.slots[-1])
-    _tick(session, storage, end)
+    tick(session, storage, end)
     assert race.status == RaceStatus.CLOSED
     assert {p.user_id: p.position for p in session.scalars(sa.select(RacePoints))} == {
         e[2].racer_id: 1, e[3].racer_id: 2, e[0].racer_id: 3, e[1].racer_id: 4}
-    _tick(session, storage, end + SEC)
+    tick(session, storage, end + SEC)
     assert event.status == LiveEventStatus.FINISHED
     index = live_read.event_index(session, event, end + SEC)
     assert index["champion"] == "r3" and all(s["state"] == "aired" for s in index["slots"])
@@ -235,10 +181,10 @@ def test_live_finals_hold_the_knockout_and_each_heat_until_it_is_aired(
 
 def test_an_event_that_cannot_run_is_cancelled_and_says_why(session: Session, make: Factory,
                                                             storage: Storage) -> None:
-    race, _ = _race(session, make, rated=1)  # one rated racer: no bracket
+    race, _ = finals_race(session, make, rated=1)  # one rated racer: no bracket
     event = live.schedule(session, race, make.organizer(session, race.league),
                           _plan(make.now + MIN), make.now)
-    _tick(session, storage, make.now + MIN)
+    tick(session, storage, make.now + MIN)
     assert (event.status, event.note) == (LiveEventStatus.CANCELLED,
                                           "too few rated racers for a knockout bracket")
     assert race.status == RaceStatus.OPEN  # the race goes on as if nothing was scheduled
@@ -246,12 +192,12 @@ def test_an_event_that_cannot_run_is_cancelled_and_says_why(session: Session, ma
 
 def test_a_rating_heat_is_never_held(session: Session, make: Factory, storage: Storage,
                                      heat_replays: list[bytes]) -> None:
-    race, e = _race(session, make)
+    race, e = finals_race(session, make)
     live.schedule(session, race, make.organizer(session, race.league),
                   _plan(make.now + MIN), make.now)
     (heat,) = h2h.create_heats(session, race, h2h.ROUND_STAGE, h2h.ROUND_SEEDS, 1,
                                [(e[0].id, e[1].id)], make.now)
-    _race_heat(session, storage, heat, e[1], heat_replays)
+    race_heat(session, storage, heat, e[1], heat_replays)
     assert heat.positions == [e[1].id, e[0].id]
 
 
@@ -271,10 +217,10 @@ def test_a_showcase_airs_the_best_runs_from_the_last_to_the_leader(
     event = live.schedule(session, race, make.organizer(session, race.league),
                           _plan(make.now + MIN, kind=LiveEventKind.SHOWCASE, size=2,
                                 title="Top two"), make.now)
-    _tick(session, storage, make.now + MIN)
+    tick(session, storage, make.now + MIN)
     assert event.status == LiveEventStatus.LIVE
     assert [(s.title, s.job_id, s.trial) for s in event.slots] == [
         ("P2 · bo", runs[1].job.id, 2), ("P1 · ada", runs[0].job.id, 2)]
     end = live.slot_end(event.slots[-1])
-    _tick(session, storage, end)
+    tick(session, storage, end)
     assert event.status == LiveEventStatus.FINISHED

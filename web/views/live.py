@@ -16,7 +16,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
-from wtforms import DateTimeLocalField, IntegerField, SelectField, StringField
+from wtforms import DateTimeLocalField, IntegerField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
 
 from league.errors import Conflict, InvalidInput
@@ -81,9 +81,12 @@ def _json(body: bytes, cache: str) -> Response:
 
 @bp.route("/events/<int:event_id>/live.json")
 def index_json(event_id: int) -> Response:
-    """The event's index: its slots, which are on air, the bracket (cached for a second)."""
-    found = _event_or_404(event_id)
-    return _json(live_read.index_json(session(), found, utcnow()), "public, max-age=1")
+    """The event's index: its slots, which are on air, the bracket (cached for a second; a
+    public event's fresh index is answered without reading the database)."""
+    body = live_read.public_index_json(session(), event_id)
+    if body is None:
+        body = live_read.index_json(session(), _event_or_404(event_id), utcnow())
+    return _json(body, "public, max-age=1")
 
 
 def _timing_or_404(event_id: int, n: int) -> live_read.SlotTiming:
@@ -116,8 +119,8 @@ class LiveEventForm(FlaskForm):
     title = StringField("Title", validators=[DataRequired("give the event a title"),
                                              Length(max=live.TITLE_CHARS)])
     kind = SelectField("What it airs", choices=[
-        (str(LiveEventKind.FINALS), "The knockout finals, raced live"),
-        (str(LiveEventKind.SHOWCASE), "A showcase of the best runs")])
+        SelectChoice(str(LiveEventKind.FINALS), "The knockout finals, raced live"),
+        SelectChoice(str(LiveEventKind.SHOWCASE), "A showcase of the best runs")])
     starts_at = DateTimeLocalField("Starts", validators=[InputRequired(
         "give the start as a date and time (UTC)")], format="%Y-%m-%dT%H:%M",
         description="UTC")

@@ -17,8 +17,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from league.models import Division, League, Membership, Race, Role, Season, User, utcnow
-from league.rules import accounts, leagues, races, seasons, submissions
+from league.models import (
+    Division,
+    League,
+    LiveEventKind,
+    Membership,
+    Race,
+    Role,
+    Season,
+    User,
+    utcnow,
+)
+from league.rules import accounts, leagues, live, races, seasons, submissions
 from league.storage import Storage
 
 DEMO_SLUG = "paddock-demo"
@@ -32,6 +42,9 @@ BOTS = (("ace-bot", "ace", 1), ("pro-bot", "pro", 1),
 OPENING_CLOSES_AFTER = dt.timedelta(seconds=60)  # then its season points are awarded
 RACE_WINDOW = dt.timedelta(days=14)
 HEAD_TO_HEAD_ROUND_S = 30
+#: the demo's live event (a showcase of the Royal Park time trial's best runs) starts then
+SHOWCASE_STARTS_AFTER = dt.timedelta(minutes=3)
+SHOWCASE_RUNS = 4
 
 
 @dataclass(frozen=True)
@@ -64,7 +77,8 @@ def seed_demo(session: Session, storage: Storage, now: dt.datetime | None = None
     """Seed the demo league, its people, races and entries; None when it exists already.
 
     The evaluations of the time-trial entries are queued here; the head-to-head race plays
-    its first round when the scheduler next looks.
+    its first round when the scheduler next looks; a live event airs the Royal Park time
+    trial's best runs a few minutes after the start.
     """
     if is_seeded(session):
         return None
@@ -97,6 +111,9 @@ def seed_demo(session: Session, storage: Storage, now: dt.datetime | None = None
         for user, bot in racers:
             submissions.submit_entry(session, storage, race, user, bot_model(bot),
                                      model_name=f"{bot}-bot", now=now)
+    live.schedule(session, demo_races[1], organizer, live.Plan(
+        "Royal Park showcase", LiveEventKind.SHOWCASE,
+        (now + SHOWCASE_STARTS_AFTER).replace(microsecond=0), size=SHOWCASE_RUNS), now)
     return league
 
 

@@ -137,6 +137,34 @@ def race_events(session: Session, race: Race) -> Sequence[LiveEvent]:
                            .order_by(LiveEvent.id.desc())).all()
 
 
+RECENT = dt.timedelta(days=7)  #: how long a league page lists an event after it ended
+
+
+@dataclass(frozen=True)
+class EventLine:
+    """An event as a league page lists it."""
+
+    id: int
+    title: str
+    status: str
+    starts_at: dt.datetime
+    race_id: int
+    race_name: str
+
+
+def league_events(session: Session, league_id: int, now: dt.datetime) -> list[EventLine]:
+    """A league's events still to come or under way, and those that ended within
+    :data:`RECENT`, soonest first (cancelled ones are left out)."""
+    rows = session.execute(
+        sa.select(LiveEvent.id, LiveEvent.title, LiveEvent.status, LiveEvent.starts_at,
+                  Race.id, Race.name)
+        .join(Race, Race.id == LiveEvent.race_id)
+        .where(Race.league_id == league_id, LiveEvent.status != LiveEventStatus.CANCELLED,
+               sa.or_(LiveEvent.finished_at.is_(None), LiveEvent.finished_at >= now - RECENT))
+        .order_by(LiveEvent.starts_at, LiveEvent.id)).all()
+    return [EventLine(*row) for row in rows]
+
+
 def _labels(session: Session, entry_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
     """(racer name, "model vN") of each entry."""
     rows = session.execute(sa.select(Entry.id, User.name, PolicyModel.name, PolicyModel.version)

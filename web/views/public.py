@@ -11,7 +11,7 @@ from flask import Blueprint, abort, render_template
 from markupsafe import Markup
 
 from league.models import League, Season, utcnow
-from league.read import browse, heats, matchups
+from league.read import browse, heats, live, matchups
 from league.rules import accounts, leagues
 from web import pagecache
 from web.helpers import Page, get_league_or_404, or_404, page_args, session, viewer
@@ -67,7 +67,7 @@ def league(slug: str) -> str:
     return render_template(
         "public/league.html", league=league, **viewer_role(league), current=current,
         tables=standings_html(current) if current else [],
-        races=browse.league_races(s, league),
+        races=browse.league_races(s, league), events=live.league_events(s, league.id, utcnow()),
         past=[x for x in seasons if current is None or x.id != current.id], links=links())
 
 

@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 from evaluator.race_settings import SOLO_FORMATS
 from league.errors import Conflict, InvalidInput
 from league.models import Entry, League, Race, RaceStatus, SeasonStatus, User, utcnow
-from league.rules import knockout, races, seasons, submissions
+from league.rules import knockout, live, races, seasons, submissions
 from web.helpers import (
     Page,
     get_race_or_404,
@@ -132,6 +132,7 @@ def _race_page(race: Race, **forms: Any) -> str:
                                                                          total),
         dq_forms=dq_forms, action=ActionForm(), can_rerun=race.format in SOLO_FORMATS,
         finals=knockout.finals_plan(session(), race),
+        live_event=live.active_event(session(), race.id),
         close_form=forms.pop("close_form", None) or CloseRaceForm(formdata=None))
 
 

@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -29,25 +25,27 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from evaluator import replay as replay_format
-from league.db import make_engine, session_factory, transaction, upgrade_database
+from league.db import make_engine, session_factory, transaction
 from league.models import (
     EvaluationJob,
     LiveEvent,
     LiveEventKind,
     LiveEventStatus,
+    LiveSlot,
     Race,
     RaceStatus,
     Rating,
     Replay,
     utcnow,
 )
+from league.read import live as live_read
 from league.rules import live, submissions
 from league.storage import Storage
 from tests.support.dbfixtures import Factory
+from tests.support.processes import Processes, league_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 BOTS = ROOT / "evaluator" / "bots"
-WAIT_S = 180.0  # how long a step may take before the test gives up (not a speed check)
 DAY = dt.timedelta(days=1)
 
 
@@ -57,69 +55,25 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class _Site:
-    """The processes of the test (each logging to a file) and HTTP requests to gunicorn."""
-
-    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
-        self.dir, self.env = tmp_path, env
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.base = ""
-
-    def start(self, name: str, *args: str) -> None:
-        with (self.dir / f"{name}.log").open("wb") as log:
-            self.procs[name] = subprocess.Popen([sys.executable, *args], cwd=ROOT,
-                                                env=self.env, stdout=log,
-                                                stderr=subprocess.STDOUT,
-                                                start_new_session=True)
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {name}\n{(self.dir / f'{name}.log').read_text(errors='replace')}"
-                         [-4000:] for name in self.procs)
-
-    def wait_for(self, condition: Callable[[], Any], what: str) -> Any:
-        deadline = time.monotonic() + WAIT_S
-        while True:
-            found = condition()
-            if found:
-                return found
-            dead = [n for n, p in self.procs.items() if p.poll() is not None]
-            if dead or time.monotonic() > deadline:
-                pytest.fail(f"gave up waiting for {what} ({', '.join(dead) or 'timeout'})\n"
-                            f"{self.logs()}")
-            time.sleep(0.1)
-
-    def get(self, path: str) -> tuple[int, bytes, dict[str, str]]:
-        try:
-            with urllib.request.urlopen(self.base + path, timeout=30) as r:
-                return r.status, r.read(), dict(r.headers)
-        except urllib.error.HTTPError as err:
-            return err.code, err.read(), dict(err.headers)
-        except urllib.error.URLError:  # not listening yet
-            return 0, b"", {}
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+def _get(base: str, path: str) -> tuple[int, bytes, dict[str, str]]:
+    """GET ``base + path``: status (0 while nothing listens), body, headers."""
+    try:
+        with urllib.request.urlopen(base + path, timeout=30) as r:
+            return r.status, r.read(), dict(r.headers)
+    except urllib.error.HTTPError as err:
+        return err.code, err.read(), dict(err.headers)
+    except urllib.error.URLError:  # not listening yet
+        return 0, b"", {}
 
 
 @pytest.fixture
-def site(empty_url: str, tmp_path: Path) -> Iterator[tuple[str, Storage, _Site]]:
-    upgrade_database(empty_url)
-    storage = Storage(tmp_path / "storage")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PADDOCK_")}
-    env.update(DATABASE_URL=empty_url, SECRET_KEY="test", PADDOCK_STORAGE_DIR=str(storage.root),
-               PADDOCK_INSTANCE_DIR=str(tmp_path / "instance"))
-    running = _Site(tmp_path, env)
-    try:
-        yield empty_url, storage, running
-    finally:
-        running.stop_all()
+def site(empty_url: str, tmp_path: Path) -> Iterator[tuple[str, Storage, Processes]]:
+    yield from league_processes(empty_url, tmp_path)
+
+
+def _on_air_at(index: dict[str, Any], n: int) -> float | None:
+    """Slot ``n``'s start in an index, None when the index does not have it yet."""
+    return next((s["on_air_at"] for s in index["slots"] if s["n"] == n), None)
 
 
 def _distance(car: replay_format.ReplayCar) -> np.ndarray:
@@ -127,7 +81,7 @@ def _distance(car: replay_format.ReplayCar) -> np.ndarray:
 
 
 def test_a_scheduled_event_starts_on_time_and_airs_its_heats(
-        site: tuple[str, Storage, _Site], make: Factory) -> None:
+        site: tuple[str, Storage, Processes], make: Factory) -> None:
     url, storage, procs = site
     engine = make_engine(url)
     factory = session_factory(engine)
@@ -152,19 +106,22 @@ def test_a_scheduled_event_starts_on_time_and_airs_its_heats(
             return query(s)
 
     port = _free_port()
-    procs.base = f"http://127.0.0.1:{port}"
+    base = f"http://127.0.0.1:{port}"
+
+    def get(path: str) -> tuple[int, bytes, dict[str, str]]:
+        return _get(base, path)
+
     procs.start("web", "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
                 "--no-control-socket", "web:create_app()")
     procs.start("scheduler", "-m", "league.cli", "scheduler")
     procs.start("worker", "-m", "league.processes.worker", "--workers", "1")
-    procs.wait_for(lambda: procs.get("/healthz")[0] == 200
-                   if procs.procs["web"].poll() is None else False, "the site")
+    procs.wait_for(lambda: get("/healthz")[0] == 200, "the site")
     with transaction(factory) as s:  # scheduled once everything runs: its start is near
         race = s.get_one(Race, race_id)
         starts = (utcnow() + dt.timedelta(seconds=5)).replace(microsecond=0)
         event_id = live.schedule(s, race, make.organizer(s, race.league), live.Plan(
             "Final night", LiveEventKind.FINALS, starts, delay_s=2), utcnow()).id
-    status, body, _ = procs.get(f"/events/{event_id}/live.json")
+    status, body, _ = get(f"/events/{event_id}/live.json")
     assert status == 200 and json.loads(body)["status"] == "scheduled"
 
     # On time: live within two scheduler runs of its start, not before.
@@ -175,7 +132,7 @@ def test_a_scheduled_event_starts_on_time_and_airs_its_heats(
     # Viewers poll the index and fetch each segment once it is published, never before.
     index = procs.wait_for(lambda: (lambda i: i if i["slots"] and
                                     i["slots"][0]["on_air_at"] else None)(
-        json.loads(procs.get(f"/events/{event_id}/live.json")[1])), "the first heat on air")
+        json.loads(get(f"/events/{event_id}/live.json")[1])), "the first heat on air")
     first = index["slots"][0]
     assert first["title"] == "Final, heat 1 of 2"
     assert {c["racer"] for c in first["cars"]} == {"slow", "quick"}
@@ -183,21 +140,22 @@ def test_a_scheduled_event_starts_on_time_and_airs_its_heats(
     events: list[tuple[int, dict[str, Any]]] = []  # (slot, ticker event)
     for slot in (1, 2):
         head = procs.wait_for(lambda n=slot: (lambda r: r if r[0] == 200 else None)(
-            procs.get(f"/events/{event_id}/live/{n}/head.json")), f"slot {slot}'s head")
+            get(f"/events/{event_id}/live/{n}/head.json")), f"slot {slot}'s head")
         total = json.loads(head[1])["segments"]
         for k in range(total):
-            status, body, headers = procs.get(f"/events/{event_id}/live/{slot}/{k}.json")
+            status, body, headers = get(f"/events/{event_id}/live/{slot}/{k}.json")
             if status == 404:  # not published yet: it must be ahead of the live moment
-                idx = json.loads(procs.get(f"/events/{event_id}/live.json")[1])
-                on_air = idx["slots"][slot - 1]["on_air_at"]
+                idx = json.loads(get(f"/events/{event_id}/live.json")[1])
+                on_air = _on_air_at(idx, slot)  # (None from an index a second old)
                 assert on_air is None or idx["server_time"] < on_air + k - live.LEAD_S + 0.5
                 status, body, headers = procs.wait_for(
                     lambda n=slot, k=k: (lambda r: r if r[0] == 200 else None)(
-                        procs.get(f"/events/{event_id}/live/{n}/{k}.json")),
+                        get(f"/events/{event_id}/live/{n}/{k}.json")),
                     f"segment {k} of slot {slot}")
                 published = time.time()
-                idx = json.loads(procs.get(f"/events/{event_id}/live.json")[1])
-                on_air = idx["slots"][slot - 1]["on_air_at"]
+                on_air = read(lambda s, n=slot: live_read.epoch(s.scalars(sa.select(
+                    LiveSlot.on_air_at).where(LiveSlot.event_id == event_id,
+                                              LiveSlot.position == n)).one()))
                 assert published >= on_air + k - live.LEAD_S - 0.5  # not before its time
             assert "immutable" in headers["Cache-Control"]
             events.extend((slot, e) for e in json.loads(body)["events"])
@@ -228,13 +186,13 @@ def test_a_scheduled_event_starts_on_time_and_airs_its_heats(
     procs.wait_for(lambda: read(lambda s: s.get_one(LiveEvent, event_id).status) ==
                    LiveEventStatus.FINISHED, "the event to finish")
     assert read(lambda s: s.get_one(Race, race_id).status) == RaceStatus.CLOSED
-    final = json.loads(procs.get(f"/events/{event_id}/live.json")[1])
+    final = json.loads(get(f"/events/{event_id}/live.json")[1])
     assert final["champion"] in {"slow", "quick"}
     assert all(s["state"] == "aired" and s["replay"] for s in final["slots"])
-    status, page, _ = procs.get(f"/events/{event_id}")
+    status, page, _ = get(f"/events/{event_id}")
     assert status == 200 and final["champion"].encode() in page
     for s in final["slots"]:
-        assert procs.get(s["replay"])[0] == 200
+        assert get(s["replay"])[0] == 200
     jobs = read(lambda s: s.scalars(sa.select(EvaluationJob.status)).all())
     assert set(jobs) == {"succeeded"}
     engine.dispose()

@@ -9,11 +9,6 @@ worker processes racing a bracket, the scheduler killed and restarted half way.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,8 +40,10 @@ from league.models import (
     utcnow,
 )
 from league.rules import headtohead as h2h
-from league.rules import jobs, knockout, leagues, seasons, submissions
+from league.rules import jobs, knockout, seasons, submissions
 from league.storage import Storage
+from tests.support.live import knockout_heats, knockout_race
+from tests.support.processes import Processes, league_processes
 
 if TYPE_CHECKING:
     from conftest import Database, Factory
@@ -55,32 +52,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MIN = dt.timedelta(minutes=1)
 DAY = dt.timedelta(days=1)
 POINTS = [10, 6, 4, 2]
-WAIT_S = 120.0  # how long the process test waits for a step (not a speed check)
 MIGRATION_BEFORE = "0e66a7ff40d6"  # the revision before races had finals
-
-
-def _race(session: Session, make: Factory, *, rated: int = 4, unrated: int = 0,
-          knockout_size: int = 4, **kw: Any) -> tuple[Race, list[Entry]]:
-    """An open head-to-head race in a season; entry k (of ``rated``) is seed k + 1."""
-    league = make.league(session)
-    season = leagues.create_season(session, league, make.organizer(session, league), "S",
-                                   make.now - 30 * DAY, make.now + 30 * DAY,
-                                   points_table=POINTS)
-    race = make.race(session, league, season=season, format="head-to-head", seed=7,
-                     knockout_size=knockout_size, **kw)
-    race.status = RaceStatus.OPEN
-    entries = [make.entry(session, race, make.racer(session, f"r{k}"), make.now + k * MIN)
-               for k in range(1, rated + unrated + 1)]
-    for k, entry in enumerate(entries[:rated]):
-        session.add(Rating(race_id=race.id, entry_id=entry.id, mu=40.0 - k, sigma=1.0,
-                           heats=5))
-    session.flush()
-    return race, entries
-
-
-def _knockout_heats(session: Session, race: Race) -> list[Heat]:
-    return list(session.scalars(sa.select(Heat).where(
-        Heat.race_id == race.id, Heat.stage != h2h.ROUND_STAGE).order_by(Heat.id)))
 
 
 def _job(session: Session, heat: Heat) -> EvaluationJob:
@@ -107,7 +79,7 @@ def _points(session: Session, race: Race) -> dict[int, tuple[int | None, int]]:
 @pytest.mark.parametrize("how", ["close-now", "closing-time"])
 def test_ending_the_window_races_the_knockout_then_closes(session: Session, make: Factory,
                                                           storage: Storage, how: str) -> None:
-    race, e = _race(session, make, unrated=1)  # e[4] never raced a heat: outside, unranked
+    race, e = knockout_race(session, make, unrated=1)  # e[4] never raced a heat: outside, unranked
     (rating_heat,) = h2h.create_heats(session, race, h2h.ROUND_STAGE, h2h.ROUND_SEEDS, 1,
                                       [(e[0].id, e[4].id)], make.now)
     if how == "close-now":
@@ -128,17 +100,17 @@ def test_ending_the_window_races_the_knockout_then_closes(session: Session, make
 
     assert seasons.close_due_races(session, make.now + MIN) == []
     assert race.status == RaceStatus.FINALS and race.closes_at == make.now
-    semis = _knockout_heats(session, race)
+    semis = knockout_heats(session, race)
     assert [(h.stage, h.entry_ids) for h in semis] == [("semifinal", [e[0].id, e[3].id]),
                                                        ("semifinal", [e[1].id, e[2].id])]
     assert all(_job(session, h).status == JobStatus.QUEUED for h in semis)
     assert seasons.close_due_races(session, make.now + MIN) == []  # the semifinals race
-    assert len(_knockout_heats(session, race)) == 2
+    assert len(knockout_heats(session, race)) == 2
 
     _deliver(session, storage, semis[0], e[3])  # seed 4 beats seed 1
     _deliver(session, storage, semis[1], e[2])  # seed 3 beats seed 2
     assert seasons.close_due_races(session, make.now + 2 * MIN) == []
-    final = _knockout_heats(session, race)[2]
+    final = knockout_heats(session, race)[2]
     assert (final.stage, final.entry_ids) == ("final", [e[3].id, e[2].id])
     assert _points(session, race) == {}  # nothing awarded while the final is to be raced
 
@@ -153,17 +125,17 @@ def test_ending_the_window_races_the_knockout_then_closes(session: Session, make
 
 def test_the_seeding_waits_for_running_rating_heats(session: Session, make: Factory,
                                                     storage: Storage) -> None:
-    race, e = _race(session, make, rated=3, unrated=1)  # three rated: a bracket of 2 now
+    race, e = knockout_race(session, make, rated=3, unrated=1)  # three rated: a bracket of 2 now
     (running,) = h2h.create_heats(session, race, h2h.ROUND_STAGE, h2h.ROUND_SEEDS, 1,
                                   [(e[2].id, e[3].id)], make.now)
     _job(session, running).status = JobStatus.RUNNING
     seasons.close_race_now(session, race, make.organizer(session, race.league), make.now)
     assert race.status == RaceStatus.FINALS and _job(session, running).status == "running"
     assert seasons.advance_race(session, race.id, make.now) == seasons.Step.WAITING
-    assert _knockout_heats(session, race) == []
+    assert knockout_heats(session, race) == []
     _deliver(session, storage, running, e[3])  # the newcomer is rated: four make semifinals
     assert seasons.advance_race(session, race.id, make.now) == seasons.Step.STAGE_PLANNED
-    semis = _knockout_heats(session, race)
+    semis = knockout_heats(session, race)
     assert [h.stage for h in semis] == ["semifinal", "semifinal"]
     assert {x for h in semis for x in h.entry_ids} == {x.id for x in e}
 
@@ -174,7 +146,7 @@ def test_the_seeding_waits_for_running_rating_heats(session: Session, make: Fact
 @pytest.mark.parametrize("rated", [0, 1])
 def test_too_few_rated_entries_close_without_finals(session: Session, make: Factory,
                                                     how: str, rated: int) -> None:
-    race, e = _race(session, make, rated=rated, unrated=2)
+    race, e = knockout_race(session, make, rated=rated, unrated=2)
     plan = knockout.finals_plan(session, race)
     assert plan.size == 0
     assert plan.note == (f"Only {rated} racer(s) have a rating, too few for the knockout (it "
@@ -188,7 +160,7 @@ def test_too_few_rated_entries_close_without_finals(session: Session, make: Fact
         race.closes_at = make.now
         assert seasons.advance_race(session, race.id, make.now) == \
             seasons.Step.CLOSED_WITHOUT_KNOCKOUT
-    assert race.status == RaceStatus.CLOSED and _knockout_heats(session, race) == []
+    assert race.status == RaceStatus.CLOSED and knockout_heats(session, race) == []
     expected: dict[int, tuple[int | None, int]] = {x.racer_id: (None, 0) for x in e}
     if rated:
         expected[e[0].racer_id] = (1, 10)
@@ -196,7 +168,7 @@ def test_too_few_rated_entries_close_without_finals(session: Session, make: Fact
 
 
 def test_finals_plan(session: Session, make: Factory) -> None:
-    race, _ = _race(session, make, rated=5, knockout_size=8)
+    race, _ = knockout_race(session, make, rated=5, knockout_size=8)
     assert knockout.finals_plan(session, race) == knockout.FinalsPlan(
         4, "Closing runs the knockout finals first: the best 4 rated racers race a bracket "
            "(semifinal, final); the race closes and awards its points when the final is "
@@ -218,7 +190,7 @@ def test_each_step_is_idempotent_and_restart_safe(db: Database, session: Session
                                                   make: Factory, storage: Storage) -> None:
     """Every step in its own transaction (as a restarted scheduler would run it), each one
     repeated: no stage planned twice, no point awarded twice."""
-    race, e = _race(session, make, rated=2)
+    race, e = knockout_race(session, make, rated=2)
     organizer = make.organizer(session, race.league)
     session.commit()
     race_id = race.id
@@ -236,7 +208,7 @@ def test_each_step_is_idempotent_and_restart_safe(db: Database, session: Session
     assert step(lambda s: s.get_one(Race, race_id).closes_at) == make.now  # moved once
     steps = [step(lambda s: seasons.advance_race(s, race_id, make.now + MIN)) for _ in "ab"]
     assert steps == [seasons.Step.STAGE_PLANNED, seasons.Step.WAITING]
-    (final,) = step(lambda s: _knockout_heats(s, s.get_one(Race, race_id)))
+    (final,) = step(lambda s: knockout_heats(s, s.get_one(Race, race_id)))
     step(lambda s: _deliver(s, storage, s.get_one(Heat, final.id), e[1]))
     steps = [step(lambda s: seasons.advance_race(s, race_id, make.now + 2 * MIN))
              for _ in "ab"]
@@ -246,13 +218,13 @@ def test_each_step_is_idempotent_and_restart_safe(db: Database, session: Session
     assert step(lambda s: seasons.close_due_races(s, make.now + 5 * MIN)) == []
     session.expire_all()
     assert _points(session, race) == {e[1].racer_id: (1, 10), e[0].racer_id: (2, 6)}
-    assert len(_knockout_heats(session, race)) == 1
+    assert len(knockout_heats(session, race)) == 1
     assert (race.status, race.closed_at) == (RaceStatus.CLOSED, make.now + 2 * MIN)
 
 
 def test_a_season_waits_for_the_finals_of_its_race(session: Session, make: Factory,
                                                    storage: Storage) -> None:
-    race, e = _race(session, make, rated=2, closes_at=make.now + 60 * DAY)
+    race, e = knockout_race(session, make, rated=2, closes_at=make.now + 60 * DAY)
     season = race.season
     assert season is not None
     ended = season.ends_at + MIN
@@ -262,7 +234,7 @@ def test_a_season_waits_for_the_finals_of_its_race(session: Session, make: Facto
     assert (race.status, race.closes_at) == (RaceStatus.FINALS, ended)
     assert seasons.due_seasons(session, ended) == []  # waiting for the finals
     assert seasons.close_due_races(session, ended) == []
-    (final,) = _knockout_heats(session, race)
+    (final,) = knockout_heats(session, race)
     _deliver(session, storage, final, e[1])
     assert seasons.close_due_races(session, ended) == [race]
     assert seasons.due_seasons(session, ended) == [season]
@@ -283,7 +255,7 @@ def test_the_migration_marks_running_knockouts_as_finals(empty_url: str,
     engine = make_engine(empty_url)
     factory = session_factory(engine)
     with transaction(factory) as s:
-        playing, _ = _race(s, make, rated=2, knockout_size=2, closes_at=make.now)
+        playing, _ = knockout_race(s, make, rated=2, knockout_size=2, closes_at=make.now)
         knockout.advance_knockout(s, playing, make.now)
         other = make.race(s, playing.league, format="head-to-head", knockout_size=2,
                           name="Not started")
@@ -309,66 +281,13 @@ def test_the_migration_marks_running_knockouts_as_finals(empty_url: str,
 SPEEDS = (1.0, 1.5, 2.0, 2.5)  # seed 1 (best rated) drives slowest: the bracket turns it over
 
 
-class _Processes:
-    """The scheduler and worker processes of one test, each logging to a file."""
-
-    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
-        self.dir, self.env = tmp_path, env
-        self.running: dict[str, subprocess.Popen[bytes]] = {}
-        self.names: list[str] = []
-
-    def start(self, name: str, *args: str) -> None:
-        with (self.dir / f"{name}.log").open("wb") as log:
-            self.running[name] = subprocess.Popen(
-                [sys.executable, *args], cwd=ROOT, env=self.env, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True)
-        self.names.append(name)
-
-    def kill(self, name: str) -> None:
-        proc = self.running.pop(name)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-
-    def stop(self, name: str) -> int:
-        proc = self.running.pop(name)
-        proc.send_signal(signal.SIGTERM)
-        return proc.wait(timeout=WAIT_S)
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {name}\n{(self.dir / f'{name}.log').read_text(errors='replace')}"
-                         for name in self.names)
-
-    def wait_for(self, condition: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + WAIT_S
-        while not condition():
-            dead = [n for n, p in self.running.items() if p.poll() is not None]
-            if dead or time.monotonic() > deadline:
-                pytest.fail(f"gave up waiting for {what} ({', '.join(dead) or 'timeout'})\n"
-                            f"{self.logs()}")
-            time.sleep(0.2)
-
-    def kill_all(self) -> None:
-        for name in list(self.running):
-            if self.running[name].poll() is None:
-                self.kill(name)
-
-
 @pytest.fixture
-def finals_db(empty_url: str, tmp_path: Path) -> Iterator[tuple[str, Storage, _Processes]]:
+def finals_db(empty_url: str, tmp_path: Path) -> Iterator[tuple[str, Storage, Processes]]:
     """A migrated database, storage, and the processes started on them (killed at the end)."""
-    upgrade_database(empty_url)
-    storage = Storage(tmp_path / "storage")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PADDOCK_")}
-    env.update(DATABASE_URL=empty_url, SECRET_KEY="test", PADDOCK_STORAGE_DIR=str(storage.root),
-               PADDOCK_INSTANCE_DIR=str(tmp_path / "instance"))
-    procs = _Processes(tmp_path, env)
-    try:
-        yield empty_url, storage, procs
-    finally:
-        procs.kill_all()
+    yield from league_processes(empty_url, tmp_path)
 
 
-def test_real_processes_race_the_bracket_then_close(finals_db: tuple[str, Storage, _Processes],
+def test_real_processes_race_the_bracket_then_close(finals_db: tuple[str, Storage, Processes],
                                                     make: Factory) -> None:
     """An organizer closes a head-to-head race with a knockout of 4 while a scheduler and two
     workers run: the scheduler plans the semifinals and is killed; a new one plans the final
@@ -377,7 +296,7 @@ def test_real_processes_race_the_bracket_then_close(finals_db: tuple[str, Storag
     engine = make_engine(url)
     factory = session_factory(engine)
     with transaction(factory) as s:
-        race, _ = _race(s, make, rated=0, opens_at=utcnow() - DAY, closes_at=utcnow() + DAY,
+        race, _ = knockout_race(s, make, rated=0, opens_at=utcnow() - DAY, closes_at=utcnow() + DAY,
                         heats_per_round=1, round_interval_s=3600)
         race.last_round_at = utcnow()  # no rating round: the ratings below stand
         entries = [submissions.submit_entry(s, storage, race, make.racer(s, f"p{k}"),
@@ -392,15 +311,15 @@ def test_real_processes_race_the_bracket_then_close(finals_db: tuple[str, Storag
         with transaction(factory) as s:
             return query(s)
 
-    def knockout_heats() -> int:
-        return int(read(lambda s: len(_knockout_heats(s, s.get_one(Race, race_id)))))
+    def planned() -> int:
+        return int(read(lambda s: len(knockout_heats(s, s.get_one(Race, race_id)))))
 
     procs.start("workers", "-m", "league.processes.worker", "--workers", "2")
     procs.start("scheduler-1", "-m", "league.cli", "scheduler")
     assert read(lambda s: seasons.close_race_now(
         s, s.get_one(Race, race_id), s.get_one(User, organizer_id or 0))) == []
     assert read(lambda s: s.get_one(Race, race_id).status) == RaceStatus.FINALS
-    procs.wait_for(lambda: knockout_heats() >= 2, "the semifinals to be planned")
+    procs.wait_for(lambda: planned() >= 2, "the semifinals to be planned")
     procs.kill("scheduler-1")
     procs.start("scheduler-2", "-m", "league.cli", "scheduler")
     procs.wait_for(lambda: read(lambda s: s.get_one(Race, race_id).status) ==
@@ -410,7 +329,7 @@ def test_real_processes_race_the_bracket_then_close(finals_db: tuple[str, Storag
 
     heats = read(lambda s: [(h.stage, h.entry_ids, h.positions, _job(s, h).status,
                              _job(s, h).log.count("succeeded"))
-                            for h in _knockout_heats(s, s.get_one(Race, race_id))])
+                            for h in knockout_heats(s, s.get_one(Race, race_id))])
     e = [entry.id for entry in entries]
     assert [(stage, ids) for stage, ids, *_ in heats] == [
         ("semifinal", [e[0], e[3]]), ("semifinal", [e[1], e[2]]), ("final", [e[3], e[2]])]

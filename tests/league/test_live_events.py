@@ -30,7 +30,7 @@ from league.read import replays
 from league.rules import headtohead as h2h
 from league.rules import live, notifications, seasons
 from league.storage import Storage
-from tests.support.live import finals_race, knockout_heats, race_heat, tick
+from tests.support.live import knockout_heats, knockout_race, race_heat, tick
 from tests.support.replays import field_drivers, record_replay, time_trial
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def _plan(starts_at: dt.datetime, **kw: Any) -> live.Plan:
 
 def test_scheduling_checks_each_field_and_keeps_one_event_per_race(session: Session,
                                                                    make: Factory) -> None:
-    race, _ = finals_race(session, make)
+    race, _ = knockout_race(session, make)
     organizer = make.organizer(session, race.league)
     soon = make.now + 20 * MIN
     bad = [(_plan(soon, title=" "), "title"),
@@ -94,7 +94,7 @@ def test_scheduling_checks_each_field_and_keeps_one_event_per_race(session: Sess
 
 def test_live_finals_hold_the_knockout_and_each_heat_until_it_is_aired(
         session: Session, make: Factory, storage: Storage, heat_replays: list[bytes]) -> None:
-    race, e = finals_race(session, make)
+    race, e = knockout_race(session, make)
     organizer = make.organizer(session, race.league)
     starts = make.now + 20 * MIN
     event = live.schedule(session, race, organizer, _plan(starts, delay_s=4), make.now)
@@ -181,7 +181,7 @@ def test_live_finals_hold_the_knockout_and_each_heat_until_it_is_aired(
 
 def test_an_event_that_cannot_run_is_cancelled_and_says_why(session: Session, make: Factory,
                                                             storage: Storage) -> None:
-    race, _ = finals_race(session, make, rated=1)  # one rated racer: no bracket
+    race, _ = knockout_race(session, make, rated=1)  # one rated racer: no bracket
     event = live.schedule(session, race, make.organizer(session, race.league),
                           _plan(make.now + MIN), make.now)
     tick(session, storage, make.now + MIN)
@@ -192,7 +192,7 @@ def test_an_event_that_cannot_run_is_cancelled_and_says_why(session: Session, ma
 
 def test_a_rating_heat_is_never_held(session: Session, make: Factory, storage: Storage,
                                      heat_replays: list[bytes]) -> None:
-    race, e = finals_race(session, make)
+    race, e = knockout_race(session, make)
     live.schedule(session, race, make.organizer(session, race.league),
                   _plan(make.now + MIN), make.now)
     (heat,) = h2h.create_heats(session, race, h2h.ROUND_STAGE, h2h.ROUND_SEEDS, 1,

@@ -1,5 +1,6 @@
-"""Live events for tests: a head-to-head race with a knockout ready for its finals, a heat
-raced the way a worker delivers it, and one run of the scheduler's live-events job."""
+"""Knockout races and live events for tests: a head-to-head race with a knockout ready for its
+finals, a heat raced the way a worker delivers it, one run of the scheduler's live-events job,
+and a finals event with a heat on air."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from league.models import (
     JobStatus,
     League,
     LiveEvent,
+    LiveEventKind,
     LiveEventStatus,
     Race,
     RaceStatus,
     Rating,
+    utcnow,
 )
 from league.processes.evaluation import Outcome, deliver
 from league.read import live as live_read
@@ -33,25 +36,54 @@ if TYPE_CHECKING:
 
 MIN = dt.timedelta(minutes=1)
 DAY = dt.timedelta(days=1)
+POINTS = [10, 6, 4, 2]  #: the knockout race's season points table
 
 
-def finals_race(session: Session, make: Factory, *, rated: int = 4,
-                league: League | None = None) -> tuple[Race, list[Entry]]:
-    """An open head-to-head race with a knockout of 4 in a season; entry k is seed k + 1."""
+def knockout_race(session: Session, make: Factory, *, rated: int = 4, unrated: int = 0,
+                  knockout_size: int = 4, league: League | None = None,
+                  **kw: object) -> tuple[Race, list[Entry]]:
+    """An open head-to-head race with a knockout in a season (points 10, 6, 4, 2), its
+    ``rated`` entries rated so that entry k is seed k + 1, then ``unrated`` entries that
+    never raced a heat; ``kw`` go to the race."""
     league = league or make.league(session)
     season = leagues.create_season(session, league, make.organizer(session, league), "S",
                                    make.now - 30 * DAY, make.now + 30 * DAY,
-                                   points_table=[10, 6, 4, 2])
+                                   points_table=POINTS)
     race = make.race(session, league, season=season, format="head-to-head", seed=7,
-                     knockout_size=4, closes_at=make.now + DAY, name="Finals race")
+                     knockout_size=knockout_size, **kw)
     race.status = RaceStatus.OPEN
     entries = [make.entry(session, race, make.racer(session, f"r{k}"), make.now + k * MIN)
-               for k in range(1, rated + 1)]
-    for k, entry in enumerate(entries):
+               for k in range(1, rated + unrated + 1)]
+    for k, entry in enumerate(entries[:rated]):
         session.add(Rating(race_id=race.id, entry_id=entry.id, mu=40.0 - k, sigma=1.0,
                            heats=5))
     session.flush()
     return race, entries
+
+
+def put_on_air(session: Session, make: Factory, storage: Storage, replays: list[bytes], *,
+               on_air_in_s: float, title: str = "Finals night",
+               league: League | None = None) -> LiveEvent:
+    """A live finals event of a fresh knockout race, run through the rules and the
+    scheduler's job: the first semifinal raced (``replays``: its heats, won by seed 1) and
+    its slots on air, the first one's race time 0 ``on_air_in_s`` seconds from now
+    (negative: it has been on air that long), the others after it as the job placed them.
+    Committed."""
+    race, entries = knockout_race(session, make, league=league)
+    now = utcnow()
+    event = live.schedule(session, race, make.organizer(session, race.league),
+                          live.Plan(title, LiveEventKind.FINALS, now), now)
+    tick(session, storage, now)  # the event starts: the semifinals are planned
+    race_heat(session, storage, knockout_heats(session, race)[0], entries[0], replays)
+    tick(session, storage, now)  # the raced heat's slots, on air after the delay
+    first = event.slots[0].on_air_at
+    assert first is not None
+    shift = first - (now + dt.timedelta(seconds=on_air_in_s))
+    for slot in event.slots:
+        assert slot.on_air_at is not None
+        slot.on_air_at -= shift
+    session.commit()
+    return event
 
 
 def knockout_heats(session: Session, race: Race) -> list[Heat]:

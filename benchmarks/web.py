@@ -119,6 +119,9 @@ FULL = Scale(entries=10_000, standings_racers=300, season_races=20, h2h_racers=2
 QUICK = Scale(entries=1_000, standings_racers=60, season_races=5, h2h_racers=50, heats=1_000,
               warmup_s=1.0, duration_s=3.0)
 SIGNED_IN = 42  #: the racer (by number) who signs in: in the time trial, league, head-to-head
+# Every request (the login form, first requests, wrk) names one browser, as a real one does:
+# the session a login issues is tied to its browser (Flask-Login's session protection).
+USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) paddock-benchmark/1"
 PASSWORD = "benchmark-password"  # noqa: S105 (the signed-in racer's, on a throwaway database)
 LEADERBOARD_PER_PAGE = 100  # web.views.races: rows of a leaderboard page
 HEATS_PER_PAGE = 50  # web.views.races: heats of a heat-list page
@@ -519,7 +522,8 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 def fetch(url: str, timeout: float = 30.0, cookie: str = "") -> tuple[int, bytes, float]:
     """GET ``url`` (with ``cookie``): status, body and seconds taken."""
     start = time.perf_counter()
-    request = urllib.request.Request(url, headers={"Cookie": cookie} if cookie else {})
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT,
+                                                   **({"Cookie": cookie} if cookie else {})})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             body = response.read()
@@ -548,6 +552,7 @@ def sign_in(base: str, name: str, landing: str) -> str:
     redirect to ``landing``); the ``Cookie`` header the signed-in browser sends from then on."""
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    opener.addheaders = [("User-Agent", USER_AGENT)]
     with opener.open(base + "/login", timeout=30) as response:
         form = response.read().decode()
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form)
@@ -626,7 +631,7 @@ def first_requests(url: str, page: PageLoad, cookie: str) -> dict[str, Any]:
 
 def run_wrk(url: str, seconds: float, script: Path, cookie: str = "") -> dict[str, Any]:
     """Load ``url`` with wrk for ``seconds``; its numbers as a dict (milliseconds)."""
-    header = ["-H", f"Cookie: {cookie}"] if cookie else []
+    header = ["-H", f"User-Agent: {USER_AGENT}", *(["-H", f"Cookie: {cookie}"] if cookie else [])]
     proc = subprocess.run(
         ["wrk", f"-t{WRK_THREADS}", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s",
          "--timeout", "10s", *header, "-s", str(script), url],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, contains_eager, joinedload
@@ -322,3 +323,81 @@ def race_for_page(session: Session, race_id: int) -> Race | None:
     then reads them without further queries). Visibility is the caller's to check."""
     loaded: Race | None = session.execute(_RACE_FOR_PAGE, {"race_id": race_id}).scalar()
     return loaded
+
+
+@dataclass(frozen=True)
+class RaceState:
+    """Every stored value a race page is rendered from, as plain rows (no ORM objects): the
+    race's columns, its league's and season's, its divisions', and the viewer's user row and
+    membership of the league (None for a visitor, an unknown user or a non-member). Two
+    states are equal when none of these values differ."""
+
+    race: tuple[Any, ...]
+    league: tuple[Any, ...]
+    season: tuple[Any, ...] | None
+    divisions: tuple[tuple[Any, ...], ...]
+    viewer: tuple[Any, ...] | None
+    member: tuple[Any, ...] | None
+    id: int
+    format: str
+    status: str
+    ranking: str
+    laps: int
+    min_laps: int | None
+    knockout_size: int
+    track: str
+    extra_tracks: list[dict[str, Any]] | None
+    opens_at: dt.datetime
+    closes_at: dt.datetime
+
+
+_RACES, _LEAGUES, _SEASONS = Race.__table__, League.__table__, Season.__table__
+_DIVISIONS, _USERS, _MEMBERS = Division.__table__, User.__table__, Membership.__table__
+_RACE_DIVISIONS = Race.divisions.property.secondary
+_STATE_PARTS = (_RACES, _LEAGUES, _SEASONS, _DIVISIONS, _USERS, _MEMBERS)
+_STATE_WIDTHS = tuple(len(table.c) for table in _STATE_PARTS)
+_RACE_COLUMN_INDEX = {c.key: i for i, c in enumerate(_RACES.c)}
+# Built once, like _RACE_FOR_PAGE: one statement, one row per division of the race (or one).
+_RACE_STATE = (
+    sa.select(*(c for table in _STATE_PARTS for c in table.c))
+    .select_from(_RACES)
+    .join(_LEAGUES, _LEAGUES.c.id == _RACES.c.league_id)
+    .outerjoin(_SEASONS, _SEASONS.c.id == _RACES.c.season_id)
+    .outerjoin(_RACE_DIVISIONS, _RACE_DIVISIONS.c.race_id == _RACES.c.id)
+    .outerjoin(_DIVISIONS, _DIVISIONS.c.id == _RACE_DIVISIONS.c.division_id)
+    .outerjoin(_USERS, _USERS.c.id == sa.bindparam("user_id"))
+    .outerjoin(_MEMBERS, sa.and_(_MEMBERS.c.league_id == _RACES.c.league_id,
+                                 _MEMBERS.c.user_id == _USERS.c.id))
+    .where(_RACES.c.id == sa.bindparam("race_id"))
+    .order_by(_DIVISIONS.c.id))
+
+
+def race_state(session: Session, race_id: int, user_id: int | None) -> RaceState | None:
+    """Race ``race_id``'s :class:`RaceState` for the user ``user_id`` (None: a visitor), read in
+    one Core statement; None when there is no such race. Visibility is the caller's to check
+    (the state holds all it depends on: the league's visibility, the user's role and
+    membership)."""
+    rows = session.connection().execute(_RACE_STATE, {"race_id": race_id,
+                                                      "user_id": user_id}).all()
+    if not rows:
+        return None
+    parts: list[tuple[tuple[Any, ...], ...]] = []
+    start = 0
+    for width in _STATE_WIDTHS:
+        parts.append(tuple(tuple(row[start:start + width]) for row in rows))
+        start += width
+    race_row, league_row, season_row = parts[0][0], parts[1][0], parts[2][0]
+    user_row, member_row = parts[4][0], parts[5][0]
+    col = _RACE_COLUMN_INDEX
+    return RaceState(
+        race=race_row, league=league_row,
+        season=season_row if season_row[0] is not None else None,
+        divisions=tuple(d for d in parts[3] if d[0] is not None),
+        viewer=user_row if user_row[0] is not None else None,
+        member=member_row if member_row[0] is not None else None,
+        id=race_row[col["id"]], format=race_row[col["format"]],
+        status=race_row[col["status"]], ranking=race_row[col["ranking"]],
+        laps=race_row[col["laps"]], min_laps=race_row[col["min_laps"]],
+        knockout_size=race_row[col["knockout_size"]], track=race_row[col["track"]],
+        extra_tracks=race_row[col["extra_tracks"]], opens_at=race_row[col["opens_at"]],
+        closes_at=race_row[col["closes_at"]])

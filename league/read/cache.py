@@ -43,7 +43,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -82,6 +82,28 @@ _STAMP = "paddock.cache.stamp"  # Session.info key: (transaction, database stamp
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
+
+
+class RaceKey(Protocol):
+    """What the versions of a race's values are read from: a :class:`Race`, or a race page's
+    plain :class:`league.read.browse.RaceState`."""
+
+    @property
+    def id(self) -> int: ...  # noqa: D102
+    @property
+    def format(self) -> str: ...  # noqa: D102
+    @property
+    def status(self) -> str: ...  # noqa: D102
+    @property
+    def ranking(self) -> str: ...  # noqa: D102
+    @property
+    def laps(self) -> int: ...  # noqa: D102
+    @property
+    def min_laps(self) -> int | None: ...  # noqa: D102
+    @property
+    def knockout_size(self) -> int: ...  # noqa: D102
+
+
 V = TypeVar("V")
 # The highest ids of the tables that only grow: each is one step down a primary-key index.
 _STAMP_SQL = "SELECT " + ", ".join(
@@ -157,8 +179,8 @@ _lock = threading.Lock()  # guards the per-database stores; each Lru guards its 
 
 def race_leaderboard_cached(session: Session, race: Race) -> list[LeaderboardRow]:
     """:func:`league.rules.leaderboard.race_leaderboard`, computed once per version of the race."""
-    stamp = (race.ranking, race.laps, race.min_laps, race.format)
-    return _cached(session, ("race", race.id), stamp, lambda: _race_version(session, race),
+    return _cached(session, ("race", race.id), _race_stamp(race),
+                   lambda: _race_version(session, race),
                    lambda: race_leaderboard(session, race))
 
 
@@ -185,7 +207,31 @@ def knockout_bracket_cached(session: Session, race: Race) -> knockout.Bracket:
                    lambda: knockout.knockout_bracket(session, race))
 
 
-def heat_list_version(session: Session, race: Race) -> object:
+def race_leaderboard_current(session: Session, race: RaceKey) -> list[LeaderboardRow] | None:
+    """What :func:`race_leaderboard_cached` hands out now, without computing it: None when it
+    would compute it (a new version, or never computed in this process)."""
+    found: list[LeaderboardRow] | None = _current(
+        session, ("race", race.id), _race_stamp(race), lambda: _race_version(session, race))
+    return found
+
+
+def rating_table_current(session: Session, race: RaceKey) -> list[headtohead.RatingRow] | None:
+    """What :func:`rating_table_cached` hands out now, or None when it would compute it."""
+    found: list[headtohead.RatingRow] | None = _current(
+        session, ("ratings", race.id), _head_to_head_stamp(race),
+        lambda: _head_to_head_version(session, race))
+    return found
+
+
+def knockout_bracket_current(session: Session, race: RaceKey) -> knockout.Bracket | None:
+    """What :func:`knockout_bracket_cached` hands out now, or None when it would compute it."""
+    found: knockout.Bracket | None = _current(
+        session, ("bracket", race.id), _head_to_head_stamp(race),
+        lambda: _head_to_head_version(session, race))
+    return found
+
+
+def heat_list_version(session: Session, race: RaceKey) -> object:
     """A token that stays the same object while everything a heat list of head-to-head
     ``race`` shows is unchanged: its heats, their jobs (claimed, finished, re-run) and
     results, and its entries (their racers and models, disqualifications). Checked like any
@@ -210,6 +256,14 @@ def kept_for(session: Session, key: Hashable, token: object, compute: Callable[[
     value = compute()
     kept.put(key, (token, value))
     return value
+
+
+def kept_current(session: Session, key: Hashable, token: object) -> Any:
+    """What :func:`kept_for` hands out now under ``key`` for ``token``, without computing it:
+    None when it would compute it."""
+    kept = _kept_for.get(session.connection().engine)
+    held = None if kept is None else kept.get(key)
+    return held[1] if held is not None and held[0] is token else None
 
 
 def written_once(session: Session, keys: Collection[K],
@@ -259,6 +313,26 @@ def clear() -> None:
 
 def _cached(session: Session, key: Hashable, own_stamp: tuple[Any, ...],
             version: Callable[[], tuple[Any, ...]], compute: Callable[[], T]) -> T:
+    value, keep = _held(session, key, own_stamp, version)
+    if keep is None:
+        return value  # type: ignore[no-any-return]
+    computed = compute()
+    keep(computed)
+    return computed
+
+
+def _current(session: Session, key: Hashable, own_stamp: tuple[Any, ...],
+             version: Callable[[], tuple[Any, ...]]) -> Any:
+    """The value :func:`_cached` would hand out without computing it, or None when it would
+    compute it."""
+    value, keep = _held(session, key, own_stamp, version)
+    return value if keep is None else None
+
+
+def _held(session: Session, key: Hashable, own_stamp: tuple[Any, ...],
+          version: Callable[[], tuple[Any, ...]]) -> tuple[Any, Callable[[Any], None] | None]:
+    """The value under ``key`` if it is current, and None; else None and how to keep the value
+    computed for the version found."""
     # the generation is read first: a commit after that leaves a stale stamp, never a new
     # stamp on old data
     stamp = (*data_stamp(session), *own_stamp)
@@ -270,14 +344,12 @@ def _cached(session: Session, key: Hashable, own_stamp: tuple[Any, ...],
             values = _values[engine] = Lru(MAX_VALUES)
     slot = values.get(key)
     if slot is not None and slot.stamp == stamp and now - slot.checked < VERIFY_S:
-        return slot.value  # type: ignore[no-any-return]
+        return slot.value, None
     exact = (*own_stamp, *version())  # settings that change the value are part of both
     if slot is not None and slot.version == exact:
         slot.stamp, slot.checked = stamp, now
-        return slot.value  # type: ignore[no-any-return]
-    value = compute()
-    values.put(key, _Slot(stamp, exact, now, value))
-    return value
+        return slot.value, None
+    return None, lambda value: values.put(key, _Slot(stamp, exact, now, value))
 
 
 def _database_stamp(session: Session) -> tuple[Any, ...]:
@@ -295,7 +367,11 @@ def _database_stamp(session: Session) -> tuple[Any, ...]:
     return stamp
 
 
-def _race_version(session: Session, race: Race) -> tuple[Any, ...]:
+def _race_stamp(race: RaceKey) -> tuple[Any, ...]:
+    return (race.ranking, race.laps, race.min_laps, race.format)
+
+
+def _race_version(session: Session, race: RaceKey) -> tuple[Any, ...]:
     row = session.execute(
         sa.select(sa.func.count(Entry.id), sa.func.count(Entry.disqualified_at),
                   sa.func.max(Entry.disqualified_at), sa.func.max(Result.id),
@@ -305,11 +381,11 @@ def _race_version(session: Session, race: Race) -> tuple[Any, ...]:
     return tuple(row)
 
 
-def _head_to_head_stamp(race: Race) -> tuple[Any, ...]:
+def _head_to_head_stamp(race: RaceKey) -> tuple[Any, ...]:
     return (race.format, race.status, race.knockout_size)
 
 
-def _head_to_head_version(session: Session, race: Race) -> tuple[Any, ...]:
+def _head_to_head_version(session: Session, race: RaceKey) -> tuple[Any, ...]:
     """What a head-to-head race's rating table and bracket are computed from: its entries
     and disqualifications, its heats and when they were rated, its ratings, and the jobs of
     its knockout heats (a heat that failed for good goes to the better seed)."""
@@ -327,7 +403,7 @@ def _head_to_head_version(session: Session, race: Race) -> tuple[Any, ...]:
 _Counts = sa.Select[int, int, int, dt.datetime | None]
 
 
-def _entries_and_heats(race: Race) -> tuple[_Counts, _Counts]:
+def _entries_and_heats(race: RaceKey) -> tuple[_Counts, _Counts]:
     """A head-to-head race's entries and disqualifications, its heats and when they were
     rated: the part of its versions every head-to-head value is read from."""
     entries = (sa.select(sa.func.count(Entry.id), sa.func.max(Entry.id),
@@ -338,7 +414,7 @@ def _entries_and_heats(race: Race) -> tuple[_Counts, _Counts]:
     return entries, heats
 
 
-def _heat_list_version(session: Session, race: Race) -> tuple[Any, ...]:
+def _heat_list_version(session: Session, race: RaceKey) -> tuple[Any, ...]:
     """What the heat lists of a head-to-head race are read from (:func:`heat_list_version`)."""
     jobs = (sa.select(sa.func.count(EvaluationJob.id), sa.func.max(EvaluationJob.id),
                       sa.func.sum(EvaluationJob.attempts), sa.func.count(EvaluationJob.finished_at),

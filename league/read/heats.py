@@ -138,9 +138,24 @@ def race_heats_kept(session: Session, race: Race, *, racer: str | None = None, p
     (:func:`league.read.cache.heat_list_version`): the very same rows object until then, so
     what is rendered from it can be kept beside it (``web.pagecache.cached_part``)."""
     token = cache.heat_list_version(session, race)
-    return cache.kept_for(session, ("heats", race.id, racer or "", page, per_page), token,
+    return cache.kept_for(session, _kept_key(race, racer, page, per_page), token,
                           lambda: race_heats(session, race, racer=racer, page=page,
                                              per_page=per_page))
+
+
+def race_heats_current(session: Session, race: cache.RaceKey, *, racer: str | None = None,
+                       page: int = 1, per_page: int = 50) -> tuple[list[HeatRow], int] | None:
+    """What :func:`race_heats_kept` hands out now, without reading the heats: None when it
+    would read them (the race's heat lists changed, or this page was never read here)."""
+    token = cache.heat_list_version(session, race)
+    found: tuple[list[HeatRow], int] | None = cache.kept_current(
+        session, _kept_key(race, racer, page, per_page), token)
+    return found
+
+
+def _kept_key(race: cache.RaceKey, racer: str | None, page: int,
+              per_page: int) -> tuple[Any, ...]:
+    return ("heats", race.id, racer or "", page, per_page)
 
 
 def entry_heats(session: Session, entry: Entry, limit: int = 10) -> list[HeatRow]:

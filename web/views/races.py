@@ -65,7 +65,47 @@ def _race_page(race_id: int) -> str:
     return render_template("public/race.html", race=race, body=body)
 
 
-_kept_race_page = pagecache.for_visitors(_race_page, by_racer=True)
+def _race_values(race_id: int) -> object:
+    """Everything a race page shows besides the viewer's session, read without loading the
+    race through the ORM (:func:`pagecache.for_viewers` serves the page it kept while these
+    are equal): the race's, league's, season's, divisions' rows and the viewer's user row
+    and membership (:func:`browse.race_state`; every action, secret and header line is
+    decided from them), whether the race has opened and closed by now, its tracks, the
+    leaderboard or the heat list, rating table and bracket as the league's caches hand them
+    out now (compared as the very objects), the page and the URL. None when one of those
+    would have to be computed (the page is then rendered, and kept from the next view on),
+    when there is no such race, and for a closed head-to-head race (its podium is read on
+    every view)."""
+    s = session()
+    state = browse.race_state(s, race_id, pagecache.session_user_id())
+    if state is None:
+        return None
+    sources: tuple[object, ...]
+    if state.format == Format.HEAD_TO_HEAD:
+        if state.status == RaceStatus.CLOSED:
+            return None
+        racer = pagecache.racer_filter()
+        kept = heats.race_heats_current(s, state, racer=racer or None,
+                                        page=pagecache.page_number(), per_page=HEATS_PER_PAGE)
+        ratings = cache.rating_table_current(s, state)
+        bracket = cache.knockout_bracket_current(s, state) if state.knockout_size >= 2 \
+            else None
+        if kept is None or ratings is None or (bracket is None and state.knockout_size >= 2):
+            return None
+        sources = (pagecache.Same(kept), pagecache.Same(ratings), pagecache.Same(bracket))
+    else:
+        board = cache.race_leaderboard_current(s, state)
+        if board is None:
+            return None
+        sources = (pagecache.Same(board),)
+    now = utcnow()
+    return (state, sources, now >= state.opens_at, now >= state.closes_at,
+            _tracks_shown(state.track, state.extra_tracks), request.full_path,
+            request.url_root)
+
+
+_kept_race_page = pagecache.for_visitors(
+    pagecache.for_viewers(_race_page, _race_values, by_racer=True), by_racer=True)
 
 
 def _shown(race: Race, page: int, actions: dict[str, Any]) -> tuple[Any, ...]:
@@ -73,13 +113,20 @@ def _shown(race: Race, page: int, actions: dict[str, Any]) -> tuple[Any, ...]:
     the race's columns, its league and season, its track, the viewer's actions, the page.
     Whatever ``_race_info.html`` or ``_race_time_trial.html`` come to show must be here, or
     a kept copy would go on showing the old value."""
-    season, track = race.season, trackdraw.find_track(race.track)
+    season = race.season
     return (tuple(getattr(race, key) for key in RACE_COLUMNS), race.league.slug,
             race.league.name, (season.id, season.name) if season else None,
-            (track.name, track.title, track.length, track.digest) if track else None,
-            tuple((m["name"], m["version"], m["track"].title if m["track"] else None)
-                  for m in _more_tracks(race)),
+            _tracks_shown(race.track, race.extra_tracks),
             tuple(actions.items()), page, request.path, request.url_root)
+
+
+def _tracks_shown(name: str, extra_tracks: list[dict[str, Any]] | None) -> tuple[Any, ...]:
+    """What a race page shows of the race's tracks (the files on disk may change): each
+    one's name, title, length and digest."""
+    track = trackdraw.find_track(name)
+    return ((track.name, track.title, track.length, track.digest) if track else None,
+            tuple((m["name"], m["version"], m["track"].title if m["track"] else None)
+                  for m in _more_tracks(extra_tracks)))
 
 
 def _info(race: Race, actions: dict[str, Any]) -> dict[str, Any]:
@@ -91,15 +138,16 @@ def _info(race: Race, actions: dict[str, Any]) -> dict[str, Any]:
     return {"race": race, "league": race.league, "track": track, "hidden": hidden,
             "shape": secrets.shape_of(track) if track else None,
             "track_version": trackdraw.version(track) if track else "",
-            "more_tracks": _more_tracks(race),
+            "more_tracks": _more_tracks(race.extra_tracks),
             "ranking": RANKING_LABELS.get(race.ranking, (race.ranking, race.ranking)),
             "links": links(), **actions}
 
 
-def _more_tracks(race: Race) -> list[dict[str, Any]]:
-    """The tracks after the first of a race on several tracks, as its page draws them: each
-    track's name, the track (None when it is gone) and its drawing's version."""
-    found = [(t["track"], trackdraw.find_track(t["track"])) for t in race.extra_tracks or []]
+def _more_tracks(extra_tracks: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The tracks after the first of a race on several tracks (``Race.extra_tracks``), as its
+    page draws them: each track's name, the track (None when it is gone) and its drawing's
+    version."""
+    found = [(t["track"], trackdraw.find_track(t["track"])) for t in extra_tracks or []]
     return [{"name": name, "track": trk, "version": trackdraw.version(trk) if trk else ""}
             for name, trk in found]
 

@@ -59,3 +59,20 @@ def test_web_benchmark_quick_prints_json() -> None:
         assert figures["status"] == 200 and figures["errors"] == 0
         assert figures["requests"] > 0 and figures["p95_ms"] > 0
         assert figures["first_request_ms"] > 0
+
+
+def test_live_benchmark_quick_prints_json() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "live.py"), "--quick"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout)
+    assert set(result["targets"]) == {"lag_p95_s", "errors", "heat_slowdown_ratio"}
+    event = result["events"]["watched"]  # the event ran for real: its heat raced and aired
+    assert event["status"] == "finished" and event["slots"] >= 2
+    assert event["heats"] and all(h["status"] == "succeeded" for h in event["heats"])
+    assert result["events"]["unwatched"] is None  # the full run's baseline event only
+    assert result["errors"] == 0 and result["lag_samples"] > 0
+    assert result["statuses"]["segment"].get("200", 0) > 0
+    assert result["response_ms"]["index"]["p95"] > 0

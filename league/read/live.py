@@ -155,11 +155,21 @@ class EventLine:
 def league_events(session: Session, league_id: int, now: dt.datetime) -> list[EventLine]:
     """A league's events still to come or under way, and those that ended within
     :data:`RECENT`, soonest first (cancelled ones are left out)."""
+    return _lines(session, Race.league_id == league_id, now)
+
+
+def race_banner(session: Session, race_id: int, now: dt.datetime) -> tuple[EventLine, ...]:
+    """What a race page says of the race's events: as :func:`league_events`, for one race."""
+    return tuple(_lines(session, Race.id == race_id, now))
+
+
+def _lines(session: Session, where: sa.ColumnElement[bool],
+           now: dt.datetime) -> list[EventLine]:
     rows = session.execute(
         sa.select(LiveEvent.id, LiveEvent.title, LiveEvent.status, LiveEvent.starts_at,
                   Race.id, Race.name)
         .join(Race, Race.id == LiveEvent.race_id)
-        .where(Race.league_id == league_id, LiveEvent.status != LiveEventStatus.CANCELLED,
+        .where(where, LiveEvent.status != LiveEventStatus.CANCELLED,
                sa.or_(LiveEvent.finished_at.is_(None), LiveEvent.finished_at >= now - RECENT))
         .order_by(LiveEvent.starts_at, LiveEvent.id)).all()
     return [EventLine(*row) for row in rows]

@@ -267,3 +267,23 @@ def test_the_close_confirmation_says_the_knockout_waits_for_the_event(
     page = org_client.get(f"/organize/races/{race_id}").get_data(as_text=True)
     assert "Closing runs the knockout finals first" in page
     assert "The knockout waits for the live event" in page and "Finals night" in page
+
+
+def test_the_race_page_says_when_its_event_is_and_when_it_is_live(
+        client: FlaskClient, login: Callable[[FlaskClient, User], FlaskClient],
+        session: Session, make: Factory, storage: Storage, heat_replays: list[bytes]) -> None:
+    race, _ = knockout_race(session, make)
+    event = live.schedule(session, race, make.organizer(session, race.league),
+                          live.Plan("Finals night", LiveEventKind.FINALS,
+                                    utcnow() + dt.timedelta(hours=1)), utcnow())
+    race_id, event_id, racer = race.id, event.id, make.user(session, "viewer")
+    session.commit()
+    login(client, racer)
+    for _ in range(2):  # the second view is the page kept for this session
+        page = client.get(f"/races/{race_id}").get_data(as_text=True)
+        assert "Finals night" in page and f"/events/{event_id}\"" in page
+        assert "live now" not in page
+    session.get_one(LiveEvent, event_id).status = LiveEventStatus.LIVE
+    session.commit()
+    page = client.get(f"/races/{race_id}").get_data(as_text=True)
+    assert "live now" in page and f"/events/{event_id}/watch" in page

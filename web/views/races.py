@@ -10,7 +10,7 @@ from markupsafe import Markup
 
 from evaluator.race_settings import RANKING_LABELS, Format
 from league.models import Heat, Race, RaceStatus, utcnow
-from league.read import browse, cache, heats, secrets
+from league.read import browse, cache, heats, live, secrets
 from league.read.cache import race_leaderboard_cached
 from league.rules import knockout, leagues, submissions
 from web import pagecache, trackdraw
@@ -62,7 +62,8 @@ def _race_page(race_id: int) -> str:
         body = _head_to_head(race, page, actions)
     else:
         body = _time_trial(race, page, actions)
-    return render_template("public/race.html", race=race, body=body)
+    return render_template("public/race.html", race=race, body=body,
+                           live_events=live.race_banner(session(), race.id, utcnow()))
 
 
 def _race_values(race_id: int) -> object:
@@ -70,7 +71,8 @@ def _race_values(race_id: int) -> object:
     race through the ORM (:func:`pagecache.for_viewers` serves the page it kept while these
     are equal): the race's, league's, season's, divisions' rows and the viewer's user row
     and membership (:func:`browse.race_state`; every action, secret and header line is
-    decided from them), whether the race has opened and closed by now, its tracks, the
+    decided from them), its live events, whether the race has opened and closed by now, its
+    tracks, the
     leaderboard or the heat list, rating table and bracket as the league's caches hand them
     out now (compared as the very objects), the page and the URL. None when one of those
     would have to be computed (the page is then rendered, and kept from the next view on),
@@ -99,7 +101,8 @@ def _race_values(race_id: int) -> object:
             return None
         sources = (pagecache.Same(board),)
     now = utcnow()
-    return (state, sources, now >= state.opens_at, now >= state.closes_at,
+    return (state, sources, live.race_banner(s, race_id, now),
+            now >= state.opens_at, now >= state.closes_at,
             _tracks_shown(state.track, state.extra_tracks), request.full_path,
             request.url_root)
 

@@ -10,8 +10,9 @@ validated, started in sandboxed policy processes (:mod:`evaluator.sandbox`) and 
 :func:`evaluator.race.run_race`. Wall times include starting the policy processes unless a
 figure's name says otherwise; ``warm_vs_fresh`` races the same evaluations back to back
 with a fresh policy process each and with warm processes from a
-:class:`~evaluator.policy_pool.PolicyPool`, as a league worker does. See
-``benchmarks/README.md``.
+:class:`~evaluator.policy_pool.PolicyPool`, as a league worker does; ``channels`` measures the
+same round trips and races over the pipes and over the shared buffer
+(:mod:`evaluator.channel`), alternating, in one run. See ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -88,13 +89,34 @@ def bench_start(policy: ValidatedPolicy, reps: int, use_bwrap: bool) -> dict[str
 
 def bench_round_trip(policy: ValidatedPolicy, calls: int, batch: int) -> float:
     """Median microseconds of one ``act`` call (observations out, actions back)."""
+    return bench_round_trips(policy, calls, batch, {"default": SandboxOptions()})["default"]
+
+
+def bench_round_trips(policy: ValidatedPolicy, calls: int, batch: int,
+                      options: dict[str, SandboxOptions]) -> dict[str, float]:
+    """Median microseconds of one ``act`` call under each of ``options``: one process each,
+    all alive at once and called in alternating blocks, so a busy moment of the machine
+    falls on every one alike."""
     world = World(load_track(TRACK))
     world.start_grid([0])
     obs = np.repeat(world.obs[:1].astype(np.float32), batch, axis=0)
-    with PolicyProcess(policy) as proc:
-        for _ in range(200):
-            proc.act(obs)
-        return _median_call_us(lambda: proc.act(obs), calls)
+    procs = {name: PolicyProcess(policy, opts) for name, opts in options.items()}
+    times: dict[str, list[float]] = {name: [] for name in procs}
+    try:
+        for proc in procs.values():
+            for _ in range(200):
+                proc.act(obs)
+        block = max(calls // 10, 1)
+        for _ in range(10):
+            for name, proc in procs.items():
+                for _ in range(block):
+                    t = time.perf_counter()
+                    proc.act(obs)
+                    times[name].append(time.perf_counter() - t)
+    finally:
+        for proc in procs.values():
+            proc.close()
+    return {name: statistics.median(ts) * 1e6 for name, ts in times.items()}
 
 
 def bench_inference(policy: ValidatedPolicy, calls: int) -> float:
@@ -111,14 +133,14 @@ def bench_inference(policy: ValidatedPolicy, calls: int) -> float:
     return _median_call_us(lambda: sess.run_with_iobinding(io), calls)
 
 
-def bench_race(config: RaceConfig, policies: list[ValidatedPolicy], reps: int
-               ) -> dict[str, Any]:
+def bench_race(config: RaceConfig, policies: list[ValidatedPolicy], reps: int,
+               options: SandboxOptions | None = None) -> dict[str, Any]:
     """Wall time of whole evaluations, and simulated steps per second with and without the
     policy processes' start-up."""
     walls, loads, last = [], [], None
     for _ in range(reps):
         t = time.perf_counter()
-        last = run_race(config, policies)
+        last = run_race(config, policies, options=options)
         walls.append(time.perf_counter() - t)
         loads.append(max(last.sandbox["load_time_s"]))
     assert last is not None
@@ -185,6 +207,43 @@ def bench_conditions(config: RaceConfig, policies: list[ValidatedPolicy], reps: 
             "standard_slower_pct": 100.0 * (none / standard - 1.0)}
 
 
+#: the two channels compared; a generous deadline, so a busy moment of a shared machine
+#: slows a figure down rather than ending the run
+CHANNELS = {"pipe": SandboxOptions(shared_memory=False, action_timeout_s=1.0),
+            "shared": SandboxOptions(action_timeout_s=1.0)}
+
+
+def bench_channels(ace: ValidatedPolicy, pro: ValidatedPolicy, reps: int, calls: int,
+                   laps: int) -> dict[str, Any]:
+    """The pipes against the shared buffer, side by side: round trips (alternating blocks),
+    and races run alternately over each, ``reps`` times: steps per second after the policy
+    processes' start, medians, and how many times faster the shared buffer is."""
+    out: dict[str, Any] = {"round_trip_us": {
+        f"batch_{b}": bench_round_trips(ace, calls, b, CHANNELS) for b in (1, 3)}}
+    races = {
+        "time_trial_3x3_pro_car_steps_per_s": (RaceConfig(track=TRACK, laps=3, trials=3),
+                                               [pro], _car_steps),
+        "time_trial_long_car_steps_per_s": (RaceConfig(track=TRACK, laps=laps, trials=3,
+                                                       time_cap=600.0), [ace], _car_steps),
+        "head_to_head_race_steps_per_s": (RaceConfig(track=TRACK, format="head-to-head",
+                                                     laps=3, trials=1), [ace, pro],
+                                          _race_steps)}
+    for key, (config, policies, steps) in races.items():
+        rates: dict[str, list[float]] = {name: [] for name in CHANNELS}
+        for _ in range(reps):
+            for name, opts in CHANNELS.items():
+                t = time.perf_counter()
+                result = run_race(config, policies, options=opts)
+                wall = time.perf_counter() - t - max(result.sandbox["load_time_s"])
+                rates[name].append(steps(result) / max(wall, 1e-9))
+        out[key] = {name: statistics.median(r) for name, r in rates.items()}
+    for figures in out["round_trip_us"].values():
+        figures["shared_speedup"] = figures["pipe"] / figures["shared"]
+    for key in races:
+        out[key]["shared_speedup"] = out[key]["shared"] / out[key]["pipe"]
+    return out
+
+
 def main() -> int:
     """Run the benchmark and print its JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -229,6 +288,8 @@ def main() -> int:
         "time_trial_1_lap": bench_warm(RaceConfig(track=TRACK, laps=1, trials=1), [ace], runs),
         "head_to_head_heat_1_lap": bench_warm(
             RaceConfig(track=TRACK, format="head-to-head", laps=1, trials=1), [ace, pro], runs)}
+    _log("pipes vs shared buffer ...")
+    out["channels"] = bench_channels(ace, pro, max(reps // 2, 2), calls, laps)
     out["load_average_at_end"] = os.getloadavg()[0]
     out["summary"] = {
         "time_trial_steps_per_s": out["time_trial_long"]["car_steps_per_s"],
@@ -239,6 +300,8 @@ def main() -> int:
         "warm_time_trial_speedup": out["warm_vs_fresh"]["time_trial_1_lap"]["speedup"],
         "warm_heat_speedup": out["warm_vs_fresh"]["head_to_head_heat_1_lap"]["speedup"],
         "standard_conditions_slower_pct": out["conditions"]["standard_slower_pct"],
+        "round_trip_us_pipe_vs_shared": [out["channels"]["round_trip_us"]["batch_1"][name]
+                                         for name in CHANNELS],
     }
     print(json.dumps(out, indent=2))
     return 0

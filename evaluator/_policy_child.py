@@ -1,7 +1,8 @@
 """The sandboxed side of a policy process (run as a script, never imported by the parent).
 
 Started by :mod:`evaluator.sandbox` as ``python -I -B _policy_child.py`` with a clean
-environment, cwd ``/`` and nothing but three pipes. It imports onnxruntime first, then locks
+environment, cwd ``/`` and nothing but three pipes (and, for the shared channel, the one
+descriptor of its buffer, mapped before the lockdown). It imports onnxruntime first, then locks
 itself down (resource limits, an unprivileged user, no new privileges, Landlock with no
 file-system or TCP access, a seccomp allow-list: no sockets, processes, exec, files or
 signals to others), reports which layers took effect, and only then reads the untrusted model
@@ -14,6 +15,15 @@ read) and, once the model is loaded, ``u32 len, hello JSON``. Then per request t
 sends ``u32 k`` and ``k`` observations (float32); the child answers ``u32 k`` and ``k``
 outputs (float32), or ``u32 0xFFFFFFFF, u32 len, message`` when inference failed.
 
+With a shared buffer (the configuration's ``shared``: a descriptor and the offsets of
+:mod:`evaluator.channel`'s layout), the child maps it before it locks itself down and says
+``"channel": "shared"`` in its report. Requests then come in the buffer, numbered: the child
+watches the request number for ``spin_s``, then sleeps on stdin until a wake token
+(``u32 0xFFFFFFFD``) or a frame arrives; it writes the outputs, the count and the number
+back, and a wake token on stdout when the parent sleeps. A request counted ``0xFFFFFFFF``
+means a frame waits on stdin (a reset, or a batch larger than the buffer, answered on stdout
+as above); an inference error is written on stdout as above, its count ``0xFFFFFFFF``.
+
 A warm process (:mod:`evaluator.policy_pool`) serves several evaluations of the same model.
 Between them the parent sends ``u32 0xFFFFFFFE`` (reset): the child drops its input and output
 buffers and binds new zeroed ones, runs the same warm-up inference a fresh child runs, and
@@ -24,11 +34,13 @@ input, the observation, so a recurrent network starts from its default state on 
 
 import ctypes
 import json
+import mmap
 import os
 import resource
 import select
 import struct
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -38,6 +50,8 @@ import onnxruntime as ort
 
 ERROR_FRAME = 0xFFFFFFFF
 RESET_FRAME = 0xFFFFFFFE  # between evaluations: start the next one clean
+WAKE_TOKEN = 0xFFFFFFFD  # shared channel: "look at the buffer", on either pipe
+CONTROL = 0xFFFFFFFF  # shared channel: REQ_COUNT of a request whose frame is on stdin
 NOBODY = 65534  # uid and gid of the unprivileged user
 PR_SET_NO_NEW_PRIVS = 38
 LANDLOCK_CREATE_RULESET, LANDLOCK_RESTRICT_SELF = 444, 446  # same number on every arch
@@ -292,9 +306,10 @@ def _send_frame(doc: dict[str, Any]) -> None:
 
 def main() -> None:
     cfg = json.loads(_frame())
+    shared = _Shared(cfg["shared"]) if cfg.get("shared") else None  # mapped before lockdown
     # The report goes out before a byte of the model is parsed, while only this file's code
     # has run: the parent believes nothing the child says after that.
-    _send_frame({"layers": _lock_down(cfg)})
+    _send_frame({"layers": _lock_down(cfg), "channel": "shared" if shared else "pipe"})
     model = _frame()
     hello: dict[str, Any] = {"onnxruntime": ort.__version__}
     try:
@@ -305,11 +320,18 @@ def main() -> None:
         return
     del model
     _send_frame(hello)
-    infer = _inference(session, cfg)
     global _spin_s
     _spin_s = min(max(float(cfg.get("spin_s", 0.0)), 0.0), MAX_SPIN_S)
     os.set_blocking(0, False)
-    obs_dim, out_size = int(cfg["obs_dim"]), int(cfg["output_size"])
+    if shared is None:
+        _serve_pipe(session, cfg)
+    else:
+        _serve_shared(session, cfg, shared)
+
+
+def _serve_pipe(session: Any, cfg: dict[str, Any]) -> None:
+    """Answer every request over the pipes until stdin closes."""
+    infer = _inference(session, cfg)
     while True:
         try:
             (k,) = struct.unpack("<I", _read_exact(4))
@@ -317,20 +339,148 @@ def main() -> None:
             return
         if k == 0:
             return
-        if k == RESET_FRAME:  # a new evaluation: nothing of the last one is kept
-            infer = _inference(session, cfg)
-            _write(struct.pack("<I", RESET_FRAME))
-            continue
-        obs = np.frombuffer(_read_exact(4 * obs_dim * k), dtype=np.float32).reshape(k, obs_dim)
-        out = np.empty((k, out_size), dtype=np.float32)
-        try:
-            for i in range(k):
-                out[i] = infer(obs[i])
-        except Exception as err:  # noqa: BLE001 - reported to the parent as a policy error
-            msg = f"{type(err).__name__}: {err}"[:500].encode()
-            _write(struct.pack("<II", ERROR_FRAME, len(msg)) + msg)
-            continue
+        infer = _pipe_request(k, session, cfg, infer)
+
+
+def _pipe_request(k: int, session: Any, cfg: dict[str, Any],
+                  infer: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """Serve one request read off stdin, its header ``k`` already read (a reset, or ``k``
+    observations); returns the inference function from here on."""
+    if k == RESET_FRAME:  # a new evaluation: nothing of the last one is kept
+        infer = _inference(session, cfg)
+        _write(struct.pack("<I", RESET_FRAME))
+        return infer
+    obs_dim, out_size = int(cfg["obs_dim"]), int(cfg["output_size"])
+    obs = np.frombuffer(_read_exact(4 * obs_dim * k), dtype=np.float32).reshape(k, obs_dim)
+    out = np.empty((k, out_size), dtype=np.float32)
+    if _run(infer, obs, out, k):
         _write(struct.pack("<I", k) + out.tobytes())
+    return infer
+
+
+def _run(infer: Callable[[np.ndarray], np.ndarray], obs: np.ndarray, out: np.ndarray,
+         k: int) -> bool:
+    """Outputs for the first ``k`` rows of ``obs`` into ``out``, one row at a time; False
+    (the error frame written to stdout) when inference failed."""
+    try:
+        for i in range(k):
+            out[i] = infer(obs[i])
+    except Exception as err:  # noqa: BLE001 - reported to the parent as a policy error
+        msg = f"{type(err).__name__}: {err}"[:500].encode()
+        _write(struct.pack("<II", ERROR_FRAME, len(msg)) + msg)
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------- shared channel
+# The parent's evaluator.channel describes the buffer; its offsets arrive in the
+# configuration. This side repeats only the token values, the fence and the waiting.
+_FENCE = threading.Lock()
+
+
+def _fence() -> None:
+    """A full memory fence (a lock's locked read-modify-write instructions, on x86-64)."""
+    _FENCE.acquire()
+    _FENCE.release()
+
+
+class _Shared:
+    """The child's view of the shared buffer the parent handed over at spawn."""
+
+    def __init__(self, layout: dict[str, Any]) -> None:
+        fd, size, rows = int(layout["fd"]), int(layout["size"]), int(layout["rows"])
+        self.map = mmap.mmap(fd, size)  # keeps its own duplicate of the descriptor
+        os.close(fd)
+        self.rows = rows
+        word = ctypes.c_uint32.from_buffer
+        self.req_seq, self.req_count = word(self.map, layout["req_seq"]), word(
+            self.map, layout["req_count"])
+        self.child_waiting = word(self.map, layout["child_waiting"])
+        self.ans_seq, self.ans_count = word(self.map, layout["ans_seq"]), word(
+            self.map, layout["ans_count"])
+        self.parent_waiting = word(self.map, layout["parent_waiting"])
+        self.layout = layout
+
+    def views(self, obs_dim: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """The observation and output rows, as arrays over the buffer."""
+        rows, at = self.rows, self.layout
+        obs = np.frombuffer(self.map, np.float32, rows * obs_dim, int(at["obs_at"]))
+        out = np.frombuffer(self.map, np.float32, rows * out_size, int(at["out_at"]))
+        return obs.reshape(rows, obs_dim), out.reshape(rows, out_size)
+
+    def wait(self, last: int) -> int:
+        """The number of the next request after ``last``: watched for ``_spin_s``, then
+        slept for on stdin (the parent sends a token when it sees this side waiting)."""
+        spin_until = time.perf_counter() + _spin_s
+        while self.req_seq.value == last:
+            if time.perf_counter() < spin_until:
+                os.sched_yield()
+                continue
+            self.child_waiting.value = 1
+            _fence()
+            if self.req_seq.value == last:
+                select.select([0], [], [])
+                _drain_tokens()
+            self.child_waiting.value = 0
+        return int(self.req_seq.value)
+
+    def answer(self, seq: int, count: int) -> None:
+        """Publish the answer to request ``seq`` (its outputs already written) and wake the
+        parent when it sleeps."""
+        self.ans_count.value = count
+        self.ans_seq.value = seq
+        _fence()
+        if self.parent_waiting.value:
+            _write(struct.pack("<I", WAKE_TOKEN))
+
+
+def _drain_tokens() -> None:
+    """Read what stdin holds and drop the wake tokens at its head (EOFError once closed)."""
+    try:
+        chunk = os.read(0, READ_CHUNK)
+    except BlockingIOError:
+        return
+    if not chunk:
+        raise EOFError
+    _pending.extend(chunk)
+    while _pending[:4] == _WAKE_BYTES:
+        del _pending[:4]
+
+
+def _next_word() -> int:
+    """The next frame header on stdin, past any wake tokens."""
+    while True:
+        (word,) = struct.unpack("<I", _read_exact(4))
+        if word != WAKE_TOKEN:
+            return int(word)
+
+
+def _serve_shared(session: Any, cfg: dict[str, Any], shared: _Shared) -> None:
+    """Answer requests through the shared buffer (control frames still come on stdin)
+    until stdin closes."""
+    infer = _inference(session, cfg)
+    obs, out = shared.views(int(cfg["obs_dim"]), int(cfg["output_size"]))
+    last = 0
+    while True:
+        try:
+            last = shared.wait(last)
+        except EOFError:
+            return
+        k = int(shared.req_count.value)
+        if k == CONTROL:
+            try:
+                infer = _pipe_request(_next_word(), session, cfg, infer)
+            except EOFError:
+                return
+            continue
+        k = min(k, shared.rows)
+        if _run(infer, obs, out, k):
+            shared.answer(last, k)
+        else:
+            shared.answer(last, ERROR_FRAME)
+
+
+_WAKE_BYTES = struct.pack("<I", WAKE_TOKEN)
 
 
 def _inference(session: Any, cfg: dict[str, Any]) -> Callable[[np.ndarray], np.ndarray]:

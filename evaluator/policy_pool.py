@@ -20,11 +20,11 @@ default state on every call). The result JSON of an evaluation is bit for bit wh
 process gives, whatever ran in the pool before (``tests/evaluator/test_policy_pool.py``).
 
 **The key** is the model's sha256 and signature, and the options that shape the child: its
-resource limits, bubblewrap, strictness, its busy wait and load budget. The options the parent
-applies per evaluation (the action deadline, the inference budget, the parent's busy wait,
-the wall-clock limit) are set anew on every reuse, so a model's time trials and heats share
-its process. Once the child-shaping options change (the operator changed the sandbox
-settings), every idle process is closed.
+resource limits, bubblewrap, strictness, its busy wait, its channel and load budget. The
+options the parent applies per evaluation (the action deadline, the inference budget, the
+parent's busy wait, the wall-clock limit) are set anew on every reuse, so a model's time
+trials and heats share its process. Once the child-shaping options change (the operator
+changed the sandbox settings), every idle process is closed.
 
 **Recycling.** A process is closed, not kept, after any error of its evaluation (a failed
 or retired car, a budget overrun, an aborted or crashed race), after ``max_actions`` answers

@@ -1,8 +1,9 @@
 """Running an untrusted policy in its own locked-down child process.
 
 The simulator and the clock stay in this (trusted) process; each policy gets a child that
-receives observations and returns fixed-size float32 outputs over pipes. Layers, outermost
-first:
+receives observations and returns fixed-size float32 outputs: in one buffer shared with it
+where the machine allows (:mod:`evaluator.channel`, ``SandboxOptions.shared_memory``), else
+over its pipes, which carry every control frame either way. Layers, outermost first:
 
 * a clean environment (``ORT_DISABLE_TELEMETRY=1``, a throwaway empty ``HOME``, cwd ``/``,
   one thread) and a new process group, so a kill takes everything the child started;
@@ -11,13 +12,14 @@ first:
 * inside the child, before the model is read: resource limits (address space, CPU seconds,
   open files, file size 0, no core dumps), dropping root to ``nobody``, ``no_new_privs``,
   Landlock with no file-system or TCP rights, and a seccomp allow-list (see ``_policy_child``);
-* deadlines enforced here, on every read and write of the pipes: one to load the model, one
-  per action. Over one evaluation a policy has an inference-time budget too
+* deadlines enforced here, on every wait for the child and every write to it: one to load
+  the model, one per action. Over one evaluation a policy has an inference-time budget too
   (:func:`inference_budget_s`, :class:`~evaluator.errors.TimeBudgetExceeded`), and the whole
   evaluation a wall-clock limit (:func:`evaluation_limit_s`), checked by whoever runs the
   race (:class:`WallClock`).
 
-Any overrun, crash or malformed answer raises :class:`PolicyFailed` with the reason, after the
+Any overrun, crash or malformed answer (a wrong count, a non-finite value, a write to the
+shared buffer or the pipe out of turn) raises :class:`PolicyFailed` with the reason, after the
 whole process group was killed.
 
 :attr:`PolicyProcess.layers` is this process's own observation: the limits, user,
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import select
 import shutil
@@ -58,6 +61,7 @@ from typing import Any
 
 import numpy as np
 
+from evaluator import channel
 from evaluator.car import CONTROL_HZ
 from evaluator.errors import PolicyFailed, SandboxUnavailable, TimeBudgetExceeded
 from evaluator.observation import OBS_DIM
@@ -122,6 +126,9 @@ class SandboxOptions:
     strict: bool = False  #: refuse to run when a required layer is missing
     spin_s: float = 0.0002  #: how long the parent busy-waits for an answer before sleeping
     child_spin_s: float = 0.0005  #: how long the child busy-waits for a request (0: sleep)
+    #: hand observations and actions over in a buffer shared with the child
+    #: (:mod:`evaluator.channel`) where the machine supports it; else, or off, over the pipes
+    shared_memory: bool = True
     #: wall-clock limit of one whole evaluation, seconds; 0: derived from the race
     #: (:func:`evaluation_limit_s`)
     evaluation_timeout_s: float = 0.0
@@ -346,6 +353,10 @@ class PolicyProcess:
         self._pending = 0
         self._deadline = 0.0
         self._ready = False
+        #: the shared buffer, while the child uses it (else requests go over the pipes)
+        self._shm: channel.SharedBuffer | None = None
+        self._posted = False  # the pending request is in the shared buffer
+        self._stash = b""  # bytes read off the child's pipe ahead of their reader
         try:
             self._spawn()
             if wait:
@@ -363,10 +374,13 @@ class PolicyProcess:
             cmd = [shutil.which("bwrap") or "bwrap", *_bwrap_args(),
                    "--bind", self._home, self._home, *cmd]
         self._started = time.monotonic()
+        if opts.shared_memory and channel.supported():
+            self._shm = channel.SharedBuffer(OBS_DIM, self.out_size)
+        passed = (self._shm.fd,) if self._shm is not None else ()
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, cwd="/",
                                       env=_clean_env(self._home), start_new_session=True,
-                                      close_fds=True)
+                                      close_fds=True, pass_fds=passed)
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._wfd = self._proc.stdin.fileno()
         self._rfd = self._proc.stdout.fileno()
@@ -379,7 +393,8 @@ class PolicyProcess:
                "open_files": opts.open_files, "input_name": p.input_name,
                "input_shape": list(p.input_shape), "output_name": p.output_name,
                "output_size": p.output_size, "output_shape": list(p.output_shape),
-               "obs_dim": OBS_DIM, "spin_s": opts.child_spin_s}
+               "obs_dim": OBS_DIM, "spin_s": opts.child_spin_s,
+               "shared": self._shm.layout() if self._shm is not None else None}
         blob = json.dumps(cfg).encode()
         frames = struct.pack("<I", len(blob)) + blob + struct.pack("<I", len(p.data)) + p.data
         self._send(frames, self._started + opts.load_timeout_s, LOADING)
@@ -393,6 +408,8 @@ class PolicyProcess:
         deadline = self._started + opts.load_timeout_s
         report = self._frame(deadline)
         self.layers = self._observe(report.get("layers"))
+        if self._shm is not None and report.get("channel") != "shared":
+            self._drop_shared()  # a child that does not speak it is served over the pipes
         hello = self._frame(deadline)
         self.load_time_s = time.monotonic() - self._started
         self.onnxruntime_version = str(hello.get("onnxruntime", ""))
@@ -405,6 +422,16 @@ class PolicyProcess:
             raise SandboxUnavailable("sandbox layers missing: " + describe_missing(missing)
                                      + f" (set {STRICT_ENV}=0 to run without them)")
         self._ready = True
+
+    def _drop_shared(self) -> None:
+        if self._shm is not None:
+            self._shm.close()
+            self._shm = None
+
+    @property
+    def channel(self) -> str:
+        """How observations and actions travel: ``"shared"`` (memory) or ``"pipe"``."""
+        return "pipe" if self._shm is None else "shared"
 
     def _frame(self, deadline: float) -> dict[str, Any]:
         """One JSON object from the child (the report or the greeting)."""
@@ -487,8 +514,10 @@ class PolicyProcess:
         self._sent_at, self._answered_at, self._deadline = 0.0, None, 0.0
         started = time.monotonic()
         deadline = started + options.load_timeout_s
-        self._send(struct.pack("<I", RESET_FRAME), deadline, RESETTING)
-        (n,) = struct.unpack("<I", self._recv(4, deadline, RESETTING))
+        if self._shm is not None:
+            self._shm.clear()
+        self._control(struct.pack("<I", RESET_FRAME), deadline, RESETTING)
+        n = self._word(deadline, RESETTING)
         if n != RESET_FRAME:
             self._kill()
             raise PolicyFailed("the policy process answered a reset with something else")
@@ -529,6 +558,7 @@ class PolicyProcess:
                 if stream is not None:
                     stream.close()
             self._proc = None
+        self._drop_shared()
         shutil.rmtree(self._home, ignore_errors=True)
 
     def _kill(self) -> None:
@@ -568,7 +598,22 @@ class PolicyProcess:
         self._sent_at, self._answered_at = time.monotonic(), None
         self._deadline = self._sent_at + self.options.action_timeout_s * k
         self._pending = k
-        self._send(struct.pack("<I", k) + data.tobytes(), self._deadline, WRITING)
+        shm = self._shm
+        self._posted = shm is not None and k <= shm.rows
+        if shm is None or not self._posted:
+            self._control(struct.pack("<I", k) + data.tobytes(), self._deadline, WRITING)
+            return
+        if not shm.untouched():
+            self._kill()
+            raise PolicyFailed("the policy process wrote to the shared buffer while not asked")
+        if shm.post(data):
+            self._send(channel.WAKE_BYTES, self._deadline, WRITING)
+
+    def _control(self, frame: bytes, deadline: float, doing: str) -> None:
+        """Send a frame over the pipe; with the shared buffer, tell the child it is there."""
+        self._send(frame, deadline, doing)
+        if self._shm is not None and self._shm.post_control():
+            self._send(channel.WAKE_BYTES, deadline, doing)
 
     def receive(self) -> np.ndarray:
         """Receive the outputs for the last :meth:`send`, checked for count and finiteness,
@@ -576,28 +621,11 @@ class PolicyProcess:
         is killed and :class:`~evaluator.errors.TimeBudgetExceeded` raised."""
         k, deadline = self._pending, self._deadline
         self._pending = 0
-        expected = 4 + 4 * k * self.out_size
-        # One read normally brings the whole answer: the child writes it in one call.
-        buf = self._recv(expected, deadline, ACTING, at_least=4)
-        (n,) = struct.unpack("<I", buf[:4])
-        if n == ERROR_FRAME:
-            if len(buf) < 8:
-                buf += self._recv(8 - len(buf), deadline, ACTING)
-            (size,) = struct.unpack("<I", buf[4:8])
-            size = min(size, MAX_ERROR_BYTES)
-            if len(buf) < 8 + size:
-                buf += self._recv(8 + size - len(buf), deadline, ACTING)
-            self._kill()
-            raise PolicyFailed("inference failed: "
-                               + _one_line(buf[8:8 + size].decode("utf-8", "replace")))
-        if n != k:
-            self._kill()
-            raise PolicyFailed(f"the policy process answered {n} actions for {k} observations")
-        if len(buf) < expected:
-            buf += self._recv(expected - len(buf), deadline, ACTING)
-        raw = buf[4:]
-        out = np.frombuffer(raw, dtype=np.float32).reshape(k, self.out_size)
-        if not np.isfinite(out).all():
+        if self._posted:
+            out = self._shared_answer(k, deadline)
+        else:
+            out = self._pipe_answer(k, deadline)
+        if not _all_finite(out):
             self._kill()
             raise PolicyFailed(f"the policy returned a non-finite value: {out.tolist()[:4]}")
         self.actions += k
@@ -608,6 +636,89 @@ class PolicyProcess:
             self._kill()
             raise TimeBudgetExceeded(self.inference_s, self.actions, budget)
         return out
+
+    def _pipe_answer(self, k: int, deadline: float) -> np.ndarray:
+        """The outputs of a request sent over the pipe, read off the pipe."""
+        if self._shm is not None:  # wake tokens may come first: read the header on its own
+            n, buf = self._word(deadline, ACTING), b""
+        else:  # one read normally brings the whole answer: the child writes it in one call
+            buf = self._recv(4 + 4 * k * self.out_size, deadline, ACTING, at_least=4)
+            (n,), buf = struct.unpack("<I", buf[:4]), buf[4:]
+        self._check_count(n, k, buf, deadline)
+        size = 4 * k * self.out_size
+        if len(buf) < size:
+            buf += self._recv(size - len(buf), deadline, ACTING)
+        return np.frombuffer(buf, dtype=np.float32).reshape(k, self.out_size)
+
+    def _shared_answer(self, k: int, deadline: float) -> np.ndarray:
+        """The outputs of a request in the shared buffer: watched for ``spin_s``, then
+        slept for on the pipe (which also brings an error frame or the child's death)."""
+        shm = self._shm
+        assert shm is not None
+        spin_until = time.monotonic() + self.options.spin_s
+        while not shm.answered():
+            now = time.monotonic()
+            if now < spin_until and now < deadline:
+                os.sched_yield()  # the core to the child, should they share it
+                continue
+            try:
+                while not shm.sleeping(True):  # the busy wait is over: sleep on the pipe
+                    (n,) = struct.unpack("<I", self._recv(4, deadline, ACTING, spin=False))
+                    if time.monotonic() > deadline:  # a flood of tokens is no answer
+                        raise self._timed_out(ACTING)
+                    if n != channel.WAKE_TOKEN:
+                        self._check_count(n, k, b"", deadline)
+                        self._kill()
+                        raise PolicyFailed("the policy process wrote to its pipe out of turn")
+            finally:
+                if self._shm is not None:
+                    shm.sleeping(False)
+        n, out = shm.answer(k)
+        if n == channel.ERROR_COUNT:
+            self._check_count(self._word(deadline, ACTING), k, b"", deadline)
+        self._check_count(n, k, b"", deadline)
+        return out
+
+    def _check_count(self, n: int, k: int, rest: bytes, deadline: float) -> None:
+        """Raise :class:`PolicyFailed`, the process killed, unless the child's answer header
+        ``n`` announces ``k`` outputs: an inference error frame (its message read from
+        ``rest`` and the pipe) or a wrong count."""
+        if n == ERROR_FRAME:
+            if len(rest) < 4:
+                rest += self._recv(4 - len(rest), deadline, ACTING)
+            (size,) = struct.unpack("<I", rest[:4])
+            size = min(size, MAX_ERROR_BYTES)
+            if len(rest) < 4 + size:
+                rest += self._recv(4 + size - len(rest), deadline, ACTING)
+            self._kill()
+            raise PolicyFailed("inference failed: "
+                               + _one_line(rest[4:4 + size].decode("utf-8", "replace")))
+        if n != k:
+            self._kill()
+            raise PolicyFailed(f"the policy process answered {n} actions for {k} observations")
+
+    def _wake_only(self) -> bool:
+        """With the pipe readable while a shared-buffer answer is awaited: whether it held
+        one wake token and the answer is still not there. Anything else read is kept for
+        :meth:`receive`, which then reads what the child sent."""
+        try:
+            word = os.read(self._rfd, 4)
+        except BlockingIOError:
+            return self._shm is not None and not self._shm.answered()
+        if word == channel.WAKE_BYTES and self._shm is not None:
+            return not self._shm.answered()
+        self._stash += word
+        return False
+
+    def _word(self, deadline: float, doing: str) -> int:
+        """The next frame header on the child's pipe; past wake tokens when the shared buffer
+        is in use (on the pipes alone, every word is a header)."""
+        while True:
+            (n,) = struct.unpack("<I", self._recv(4, deadline, doing))
+            if self._shm is None or n != channel.WAKE_TOKEN:
+                return int(n)
+            if time.monotonic() > deadline:  # a flood of tokens is no answer
+                raise self._timed_out(doing)
 
     def _send(self, data: bytes, deadline: float, doing: str) -> None:
         """Write all of ``data`` by ``deadline``: a child that stops reading is timed out."""
@@ -631,11 +742,13 @@ class PolicyProcess:
         return 1000.0 * (opts.load_timeout_s if doing in (LOADING, RESETTING)
                          else opts.action_timeout_s)
 
-    def _recv(self, n: int, deadline: float, doing: str, at_least: int | None = None) -> bytes:
-        """Read up to ``n`` bytes, returning once ``at_least`` (default all ``n``) arrived."""
-        buf = b""
+    def _recv(self, n: int, deadline: float, doing: str, at_least: int | None = None,
+              spin: bool = True) -> bytes:
+        """Read up to ``n`` bytes, returning once ``at_least`` (default all ``n``) arrived;
+        with ``spin``, the pipe is watched for ``spin_s`` before the process sleeps."""
+        buf, self._stash = self._stash[:n], self._stash[n:]
         want = n if at_least is None else at_least
-        spin_until = time.monotonic() + self.options.spin_s
+        spin_until = time.monotonic() + (self.options.spin_s if spin else 0.0)
         while len(buf) < want:
             try:  # a short busy wait first: the answer is usually microseconds away
                 chunk = os.read(self._rfd, n - len(buf))
@@ -645,14 +758,17 @@ class PolicyProcess:
                     continue
                 left = deadline - now
                 if left <= 0 or not self._poll.poll(left * 1000.0):
-                    self._kill()
-                    raise PolicyFailed(f"timed out {doing} "
-                                       f"(budget {self._budget_ms(doing):.0f} ms)") from None
+                    raise self._timed_out(doing) from None
                 continue
             if not chunk:
                 raise PolicyFailed(self._death(doing))
             buf += chunk
         return buf
+
+    def _timed_out(self, doing: str) -> PolicyFailed:
+        """Kill the child that missed its deadline ``doing`` something; the error to raise."""
+        self._kill()
+        return PolicyFailed(f"timed out {doing} (budget {self._budget_ms(doing):.0f} ms)")
 
     def _death(self, doing: str) -> str:
         proc = self._proc
@@ -697,23 +813,57 @@ def await_answers(procs: Sequence[PolicyProcess]) -> None:
     """Wait for the answers of policies asked at once, noting when each one's arrives.
 
     The parent reads answers one policy after the other; without this, a policy whose answer
-    waited in its pipe while the parent read a slower one's would be charged that wait. It
-    returns when every policy has answered or the earliest deadline has passed;
+    waited while the parent read a slower one's would be charged that wait. Answers in a
+    shared buffer are watched for the shortest ``spin_s`` of those asked, then every child's
+    pipe is slept on (for its wake token, an error frame or its death). It returns when
+    every policy has answered or the earliest deadline has passed;
     :meth:`PolicyProcess.receive` then reads each answer (and enforces the deadlines).
     """
     waiting = {p._rfd: p for p in procs if p._pending and p._answered_at is None}
+    shared = [p for p in waiting.values() if p._posted]
+    if shared:
+        spin_until = time.monotonic() + min(p.options.spin_s for p in shared)
+        while True:
+            now = time.monotonic()
+            for p in shared:
+                if p._answered_at is None and p._shm is not None and p._shm.answered():
+                    p._answered_at = now
+                    del waiting[p._rfd]
+            if not waiting or now >= spin_until:
+                break
+            os.sched_yield()
     poller = select.poll()
-    for fd in waiting:
-        poller.register(fd, select.POLLIN)
+    for fd, p in list(waiting.items()):
+        if p._posted and p._shm is not None and p._shm.sleeping(True):
+            p._answered_at = time.monotonic()
+            del waiting[fd]
+        else:
+            poller.register(fd, select.POLLIN)
     while waiting:
         left = min(p._deadline for p in waiting.values()) - time.monotonic()
         if left <= 0:
-            return
+            break
         for fd, _ in poller.poll(left * 1000.0):
-            proc = waiting.pop(fd, None)
-            if proc is not None:
-                proc._answered_at = time.monotonic()
-                poller.unregister(fd)
+            proc = waiting[fd]
+            if proc._posted and proc._wake_only():
+                continue  # a token came before the answer was seen: keep waiting
+            proc._answered_at = time.monotonic()
+            poller.unregister(fd)
+            del waiting[fd]
+    for p in shared:
+        if p._shm is not None:
+            p._shm.sleeping(False)
+
+
+SMALL_ANSWER = 64  # values up to which _all_finite checks in Python (numpy's call costs more)
+
+
+def _all_finite(out: np.ndarray) -> bool:
+    """Whether every value of ``out`` is finite (no NaN, no infinity). An answer of a few
+    values is checked value by value, a few times faster than numpy's ``isfinite`` there."""
+    if out.size <= SMALL_ANSWER:
+        return all(map(math.isfinite, out.ravel().tolist()))
+    return bool(np.isfinite(out).all())
 
 
 def _one_line(text: str) -> str:

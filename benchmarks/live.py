@@ -47,6 +47,7 @@ import os
 import platform
 import pwd
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -268,9 +269,13 @@ class Stats:
         return bad - self.early_404
 
 
-async def get(host: str, port: int, path: str) -> tuple[int, bytes, bool]:
-    """One HTTP/1.1 GET on a new connection: the status, the body and whether a cache in
-    front of the site answered it (``X-Cache-Status: HIT``, nginx)."""
+SERVED_AT = re.compile(rb"\r\nX-Served-At: ([0-9.]+)", re.IGNORECASE)
+
+
+async def get(host: str, port: int, path: str) -> tuple[int, bytes, bool, float | None]:
+    """One HTTP/1.1 GET on a new connection: the status, the body, whether a cache in
+    front of the site answered it (``X-Cache-Status: HIT``, nginx) and when the cache says it
+    served it (``X-Served-At``, docs/DEPLOY.md), if it says."""
     reader, writer = await asyncio.open_connection(host, port)
     try:
         writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: "
@@ -281,7 +286,9 @@ async def get(host: str, port: int, path: str) -> tuple[int, bytes, bool]:
         writer.close()
     head, _, body = raw.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
-    return status, body, b"\r\nX-Cache-Status: HIT" in head
+    served = SERVED_AT.search(head)
+    return status, body, b"\r\nX-Cache-Status: HIT" in head, \
+        float(served.group(1)) if served else None
 
 
 @dataclass
@@ -297,6 +304,7 @@ class Viewer:
     index: dict[str, Any] | None = None
     clock: list[tuple[float, float]] = field(default_factory=list)  #: (trip, offset)
     offset: float = 0.0
+    served_at: float | None = None  #: the last answer's X-Served-At
     heads: set[int] = field(default_factory=set)
     segs: dict[int, set[int]] = field(default_factory=dict)
     waiting: dict[tuple[int, int], float] = field(default_factory=dict)  #: → retry time
@@ -329,9 +337,10 @@ class Viewer:
             if ok is not None:
                 index = json.loads(ok)
                 received = time.time()
+                # as live.js: the cache's X-Served-At when it sends one, else server_time
+                server = self.served_at if self.served_at is not None else index["server_time"]
                 self.clock = (self.clock + [(received - sent,
-                                             index["server_time"] - (sent + received) / 2)])[
-                    -CLOCK_SAMPLES:]
+                                             server - (sent + received) / 2)])[-CLOCK_SAMPLES:]
                 self.offset = min(self.clock)[1]
                 self.index = index
                 for slot in index["slots"]:
@@ -347,8 +356,8 @@ class Viewer:
         or segment, when to ask again)."""
         start = time.perf_counter()
         try:
-            status, body, hit = await asyncio.wait_for(get(self.host, self.port, path),
-                                                  REQUEST_TIMEOUT_S)
+            status, body, hit, served = await asyncio.wait_for(
+                get(self.host, self.port, path), REQUEST_TIMEOUT_S)
         except (OSError, TimeoutError, ValueError, IndexError) as err:
             name = type(err).__name__
             self.stats.failures[name] = self.stats.failures.get(name, 0) + 1
@@ -359,6 +368,7 @@ class Viewer:
         if hit:
             self.stats.cache_hits[kind] = self.stats.cache_hits.get(kind, 0) + 1
         if status == 200:
+            self.served_at = served
             return body
         if key is not None:
             if status == 404:
@@ -530,8 +540,10 @@ http {{
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_cache live;
       proxy_cache_lock on;
+      proxy_cache_use_stale updating;
       proxy_cache_valid 404 1s;
       proxy_ignore_headers Set-Cookie;
+      add_header X-Served-At $msec always;
       add_header X-Cache-Status $upstream_cache_status;
     }}
   }}

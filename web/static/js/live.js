@@ -27,7 +27,9 @@
   const RETRY_MS = 3000; // after a failed index fetch
   const CLOCK_SAMPLES = 20; // the clock offset comes from the best of this many fetches
   const CLOCK_JUMP_S = 2; // a fetch this far outside the best one's window: a clock jumped
-  const PUBLISH_MARGIN_S = 0.25; // ask for a segment this long after its publication time
+  // Ask for a segment this long after its publication time: a quarter of a second, plus up to
+  // half a second drawn once per page, so that many viewers do not all ask at one instant.
+  const PUBLISH_MARGIN_S = 0.25 + Math.random() * 0.5;
   const SEGMENT_RETRY_MS = 400; // a segment not published yet (404) is asked again after this
   const PREFETCH_SEGMENTS = 2; // published segments fetched ahead of the shown one
   const MAX_FETCHES = 6; // segment and head requests in flight at once (a browser's per-host)
@@ -101,8 +103,12 @@
         credentials: "same-origin" });
       if (!response.ok) return null;
       const index = await response.json();
+      // A cache in front of the site may say when it served the reply (X-Served-At, see
+      // docs/DEPLOY.md) or how long it held it (Age); else the reply's own server_time.
+      const servedAt = parseFloat(response.headers.get("X-Served-At") || "");
       const age = parseFloat(response.headers.get("Age") || "0") || 0;
-      noteServerTime(index.server_time, age, sent, clientNow());
+      if (Number.isFinite(servedAt)) noteServerTime(servedAt, 0, sent, clientNow());
+      else noteServerTime(index.server_time, age, sent, clientNow());
       return index;
     } catch (err) {
       return null;

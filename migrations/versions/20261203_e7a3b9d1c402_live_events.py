@@ -61,7 +61,7 @@ def upgrade() -> None:
         sa.Column('trial', sa.Integer(), nullable=False),
         sa.Column('heat_id', sa.Integer(), nullable=True),
         sa.Column('frames', sa.Integer(), nullable=False),
-        sa.Column('duration_s', sa.Float(), nullable=False),
+        sa.Column('duration_s', sa.Double(), nullable=False),
         sa.Column('on_air_at', sa.DateTime(), nullable=True),
         sa.Column('aired_at', sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(['event_id'], ['live_events.id'],

@@ -90,7 +90,9 @@ def test_in_a_heat_the_slow_car_is_retired_and_the_other_races_on(slow: None) ->
     assert BUDGET_S <= used_s < BUDGET_S + DEADLINE_S and each_ms >= 0.9 * 1000 * SLOW_S
     assert slow_car.trials[0].reason.startswith(slow_car.error + " (at ")
     assert fast.status == FINISHED and all(t.status == FINISHED for t in fast.trials)
-    assert result.sandbox["inference_s"][1] < BUDGET_S / 4, result.sandbox
+    # Charged the slow car's waits, the fast car would have used its whole budget; its own
+    # thinking is a fraction of it (half leaves room for a loaded machine's scheduling).
+    assert result.sandbox["inference_s"][1] < BUDGET_S / 2, result.sandbox
     assert result.sandbox["inference_budget_s"] == BUDGET_S
 
 

@@ -210,7 +210,7 @@ def bench_conditions(config: RaceConfig, policies: list[ValidatedPolicy], reps: 
 #: the two channels compared; a generous deadline, so a busy moment of a shared machine
 #: slows a figure down rather than ending the run
 CHANNELS = {"pipe": SandboxOptions(shared_memory=False, action_timeout_s=1.0),
-            "shared": SandboxOptions(action_timeout_s=1.0)}
+            "shared": SandboxOptions(shared_memory=True, action_timeout_s=1.0)}
 
 
 def bench_channels(ace: ValidatedPolicy, pro: ValidatedPolicy, reps: int, calls: int,

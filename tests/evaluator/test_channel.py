@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(not channel.supported(),
                                 reason="the shared channel runs on x86-64 Linux only")
 
 BOTS = Path(sandbox.__file__).with_name("bots")
-SHARED = SandboxOptions(use_bwrap=False, action_timeout_s=1.0)
+SHARED = SandboxOptions(use_bwrap=False, action_timeout_s=1.0, shared_memory=True)
 PIPE = dataclasses.replace(SHARED, shared_memory=False)
 BWRAP = [True, False]
 BWRAP_IDS = ["bwrap", "no-bwrap"]

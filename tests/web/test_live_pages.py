@@ -62,7 +62,8 @@ def test_the_index_says_what_is_on_air_and_is_cached_for_a_second(
     assert (first["n"], first["title"], first["state"]) == (1, "Semifinal 1, heat 1 of 2",
                                                             "on_air")
     assert first["on_air_at"] == pytest.approx(_epoch(event.slots[0].on_air_at))
-    assert first["released"] == 6  # segments 0..5 by race time 3 s (2 s ahead)
+    # segments 0..5 by race time 3 s (2 s ahead); one more if the request came a second late
+    assert 6 <= first["released"] <= int(index["server_time"] - first["on_air_at"] + 2) + 1
     assert [c["racer"] for c in first["cars"]] == ["r1", "r4"]
     assert first["replay"] is None
     assert second["state"] == "waiting" and second["released"] == 0

@@ -49,7 +49,6 @@ import pwd
 import random
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -499,16 +498,6 @@ def start_scheduler(tmp: Path, url: str) -> subprocess.Popen[bytes]:
                             env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def stop_scheduler(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 # A cache in front of the site (``--nginx``): docs/DEPLOY.md's block for live events, which
 # keeps what the site says it may (the index for a second, heads and segments for good, a 404
 # for a second) and sends one request per URL upstream at a time (``proxy_cache_lock``).
@@ -562,16 +551,6 @@ def start_cache(tmp: Path, upstream: int) -> tuple[subprocess.Popen[bytes], int]
     proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp)], stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     return proc, port
-
-
-def stop_cache(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def run_event(factory: sessionmaker[Session], event_id: int, procs: list[
@@ -647,7 +626,7 @@ def measure(tmp: Path, scale: Scale, cache: bool) -> dict[str, Any]:
             _log(f"{name} (tail):\n{tail(tmp / name)}")
         raise
     finally:
-        for proc, stop in zip(procs, (_stop_pool, stop_scheduler, stop_server, stop_cache),
+        for proc, stop in zip(procs, (_stop_pool, _stop_pool, stop_server, _stop_pool),
                               strict=False):
             stop(proc)
     quiet_heats = heat_durations(factory, quiet_id) if scale.baseline else []

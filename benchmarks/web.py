@@ -11,7 +11,7 @@ season of closed races (race points for a few hundred racers), one open time tri
 entries, each with a succeeded evaluation and its result, and one open head-to-head race of
 200 racers with 10,000 heats (results, replays, ratings and their history, as the league
 writes them). The site runs the way an operator runs it, ``gunicorn wsgi:app`` with 2 workers
-on a free loopback port, and ``wrk`` (50 connections) loads one page at a time for a fixed
+on free loopback ports, and ``wrk`` (50 connections) loads one page at a time for a fixed
 duration after a warm-up: the race page for visitors and for a racer signed in through the
 login form, random pages of its leaderboard, the league page, the head-to-head race page and
 its heat list (one racer's heats, random racers', random pages). A small Lua script hands
@@ -92,7 +92,11 @@ ROOT = Path(__file__).resolve().parents[1]
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 WORKERS = 2  # gunicorn workers, one per core of the development machine
 CONNECTIONS = 50  # concurrent clients
-WRK_THREADS = 2
+# wrk threads, each with its own listening port of the site (5 connections each): gunicorn's
+# sync workers close every connection, so a page load at 1,500 requests/s would come back to
+# the 4-tuples of connections still in TIME_WAIT on one port within seconds, and some of its
+# connections would wait a whole SYN retransmission (1 s, 3 s) to be accepted.
+WRK_THREADS = 10
 TARGETS = {"race_page_p95_ms": 100.0, "league_page_p95_ms": 100.0, "errors": 0}
 STARTUP_TIMEOUT_S = 60.0
 DIVISIONS = ("Gold", "Silver", "Bronze")
@@ -137,6 +141,9 @@ local started = 0
 setup = function(thread)
   started = started + 1
   thread:set("number", started)
+  if #ports > 0 then
+    thread.addr = wrk.lookup("127.0.0.1", tostring(ports[(started - 1) % #ports + 1]))[1]
+  end
   table.insert(threads, thread)
 end
 init = function(args)
@@ -186,11 +193,14 @@ def _lua_string(text: str) -> str:
     return f"[==[{text}]==]"
 
 
-def wrk_script(paths: tuple[str, ...], markers: tuple[str, ...]) -> str:
-    """The Lua script loading ``paths`` and checking every 2xx answer for ``markers``."""
+def wrk_script(paths: tuple[str, ...], markers: tuple[str, ...],
+               ports: tuple[int, ...] = ()) -> str:
+    """The Lua script loading ``paths`` and checking every 2xx answer for ``markers``; with
+    ``ports``, wrk's threads take turns connecting to them (on 127.0.0.1)."""
     listed = ", ".join(_lua_string(x) for x in paths)
     marks = ", ".join(_lua_string(x) for x in markers)
-    return f"paths = {{{listed}}}\nmarkers = {{{marks}}}\n{WRK_SCRIPT}"
+    return (f"paths = {{{listed}}}\nmarkers = {{{marks}}}\n"
+            f"ports = {{{', '.join(map(str, ports))}}}\n{WRK_SCRIPT}")
 
 
 # The site with the page cache for visitors turned off (web.pagecache), to show what the
@@ -479,15 +489,25 @@ def _heat_result(rng: random.Random, pair: list[int]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- server and load
 def free_port() -> int:
     """A TCP port nobody listens on now (on loopback)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> tuple[int, ...]:
+    """``count`` different TCP ports nobody listens on now (on loopback)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return tuple(sock.getsockname()[1] for sock in socks)
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def start_server(workdir: Path, url: str, port: int, page_cache: bool = True,
-                 code: Path = ROOT) -> subprocess.Popen[bytes]:
-    """gunicorn serving the site on the benchmark's database, in its own process group.
+                 code: Path = ROOT, more_ports: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
+    """gunicorn serving the site on the benchmark's database, in its own process group,
+    listening on ``port`` (and ``more_ports``) of 127.0.0.1.
 
     The default is ``wsgi:app``, exactly what an operator runs; without ``page_cache`` a small
     WSGI module in the temporary directory creates the app with ``PUBLIC_PAGE_CACHE_S=0``.
@@ -503,7 +523,8 @@ def start_server(workdir: Path, url: str, port: int, page_cache: bool = True,
         target = ["--pythonpath", str(workdir), "uncached_wsgi:app"]
     log_file = (workdir / "gunicorn.log").open("ab")
     return subprocess.Popen(
-        [str(GUNICORN), "--workers", str(WORKERS), "--bind", f"127.0.0.1:{port}",
+        [str(GUNICORN), "--workers", str(WORKERS),
+         *(a for p in (port, *more_ports) for a in ("--bind", f"127.0.0.1:{p}")),
          "--backlog", "2048", "--log-level", "warning", *target],
         cwd=code, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -672,18 +693,20 @@ class Site:
     proc: subprocess.Popen[bytes]
     base: str
     cookie: str
+    ports: tuple[int, ...]  #: every port it listens on (one per wrk thread)
 
 
 def start_site(label: str, workdir: Path, url: str, pages: dict[str, PageLoad],
                signed_in: str, page_cache: bool = True, code: Path = ROOT) -> Site:
     """Start gunicorn with ``code``'s site, wait for it, sign the racer in if a page needs it."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    proc = start_server(workdir, url, port, page_cache, code)
+    ports = free_ports(WRK_THREADS)
+    base = f"http://127.0.0.1:{ports[0]}"
+    proc = start_server(workdir, url, ports[0], page_cache, code, ports[1:])
     try:
         wait_until_up(proc, base, workdir)
         signed = [p.paths[0] for p in pages.values() if p.signed_in]
-        return Site(label, proc, base, sign_in(base, signed_in, signed[0]) if signed else "")
+        return Site(label, proc, base, sign_in(base, signed_in, signed[0]) if signed else "",
+                    ports)
     except BaseException:
         stop_server(proc)
         raise
@@ -694,7 +717,7 @@ def load_page(site: Site, name: str, page: PageLoad, scale: Scale,
     """First requests, a warm-up and a timed wrk run of one page of one site."""
     cookie = site.cookie if page.signed_in else ""
     script = workdir / f"{name}.lua"
-    script.write_text(wrk_script(page.paths, page.markers), "utf-8")
+    script.write_text(wrk_script(page.paths, page.markers, site.ports), "utf-8")
     url = site.base + page.paths[0]
     first = first_requests(url, page, cookie)
     log(f"{site.label} {name}: first request {first['first_request_ms']} ms; warming up")

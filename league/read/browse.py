@@ -36,7 +36,7 @@ from league.models import (
     User,
     Visibility,
 )
-from league.read import cache
+from league.read import cache, live
 from league.rules import headtohead
 from league.rules.seasons import StandingRow
 
@@ -349,6 +349,8 @@ class RaceState:
     extra_tracks: list[dict[str, Any]] | None
     opens_at: dt.datetime
     closes_at: dt.datetime
+    #: how many live events its page lists (:func:`league.read.live.race_banner`)
+    events_shown: int
 
 
 _RACES, _LEAGUES, _SEASONS = Race.__table__, League.__table__, Season.__table__
@@ -357,9 +359,10 @@ _RACE_DIVISIONS = Race.divisions.property.secondary
 _STATE_PARTS = (_RACES, _LEAGUES, _SEASONS, _DIVISIONS, _USERS, _MEMBERS)
 _STATE_WIDTHS = tuple(len(table.c) for table in _STATE_PARTS)
 _RACE_COLUMN_INDEX = {c.key: i for i, c in enumerate(_RACES.c)}
-# Built once, like _RACE_FOR_PAGE: one statement, one row per division of the race (or one).
-_RACE_STATE = (
-    sa.select(*(c for table in _STATE_PARTS for c in table.c))
+# Built once, like _RACE_FOR_PAGE: one statement, one row per division of the race (or one),
+# bringing the count of the race's listed live events and the data stamp along.
+_RACE_STATE = cache.with_data_stamp(
+    sa.select(*(c for table in _STATE_PARTS for c in table.c), live.shown_count(_RACES.c.id))
     .select_from(_RACES)
     .join(_LEAGUES, _LEAGUES.c.id == _RACES.c.league_id)
     .outerjoin(_SEASONS, _SEASONS.c.id == _RACES.c.season_id)
@@ -372,15 +375,19 @@ _RACE_STATE = (
     .order_by(_DIVISIONS.c.id))
 
 
-def race_state(session: Session, race_id: int, user_id: int | None) -> RaceState | None:
-    """Race ``race_id``'s :class:`RaceState` for the user ``user_id`` (None: a visitor), read in
-    one Core statement; None when there is no such race. Visibility is the caller's to check
-    (the state holds all it depends on: the league's visibility, the user's role and
-    membership)."""
-    rows = session.connection().execute(_RACE_STATE, {"race_id": race_id,
-                                                      "user_id": user_id}).all()
-    if not rows:
+def race_state(session: Session, race_id: int, user_id: int | None,
+               now: dt.datetime) -> RaceState | None:
+    """Race ``race_id``'s :class:`RaceState` for the user ``user_id`` (None: a visitor) at
+    ``now``, read in one Core statement that also brings the transaction's data stamp
+    (:func:`league.read.cache.with_data_stamp`); None when there is no such race. Visibility
+    is the caller's to check (the state holds all it depends on: the league's visibility,
+    the user's role and membership)."""
+    found = session.connection().execute(
+        _RACE_STATE, {"race_id": race_id, "user_id": user_id,
+                      "since": live.shown_since(now)}).all()
+    if not found:
         return None
+    rows = [cache.take_data_stamp(session, row) for row in found]
     parts: list[tuple[tuple[Any, ...], ...]] = []
     start = 0
     for width in _STATE_WIDTHS:
@@ -400,4 +407,4 @@ def race_state(session: Session, race_id: int, user_id: int | None) -> RaceState
         laps=race_row[col["laps"]], min_laps=race_row[col["min_laps"]],
         knockout_size=race_row[col["knockout_size"]], track=race_row[col["track"]],
         extra_tracks=race_row[col["extra_tracks"]], opens_at=race_row[col["opens_at"]],
-        closes_at=race_row[col["closes_at"]])
+        closes_at=race_row[col["closes_at"]], events_shown=rows[0][sum(_STATE_WIDTHS)])

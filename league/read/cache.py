@@ -41,7 +41,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -105,10 +105,13 @@ class RaceKey(Protocol):
 
 
 V = TypeVar("V")
-# The highest ids of the tables that only grow: each is one step down a primary-key index.
-_STAMP_SQL = "SELECT " + ", ".join(
-    f"(SELECT max(id) FROM {model.__tablename__})"
-    for model in (Result, Entry, EvaluationJob, RacePoints, Division))
+# The tables that only grow: their highest ids are the database's part of the data stamp,
+# each one step down a primary-key index.
+_GROWING = (Result, Entry, EvaluationJob, RacePoints, Division)
+_STAMP_SQL = "SELECT " + ", ".join(f"(SELECT max(id) FROM {model.__tablename__})"
+                                   for model in _GROWING)
+#: the same, as columns another statement can carry (:func:`with_data_stamp`)
+_STAMP_COLUMNS = tuple(sa.select(sa.func.max(model.id)).scalar_subquery() for model in _GROWING)
 
 
 @dataclass
@@ -303,6 +306,22 @@ def data_stamp(session: Session) -> tuple[Any, ...]:
     return (_generation.value, *_database_stamp(session))
 
 
+def with_data_stamp(statement: sa.Select[Any]) -> sa.Select[Any]:
+    """``statement`` with the database's part of :func:`data_stamp` as its last columns, so
+    that a page's first read brings the stamp along (:func:`take_data_stamp`) instead of
+    reading it in a round trip of its own."""
+    return statement.add_columns(*_STAMP_COLUMNS)
+
+
+def take_data_stamp(session: Session, row: Sequence[Any]) -> tuple[Any, ...]:
+    """The columns of ``row`` (from a :func:`with_data_stamp` statement) before the stamp's;
+    the stamp is this transaction's from now on, unless it had read one already (which is
+    kept: never newer than its data)."""
+    width = len(_STAMP_COLUMNS)
+    _hold_stamp(session, tuple(row[-width:]))
+    return tuple(row[:-width])
+
+
 def clear() -> None:
     """Forget every cached value (of every database)."""
     with _lock:
@@ -354,16 +373,36 @@ def _held(session: Session, key: Hashable, own_stamp: tuple[Any, ...],
 
 def _database_stamp(session: Session) -> tuple[Any, ...]:
     """The highest ids of the tables that only grow, read once per transaction."""
-    if isinstance(session, scoped_session):  # Flask-SQLAlchemy's: the request's session
-        session = session()
-    transaction = session.get_transaction()
-    held = session.info.get(_STAMP)
-    if held is not None and held[0] is transaction:
-        return held[1]  # type: ignore[no-any-return]
+    held = _held_stamp(session)
+    if held is not None:
+        return held
     # Plain SQL over primary keys: read on every page view, so no statement is built.
-    row = session.connection().exec_driver_sql(_STAMP_SQL).one()
-    stamp = tuple(row)
-    session.info[_STAMP] = (transaction, stamp)
+    return _hold_stamp(session, tuple(session.connection().exec_driver_sql(_STAMP_SQL).one()))
+
+
+def _plain_session(session: Session) -> Session:
+    if isinstance(session, scoped_session):  # Flask-SQLAlchemy's: the request's session
+        return session()
+    return session
+
+
+def _held_stamp(session: Session) -> tuple[Any, ...] | None:
+    """The database stamp this transaction read, if it read one."""
+    session = _plain_session(session)
+    held = session.info.get(_STAMP)
+    if held is not None and held[0] is session.get_transaction():
+        return held[1]  # type: ignore[no-any-return]
+    return None
+
+
+def _hold_stamp(session: Session, stamp: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Keep ``stamp`` as this transaction's database stamp, unless it holds one already;
+    the one it holds."""
+    held = _held_stamp(session)
+    if held is not None:
+        return held
+    session = _plain_session(session)
+    session.info[_STAMP] = (session.get_transaction(), stamp)
     return stamp
 
 

@@ -155,23 +155,58 @@ class EventLine:
 def league_events(session: Session, league_id: int, now: dt.datetime) -> list[EventLine]:
     """A league's events still to come or under way, and those that ended within
     :data:`RECENT`, soonest first (cancelled ones are left out)."""
-    return _lines(session, Race.league_id == league_id, now)
+    return _lines(session, _LEAGUE_EVENTS, league_id, now)
 
 
 def race_banner(session: Session, race_id: int, now: dt.datetime) -> tuple[EventLine, ...]:
     """What a race page says of the race's events: as :func:`league_events`, for one race."""
-    return tuple(_lines(session, Race.id == race_id, now))
+    return tuple(_lines(session, _RACE_EVENTS, race_id, now))
 
 
-def _lines(session: Session, where: sa.ColumnElement[bool],
+def _shown() -> sa.ColumnElement[bool]:
+    """The events a league or race page lists: not cancelled, and not ended before
+    ``:since`` (:func:`shown_since`)."""
+    return sa.and_(LiveEvent.status != LiveEventStatus.CANCELLED,
+                   sa.or_(LiveEvent.finished_at.is_(None),
+                          LiveEvent.finished_at >= sa.bindparam("since")))
+
+
+def shown_since(now: dt.datetime) -> dt.datetime:
+    """The ``:since`` of :func:`shown_count`'s statement at ``now``."""
+    return now - RECENT
+
+
+def shown_count(race_id: sa.ColumnElement[int]) -> sa.ScalarSelect[int]:
+    """How many events :func:`race_banner` lists for the race ``race_id``, as a column of
+    another statement (a race page reads it with the race: no banner to read when 0). Its
+    statement takes ``since``: :func:`shown_since`."""
+    return (sa.select(sa.func.count(LiveEvent.id))
+            .where(LiveEvent.race_id == race_id, _shown()).scalar_subquery())
+
+
+#: an event line's columns (:class:`EventLine`)
+_LineSelect = sa.Select[int, str, LiveEventStatus, dt.datetime, int, str]
+
+
+def _event_lines(where: sa.ColumnElement[bool]) -> _LineSelect:
+    """The statement :func:`_lines` runs: the events of the league or race ``:owner`` that
+    a page lists (:func:`_shown`), soonest first."""
+    return (sa.select(LiveEvent.id, LiveEvent.title, LiveEvent.status, LiveEvent.starts_at,
+                      Race.id, Race.name)
+            .join(Race, Race.id == LiveEvent.race_id)
+            .where(where, _shown())
+            .order_by(LiveEvent.starts_at, LiveEvent.id))
+
+
+# Built once (every race page and league page reads them): a statement that is the same object
+# on every call is neither built nor given a cache key again.
+_LEAGUE_EVENTS = _event_lines(Race.league_id == sa.bindparam("owner"))
+_RACE_EVENTS = _event_lines(Race.id == sa.bindparam("owner"))
+
+
+def _lines(session: Session, statement: _LineSelect, owner: int,
            now: dt.datetime) -> list[EventLine]:
-    rows = session.execute(
-        sa.select(LiveEvent.id, LiveEvent.title, LiveEvent.status, LiveEvent.starts_at,
-                  Race.id, Race.name)
-        .join(Race, Race.id == LiveEvent.race_id)
-        .where(where, LiveEvent.status != LiveEventStatus.CANCELLED,
-               sa.or_(LiveEvent.finished_at.is_(None), LiveEvent.finished_at >= now - RECENT))
-        .order_by(LiveEvent.starts_at, LiveEvent.id)).all()
+    rows = session.connection().execute(statement, {"owner": owner, "since": shown_since(now)})
     return [EventLine(*row) for row in rows]
 
 

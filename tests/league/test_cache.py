@@ -133,3 +133,34 @@ def test_values_are_kept_per_database(session: Session, make: Factory, db: Datab
                 cache.race_leaderboard_cached(session, race)
     finally:
         other.dispose()
+
+
+def test_a_statement_brings_the_data_stamp_along(session: Session, make: Factory) -> None:
+    """A page's first read carries the stamp (``with_data_stamp``): the transaction then
+    reads no stamp of its own, and holds the one it was given, which is the database's."""
+    race = make.race(session)
+    make.result(session, make.entry(session, race, make.racer(session, "ann")), time_s=30.0)
+    session.commit()
+    race_id, expected = race.id, cache.data_stamp(session)
+    session.rollback()  # a new transaction: no stamp read yet
+
+    statements: list[str] = []
+
+    def note(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    engine = session.connection().engine
+    sa.event.listen(engine, "before_cursor_execute", note)
+    try:
+        row = session.connection().execute(cache.with_data_stamp(
+            sa.select(Entry.id).where(Entry.race_id == race_id))).one()
+        assert cache.take_data_stamp(session, row) == (row[0],)
+        assert cache.data_stamp(session) == expected
+        assert len(statements) == 1  # the stamp came with the entry, in one statement
+
+        # a stamp the transaction already holds is kept: never a newer one on older data
+        other = (*row[:1], *(0 for _ in expected[1:]))
+        cache.take_data_stamp(session, other)
+        assert cache.data_stamp(session) == expected
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", note)

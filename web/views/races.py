@@ -79,7 +79,8 @@ def _race_values(race_id: int) -> object:
     when there is no such race, and for a closed head-to-head race (its podium is read on
     every view)."""
     s = session()
-    state = browse.race_state(s, race_id, pagecache.session_user_id())
+    now = utcnow()
+    state = browse.race_state(s, race_id, pagecache.session_user_id(), now)
     if state is None:
         return None
     sources: tuple[object, ...]
@@ -100,8 +101,8 @@ def _race_values(race_id: int) -> object:
         if board is None:
             return None
         sources = (pagecache.Same(board),)
-    now = utcnow()
-    return (state, sources, live.race_banner(s, race_id, now),
+    banner = live.race_banner(s, race_id, now) if state.events_shown else ()
+    return (state, sources, banner,
             now >= state.opens_at, now >= state.closes_at,
             _tracks_shown(state.track, state.extra_tracks), request.full_path,
             request.url_root)

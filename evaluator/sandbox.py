@@ -13,7 +13,10 @@ over its pipes, which carry every control frame either way. Layers, outermost fi
   open files, file size 0, no core dumps), dropping root to ``nobody``, ``no_new_privs``,
   Landlock with no file-system or TCP rights, and a seccomp allow-list (see ``_policy_child``);
 * deadlines enforced here, on every wait for the child and every write to it: one to load
-  the model, one per action. Over one evaluation a policy has an inference-time budget too
+  the model, one per action. An action's deadline is the policy's own time: a child kept
+  waiting for a core by a busy machine gets more wall-clock time, up to
+  :data:`STARVED_WAIT_FACTOR` times the deadline (:meth:`PolicyProcess.act`). Over one
+  evaluation a policy has an inference-time budget too
   (:func:`inference_budget_s`, :class:`~evaluator.errors.TimeBudgetExceeded`), and the whole
   evaluation a wall-clock limit (:func:`evaluation_limit_s`), checked by whoever runs the
   race (:class:`WallClock`).
@@ -111,13 +114,21 @@ MAX_INFERENCE_BUDGET_S = 60.0
 SIM_S_PER_STEP = 0.005
 WALL_CLOCK_MARGIN = 1.5
 WALL_CLOCK_SLACK_S = 60.0
+# An action's deadline counts the policy's own time. Past it, a child that has not had the
+# deadline's worth of CPU time on the request (the machine kept it waiting for a core) is given
+# more wall-clock time, as long as it still needs, up to this many times the deadline; a
+# policy that computes (or loops) for the deadline, or stays silent that long, fails as before.
+STARVED_WAIT_FACTOR = 4.0
+MIN_STARVED_WAIT_S = 0.002  # each extension is at least this long (the CPU clock's grain)
 
 
 @dataclass(frozen=True)
 class SandboxOptions:
     """Limits and layers of policy processes."""
 
-    action_timeout_s: float = 0.05  #: wall-clock budget for one action (per observation)
+    #: budget for one action (per observation): the policy's own time, and wall-clock time up
+    #: to :data:`STARVED_WAIT_FACTOR` times it while a busy machine keeps the policy waiting
+    action_timeout_s: float = 0.05
     load_timeout_s: float = 10.0  #: wall-clock budget to start and load the model
     memory_bytes: int = 1 << 30  #: address-space limit of the child
     cpu_seconds: int = 600  #: CPU-time limit of the child over its whole life
@@ -354,6 +365,10 @@ class PolicyProcess:
         self._wpoll = select.poll()
         self._pending = 0
         self._deadline = 0.0
+        self._action_budget_s = 0.0  # the pending request's deadline, from its send
+        #: (time.monotonic(), the child's CPU seconds) when the parent first slept on the
+        #: pending request: what a late answer's CPU time is measured from (:meth:`_later`)
+        self._cpu_mark: tuple[float, float | None] | None = None
         self._ready = False
         #: the shared buffer, while the child uses it (else requests go over the pipes)
         self._shm: channel.SharedBuffer | None = None
@@ -587,6 +602,13 @@ class PolicyProcess:
         Each row is run on its own (batch 1), so a trial's actions never depend on how many
         trials share the call. Raises :class:`PolicyFailed` on a deadline overrun, a crash,
         an inference error or a non-finite output.
+
+        The deadline (``action_timeout_s`` per observation) is the policy's own time: when it
+        passes without an answer and the child has had less CPU time than that since the
+        request (the machine kept it waiting for a core), the wait goes on until the child
+        has had it, or until :data:`STARVED_WAIT_FACTOR` times the deadline of wall-clock
+        time (:meth:`_later`). So a policy that answers in time on a quiet machine answers
+        in time on a busy one too, and the same race gives the same result.
         """
         self.send(obs)
         return self.receive()
@@ -598,7 +620,9 @@ class PolicyProcess:
         k = obs.shape[0]
         data = np.ascontiguousarray(obs, dtype=np.float32)
         self._sent_at, self._answered_at = time.monotonic(), None
-        self._deadline = self._sent_at + self.options.action_timeout_s * k
+        self._action_budget_s = self.options.action_timeout_s * k
+        self._deadline = self._sent_at + self._action_budget_s
+        self._cpu_mark = None
         self._pending = k
         shm = self._shm
         self._posted = shm is not None and k <= shm.rows
@@ -666,8 +690,8 @@ class PolicyProcess:
             try:
                 while not shm.sleeping(True):  # the busy wait is over: sleep on the pipe
                     (n,) = struct.unpack("<I", self._recv(4, deadline, ACTING, spin=False))
-                    if time.monotonic() > deadline:  # a flood of tokens is no answer
-                        raise self._timed_out(ACTING)
+                    if time.monotonic() > self._deadline:  # a flood of tokens is no answer
+                        self._later()
                     if n != channel.WAKE_TOKEN:
                         self._check_count(n, k, b"", deadline)
                         self._kill()
@@ -717,10 +741,12 @@ class PolicyProcess:
         is in use (on the pipes alone, every word is a header)."""
         while True:
             (n,) = struct.unpack("<I", self._recv(4, deadline, doing))
+            if doing == ACTING:
+                deadline = self._deadline  # a starved policy's may have moved (_later)
             if self._shm is None or n != channel.WAKE_TOKEN:
                 return int(n)
             if time.monotonic() > deadline:  # a flood of tokens is no answer
-                raise self._timed_out(doing)
+                deadline = self._overdue(deadline, doing)
 
     def _send(self, data: bytes, deadline: float, doing: str) -> None:
         """Write all of ``data`` by ``deadline``: a child that stops reading is timed out."""
@@ -759,13 +785,65 @@ class PolicyProcess:
                 if now < spin_until and now < deadline:
                     continue
                 left = deadline - now
-                if left <= 0 or not self._poll.poll(left * 1000.0):
-                    raise self._timed_out(doing) from None
+                if left > 0:
+                    if doing == ACTING:
+                        self._mark_cpu()
+                    if self._poll.poll(left * 1000.0):
+                        continue
+                deadline = self._overdue(deadline, doing)
                 continue
             if not chunk:
                 raise PolicyFailed(self._death(doing))
             buf += chunk
         return buf
+
+    def _overdue(self, deadline: float, doing: str) -> float:
+        """``deadline`` passed while ``doing`` something with no answer: the deadline to wait
+        for now (a starved policy's action, :meth:`_later`), else the child is killed and
+        :class:`PolicyFailed` raised."""
+        if doing != ACTING:
+            raise self._timed_out(doing)
+        self._later()
+        return max(deadline, self._deadline)
+
+    def _later(self) -> None:
+        """The pending request's deadline passed with no answer: if the child has had less
+        CPU time on it than its deadline (the machine kept it waiting for a core), move the
+        deadline to when it could have had the rest, but not past :data:`STARVED_WAIT_FACTOR`
+        times the deadline from the request; else (it computed that long, stayed silent that
+        long, or its CPU time cannot be read) kill it and raise :class:`PolicyFailed`.
+
+        The CPU time before the parent first slept on the request is not read (that would
+        cost every fast answer a read of ``/proc``): it is taken to be all the wall-clock
+        time until then, a fraction of a millisecond when the machine is not busy."""
+        budget = self._action_budget_s
+        cap = self._sent_at + budget * STARVED_WAIT_FACTOR
+        now = time.monotonic()
+        self._mark_cpu()
+        mark = self._cpu_mark
+        cpu = self._child_cpu()
+        if mark is None or mark[1] is None or cpu is None or now >= cap:
+            raise self._timed_out(ACTING)
+        used = (mark[0] - self._sent_at) + (cpu - mark[1])
+        if used >= budget:
+            raise self._timed_out(ACTING)
+        self._deadline = min(cap, now + max(budget - used, MIN_STARVED_WAIT_S))
+
+    def _mark_cpu(self) -> None:
+        """Note the child's CPU time now, unless it was noted for the pending request."""
+        if self._cpu_mark is None:
+            self._cpu_mark = (time.monotonic(), self._child_cpu())
+
+    def _child_cpu(self) -> float | None:
+        """The CPU time the policy's own process has had, seconds (its main thread, which runs
+        the inference: one thread), or None when it cannot be read."""
+        if not self._child_pid:
+            return None
+        try:
+            with open(f"/proc/{self._child_pid}/schedstat", "rb") as f:
+                return int(f.read().split(b" ", 1)[0]) / 1e9
+        except (OSError, ValueError):
+            return None
 
     def _timed_out(self, doing: str) -> PolicyFailed:
         """Kill the child that missed its deadline ``doing`` something; the error to raise."""
@@ -841,6 +919,8 @@ def await_answers(procs: Sequence[PolicyProcess]) -> None:
             del waiting[fd]
         else:
             poller.register(fd, select.POLLIN)
+    for p in waiting.values():
+        p._mark_cpu()  # what a late answer's CPU time is measured from (PolicyProcess._later)
     while waiting:
         left = min(p._deadline for p in waiting.values()) - time.monotonic()
         if left <= 0:

@@ -138,10 +138,8 @@ class SandboxOptions:
     spin_s: float = 0.0002  #: how long the parent busy-waits for an answer before sleeping
     child_spin_s: float = 0.0005  #: how long the child busy-waits for a request (0: sleep)
     #: hand observations and actions over in a buffer shared with the child
-    #: (:mod:`evaluator.channel`) where the machine supports it; else, or off, over the pipes.
-    #: Off by default until its inference-time accounting is shown to match the pipes' on a
-    #: loaded machine (a slow policy once kept within its budget over it)
-    shared_memory: bool = False
+    #: (:mod:`evaluator.channel`) where the machine supports it; else, or off, over the pipes
+    shared_memory: bool = True
     #: wall-clock limit of one whole evaluation, seconds; 0: derived from the race
     #: (:func:`evaluation_limit_s`)
     evaluation_timeout_s: float = 0.0

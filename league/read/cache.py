@@ -79,6 +79,7 @@ TRACKED = (Entry, Result, EvaluationJob, Race, Season, Division, RacePoints, Use
            PolicyModel, League, Membership, Heat, Rating)
 _TOUCHED = "paddock.cache.touched"  # Session.info key: this transaction changed tracked rows
 _STAMP = "paddock.cache.stamp"  # Session.info key: (transaction, database stamp)
+_H2H_VERSION = "paddock.cache.h2h"  # Session.info key with a race id: (transaction, version)
 
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
@@ -427,7 +428,19 @@ def _head_to_head_stamp(race: RaceKey) -> tuple[Any, ...]:
 def _head_to_head_version(session: Session, race: RaceKey) -> tuple[Any, ...]:
     """What a head-to-head race's rating table and bracket are computed from: its entries
     and disqualifications, its heats and when they were rated, its ratings, and the jobs of
-    its knockout heats (a heat that failed for good goes to the better seed)."""
+    its knockout heats (a heat that failed for good goes to the better seed). Read once per
+    transaction: the rating table's check and the bracket's, due together, share it."""
+    plain = _plain_session(session)
+    key = (_H2H_VERSION, race.id)
+    held = plain.info.get(key)
+    if held is not None and held[0] is plain.get_transaction():
+        return held[1]  # type: ignore[no-any-return]
+    version = _read_head_to_head_version(session, race)
+    plain.info[key] = (plain.get_transaction(), version)
+    return version
+
+
+def _read_head_to_head_version(session: Session, race: RaceKey) -> tuple[Any, ...]:
     ratings = (sa.select(sa.func.count(Rating.id), sa.func.max(Rating.updated_at),
                          sa.func.sum(Rating.heats)).where(Rating.race_id == race.id))
     finals = (sa.select(sa.func.count(EvaluationJob.id), sa.func.max(EvaluationJob.id),

@@ -18,6 +18,7 @@ from league.read import cache
 from league.rules import leagues, seasons
 from league.rules.leaderboard import race_leaderboard
 from league.rules.seasons import season_standings
+from tests.support.live import knockout_race
 
 if TYPE_CHECKING:
     from tests.support.dbfixtures import Database, Factory
@@ -164,3 +165,26 @@ def test_a_statement_brings_the_data_stamp_along(session: Session, make: Factory
         assert cache.data_stamp(session) == expected
     finally:
         sa.event.remove(engine, "before_cursor_execute", note)
+
+
+def test_a_head_to_head_race_is_checked_once_for_its_table_and_bracket(
+        session: Session, make: Factory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rating table's exact check and the bracket's, due together on a race page, read
+    the race's version once per transaction; a new transaction reads it again."""
+    race, _ = knockout_race(session, make, rated=4, knockout_size=4)
+    session.commit()
+    table, bracket = cache.rating_table_cached(session, race), \
+        cache.knockout_bracket_cached(session, race)
+    session.rollback()  # a new transaction, as the next page view's
+    monkeypatch.setattr(cache, "VERIFY_S", 0.0)  # every read checks the exact version
+    reads: list[int] = []
+    monkeypatch.setattr(cache, "_read_head_to_head_version",
+                        lambda s, r, read=cache._read_head_to_head_version:
+                        reads.append(r.id) or read(s, r))
+    for _ in range(2):
+        assert cache.rating_table_cached(session, race) is table
+        assert cache.knockout_bracket_cached(session, race) is bracket
+    assert reads == [race.id]
+    session.rollback()  # a new transaction
+    assert cache.rating_table_cached(session, race) is table
+    assert reads == [race.id, race.id]

@@ -13,7 +13,8 @@ and :func:`league.rules.knockout.knockout_bracket` return.
 
 A version has two parts:
 
-* a *stamp*, checked on every read at the cost of one indexed query: the highest ids of
+* a *stamp*, checked on every read at the cost of one indexed query (or none, when a page's
+  first statement brings it along: :func:`with_data_stamp`): the highest ids of
   results, entries, evaluation jobs, race points and divisions in the whole database (a new
   result, entry, re-run or awarded points changes it at once), this process's *generation*
   (bumped, once :func:`install` ran, by every commit in this process that changed or deleted

@@ -1,7 +1,7 @@
 """Train a Paddock driving policy with Stable-Baselines3 PPO and export it for the league.
 
     pip install -e ".[examples]"
-    python examples/train_sb3.py --track royal-park --timesteps 300000 --output my_policy.onnx
+    python examples/train_sb3.py --track royal-park --timesteps 600000 --output my_policy.onnx
 
 What it does, one function per step (the tests call them one by one):
 
@@ -9,7 +9,7 @@ What it does, one function per step (the tests call them one by one):
    scoring steps with a DeepRacer-style reward function (``reward_function.py`` beside this
    file, or ``--reward-function FILE``) and using the action space of a DeepRacer-style
    ``model_metadata.json`` (``--metadata FILE``; default continuous, steering -30..30 degrees,
-   speed 0.5..4 m/s). Every episode draws its race conditions (start, sensor noise, grip,
+   speed 1..4 m/s). Every episode draws its race conditions (start, sensor noise, grip,
    latency, steering bias) from its seed, as league trials do (``--conditions``, default
    ``standard``, what new league races use).
 2. ``train`` runs PPO on them.
@@ -67,7 +67,7 @@ DEFAULT_CONDITIONS = "standard"  # what new league races use: train for what you
 DEFAULT_REWARD_FILE = Path(__file__).with_name("reward_function.py")
 DEFAULT_METADATA = {"action_space_type": "continuous",
                     "action_space": {"steering_angle": {"low": -30.0, "high": 30.0},
-                                     "speed": {"low": 0.5, "high": 4.0}}}
+                                     "speed": {"low": 1.0, "high": 4.0}}}
 
 N_ENVS = 8  # environments stepped side by side
 N_STEPS = 512  # steps per environment between two PPO updates
@@ -109,26 +109,35 @@ def load_model_metadata(path: str | Path | None = None, name: str = "") -> dict[
 
 # ------------------------------------------------------------------ training
 def make_env(track: str, model_metadata: Mapping[str, Any],
-             reward_function: Callable[[dict], float],
-             conditions: str = DEFAULT_CONDITIONS) -> gymnasium.Env:
+             reward_function: Callable[[dict], float] | None = None,
+             conditions: str = DEFAULT_CONDITIONS,
+             reward_file: str | Path = DEFAULT_REWARD_FILE) -> gymnasium.Env:
     """One training environment: Paddock's time trial with the racer's reward function, its
-    episodes varied by ``conditions`` as league trials are."""
+    episodes varied by ``conditions`` as league trials are. Without ``reward_function`` the
+    environment loads its own copy of ``reward_file``, so a reward function that remembers
+    the previous step in a module-level global (DeepRacer style) sees only this
+    environment's steps."""
     return gymnasium.make(ENV_ID, track=track, model_metadata=model_metadata,
-                          reward_function=reward_function, conditions=conditions)
+                          reward_function=reward_function or load_reward_function(reward_file),
+                          conditions=conditions)
 
 
 def train(track: str = DEFAULT_TRACK, *, timesteps: int, seed: int = 0, n_envs: int = N_ENVS,
           n_steps: int = N_STEPS, model_metadata: Mapping[str, Any] | None = None,
           reward_function: Callable[[dict], float] | None = None,
+          reward_file: str | Path = DEFAULT_REWARD_FILE,
           conditions: str = DEFAULT_CONDITIONS, verbose: int = 0) -> PPO:
-    """Train PPO on ``n_envs`` time trials of ``track`` for ``timesteps`` steps in all."""
+    """Train PPO on ``n_envs`` time trials of ``track`` for ``timesteps`` steps in all, each
+    scored by its own copy of ``reward_file``'s reward function (or all by
+    ``reward_function``, which must then keep no state between calls)."""
     # A 64-unit MLP gains nothing from several torch threads, and their spin-waiting slows
     # training down many times over when the CPU is busy with the simulation.
     torch.set_num_threads(1)
     env = make_vec_env(make_env, n_envs=n_envs, seed=seed, env_kwargs={
         "track": track,
         "model_metadata": model_metadata or DEFAULT_METADATA,
-        "reward_function": reward_function or load_reward_function(),
+        "reward_function": reward_function,
+        "reward_file": reward_file,
         "conditions": conditions,
     })
     batch_size = min(BATCH_SIZE, n_steps * n_envs)
@@ -247,15 +256,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--track", default=DEFAULT_TRACK,
                         help=f"library track name or .npy/.csv file (default: {DEFAULT_TRACK})")
-    parser.add_argument("--timesteps", type=int, default=300_000,
-                        help="environment steps to train for (default: 300000)")
+    parser.add_argument("--timesteps", type=int, default=600_000,
+                        help="environment steps to train for (default: 600000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("-o", "--output", default="paddock_ppo.onnx",
                         help="ONNX file to write (default: paddock_ppo.onnx)")
     parser.add_argument("--envs", type=int, default=N_ENVS,
                         help=f"environments stepped side by side (default: {N_ENVS})")
     parser.add_argument("--metadata", help="model_metadata.json declaring the action space "
-                                           "(default: continuous, -30..30 deg, 0.5..4 m/s)")
+                                           "(default: continuous, -30..30 deg, 1..4 m/s)")
     parser.add_argument("--reward-function", default=str(DEFAULT_REWARD_FILE),
                         help="Python file defining reward_function(params) "
                              "(default: reward_function.py beside this script)")
@@ -274,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     output = Path(args.output)
     try:
         meta_doc = load_model_metadata(args.metadata, args.name or output.stem)
-        reward_function = load_reward_function(args.reward_function)
+        load_reward_function(args.reward_function)  # refuse a bad file before training
         load_track(args.track)
     except (OSError, ValueError) as err:  # a missing or malformed input file, unknown track
         print(f"train_sb3: error: {err}", file=sys.stderr)
@@ -284,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"training PPO on {args.track} for {args.timesteps} steps "
           f"({args.envs} environments, seed {args.seed})")
     model = train(args.track, timesteps=args.timesteps, seed=args.seed, n_envs=args.envs,
-                  model_metadata=meta_doc, reward_function=reward_function,
+                  model_metadata=meta_doc, reward_file=args.reward_function,
                   conditions=args.conditions, verbose=1)
 
     observations = sample_observations(model, args.seed)

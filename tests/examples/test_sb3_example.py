@@ -155,3 +155,35 @@ def test_reward_function_reads_deepracer_params() -> None:
     assert max(rewards) > 0.5  # driving along the centerline earns a real reward
     off = dict(info["params"], is_offtrack=True, all_wheels_on_track=False)
     assert reward_function(off) < 0.01
+
+
+def test_the_reward_is_the_distance_covered_each_step() -> None:
+    """A step at 4 m/s earns 1, at half the pace 0.5; a completed lap and a new episode do not
+    count as going backwards or as a jump."""
+    module = load_example("reward_function.py")
+    reward_function = module.reward_function
+    length = 60.0
+    step_pct = 100.0 * (4.0 / 15.0) / length  # a step at 4 m/s, in percent of the lap
+    on = {"track_length": length, "is_offtrack": False, "is_reversed": False,
+          "all_wheels_on_track": True}
+    assert reward_function({**on, "steps": 1, "progress": step_pct}) == pytest.approx(1.0)
+    assert reward_function({**on, "steps": 2, "progress": 1.5 * step_pct}) == \
+        pytest.approx(0.5)
+    # the lap completed: half a step to the line, half a step into the next lap
+    module._last.update(steps=30, progress=100.0 - step_pct / 2)
+    assert reward_function({**on, "steps": 31, "progress": step_pct / 2}) == \
+        pytest.approx(1.0)
+    # a new episode starts from 0 again
+    assert reward_function({**on, "steps": 1, "progress": step_pct}) == pytest.approx(1.0)
+    assert reward_function({**on, "steps": 2, "progress": 2 * step_pct,
+                            "is_offtrack": True}) < 0.01
+
+
+def test_every_environment_scores_with_its_own_copy_of_the_reward(kit: ModuleType) -> None:
+    """The reward remembers the previous step: environments stepped side by side in one
+    process must not share that memory."""
+    first, second = (kit.make_env("oval", kit.DEFAULT_METADATA) for _ in range(2))
+    one, two = first.unwrapped.reward_function, second.unwrapped.reward_function
+    assert one.__globals__ is not two.__globals__
+    given = kit.load_reward_function()
+    assert kit.make_env("oval", kit.DEFAULT_METADATA, given).unwrapped.reward_function is given

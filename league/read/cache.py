@@ -320,7 +320,7 @@ def take_data_stamp(session: Session, row: Sequence[Any]) -> tuple[Any, ...]:
     the stamp is this transaction's from now on, unless it had read one already (which is
     kept: never newer than its data)."""
     width = len(_STAMP_COLUMNS)
-    _hold_stamp(session, tuple(row[-width:]))
+    _per_transaction(session, _STAMP, lambda: tuple(row[-width:]))
     return tuple(row[:-width])
 
 
@@ -375,37 +375,22 @@ def _held(session: Session, key: Hashable, own_stamp: tuple[Any, ...],
 
 def _database_stamp(session: Session) -> tuple[Any, ...]:
     """The highest ids of the tables that only grow, read once per transaction."""
-    held = _held_stamp(session)
-    if held is not None:
-        return held
     # Plain SQL over primary keys: read on every page view, so no statement is built.
-    return _hold_stamp(session, tuple(session.connection().exec_driver_sql(_STAMP_SQL).one()))
+    return _per_transaction(session, _STAMP, lambda: tuple(
+        session.connection().exec_driver_sql(_STAMP_SQL).one()))
 
 
-def _plain_session(session: Session) -> Session:
+def _per_transaction(session: Session, key: Hashable, read: Callable[[], T]) -> T:
+    """The value this transaction holds under ``key``, else ``read()``'s, held from now on
+    (``Session.info``: gone with the transaction)."""
     if isinstance(session, scoped_session):  # Flask-SQLAlchemy's: the request's session
-        return session()
-    return session
-
-
-def _held_stamp(session: Session) -> tuple[Any, ...] | None:
-    """The database stamp this transaction read, if it read one."""
-    session = _plain_session(session)
-    held = session.info.get(_STAMP)
+        session = session()
+    held = session.info.get(key)
     if held is not None and held[0] is session.get_transaction():
         return held[1]  # type: ignore[no-any-return]
-    return None
-
-
-def _hold_stamp(session: Session, stamp: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Keep ``stamp`` as this transaction's database stamp, unless it holds one already;
-    the one it holds."""
-    held = _held_stamp(session)
-    if held is not None:
-        return held
-    session = _plain_session(session)
-    session.info[_STAMP] = (session.get_transaction(), stamp)
-    return stamp
+    value = read()
+    session.info[key] = (session.get_transaction(), value)
+    return value
 
 
 def _race_stamp(race: RaceKey) -> tuple[Any, ...]:
@@ -431,14 +416,8 @@ def _head_to_head_version(session: Session, race: RaceKey) -> tuple[Any, ...]:
     and disqualifications, its heats and when they were rated, its ratings, and the jobs of
     its knockout heats (a heat that failed for good goes to the better seed). Read once per
     transaction: the rating table's check and the bracket's, due together, share it."""
-    plain = _plain_session(session)
-    key = (_H2H_VERSION, race.id)
-    held = plain.info.get(key)
-    if held is not None and held[0] is plain.get_transaction():
-        return held[1]  # type: ignore[no-any-return]
-    version = _read_head_to_head_version(session, race)
-    plain.info[key] = (plain.get_transaction(), version)
-    return version
+    return _per_transaction(session, (_H2H_VERSION, race.id),
+                            lambda: _read_head_to_head_version(session, race))
 
 
 def _read_head_to_head_version(session: Session, race: RaceKey) -> tuple[Any, ...]:

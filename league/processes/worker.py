@@ -268,6 +268,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if workers < 1:
         print(f"paddock worker: --workers must be at least 1, got {workers}", file=sys.stderr)
         return 2
+    # The sandbox's busy-wait rule (Settings.sandbox) counts the workers actually started.
+    settings = dataclasses.replace(settings, workers=workers)
     if getattr(args, "lenient_sandbox", False):
         settings = dataclasses.replace(settings, sandbox_strict=False)
     configure_logging()

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from evaluator import channel, sandbox
+from evaluator import channel, race, sandbox
 from evaluator.errors import PolicyFailed
 from evaluator.observation import OBS_DIM
 from evaluator.race import RaceResult, run_race
@@ -155,6 +155,18 @@ def test_the_pipes_serve_where_the_channel_is_off_or_unsupported(
     monkeypatch.setattr(channel, "supported", lambda: False)
     with PolicyProcess(bot("ace"), SHARED) as proc:
         assert proc.channel == "pipe" and proc.act(observations(1)).shape == (1, 2)
+
+
+def test_the_parent_busy_waits_in_a_crowded_heat_only_over_the_buffer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 2-car heat on 2 cores: the buffer's busy wait yields the core, so the parent keeps
+    it; the pipes' does not, so there only the children spin. With a core to spare, both."""
+    monkeypatch.setattr(race, "available_cores", lambda: 2)
+    assert race._spin_policy(SHARED, 2).spin_s == SHARED.spin_s > 0
+    assert race._spin_policy(PIPE, 2).spin_s == 0.0
+    assert race._spin_policy(PIPE, 1).spin_s == PIPE.spin_s
+    monkeypatch.setattr(channel, "supported", lambda: False)
+    assert race._spin_policy(SHARED, 2).spin_s == 0.0
 
 
 # ---------------------------------------------------------------------------- same sandbox

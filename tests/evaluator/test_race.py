@@ -241,6 +241,70 @@ def test_two_cars_swap_seats_every_heat(driver: ValidatedPolicy) -> None:
     assert len(result.telemetry) == 4  # trials = rounds x cars heats
 
 
+def test_every_heat_is_what_it_would_be_raced_alone(driver: ValidatedPolicy) -> None:
+    """The heats of a race run in lockstep, each car's observations of every heat in one
+    message: the first round's heats of a two-round race are, byte for byte, the heats of the
+    one-round race with the same seed, and the second round's are another round's."""
+    cars = [continuous(1.5, name="slower"), driver]
+    two = race(cars, format="head-to-head", trials=2, conditions="standard", seed=7)
+    one = race(cars, format="head-to-head", trials=1, conditions="standard", seed=7)
+
+    def encoded(result: RaceResult) -> list[bytes]:
+        return [replay.encode(replay.from_telemetry(t, {})) for t in result.telemetry]
+
+    assert encoded(two)[:2] == encoded(one)
+    assert encoded(two)[2:] != encoded(one)
+    for i in range(2):
+        assert [t.to_dict() for t in two.cars[i].trials[:2]] == \
+            [t.to_dict() for t in one.cars[i].trials]
+
+
+FAILING_AFTER = r'''
+_rows, _failing = [0], [False]
+_real_session, _real_inference = _session, _inference
+
+
+def _session(model):
+    _failing[0] = b"failing" in model
+    return _real_session(model)
+
+
+def _inference(session, cfg):
+    run = _real_inference(session, cfg)
+
+    def failing(obs):
+        _rows[0] += 1
+        out = run(obs)
+        return out * float("nan") if _failing[0] and _rows[0] > __ROWS__ else out
+
+    return failing
+'''
+
+
+def test_a_policy_failing_mid_race_is_retired_from_every_heat_at_once(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, driver: ValidatedPolicy) -> None:
+    """A car (the model named "failing") whose answers turn to NaN after 60 observations (30
+    steps of two heats raced together) is retired from both heats at the same moment; the other car races both to
+    the finish and wins them."""
+    from evaluator import sandbox
+    from tests.support.fake_children import CHILD_MAIN, write_child
+
+    src = sandbox.CHILD_SCRIPT.read_text()
+    extra = FAILING_AFTER.replace("__ROWS__", "60")
+    monkeypatch.setattr(sandbox, "CHILD_SCRIPT", write_child(
+        tmp_path, "failing_child.py", src.replace(CHILD_MAIN, extra + CHILD_MAIN)))
+    opts = SandboxOptions(action_timeout_s=1.0, use_bwrap=False)
+    config = RaceConfig(track="oval", laps=1, trials=1, format="head-to-head")
+    result = run_race(config, [continuous(1.5, name="failing"), driver], options=opts)
+    failing, other = result.cars
+    assert failing.status == POLICY_ERROR and "non-finite" in failing.error
+    reasons = [t.reason for t in failing.trials]
+    assert [t.status for t in failing.trials] == [POLICY_ERROR, POLICY_ERROR]
+    assert reasons[0] == reasons[1] == f"{failing.error} (at 2.00 s)", reasons
+    assert [t.status for t in other.trials] == [FINISHED, FINISHED]
+    assert [t.position for t in other.trials] == [1, 1] and result.positions == [1, 0]
+
+
 # ----------------------------------------------------------------------------- ranking
 def trial(n: int, laps: list[float], status: str = FINISHED) -> TrialResult:
     return TrialResult(n, seed=n, status=status, laps_completed=len(laps),

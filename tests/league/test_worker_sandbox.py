@@ -89,6 +89,23 @@ def test_a_worker_with_every_required_layer_starts(monkeypatch: pytest.MonkeyPat
     assert worker.cmd_worker(worker_args()) == 0  # Landlock stands in for bubblewrap
 
 
+@pytest.mark.usefixtures("worker_env")
+def test_the_pool_gets_the_worker_count_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--workers 1`` on two cores: the one worker's policy processes may busy-wait, which
+    the default of two workers (``PADDOCK_WORKERS``) would forbid."""
+    monkeypatch.setattr(worker, "probe_layers", lambda options: dict(FULL))
+    monkeypatch.setattr(sandbox, "available_cores", lambda: 2)
+    monkeypatch.setattr("league.config.available_cores", lambda: 2)
+    started: list[tuple[Settings, int]] = []
+    monkeypatch.setattr(worker, "run_pool", lambda s, n: started.append((s, n)))
+    assert worker.cmd_worker(worker_args(workers=1, once=False)) == 0
+    (settings, n), = started
+    assert n == settings.workers == 1 and settings.sandbox().child_spin_s > 0
+    assert worker.cmd_worker(worker_args(once=False)) == 0
+    assert started[1][1] == started[1][0].workers == 2
+    assert started[1][0].sandbox().child_spin_s == 0.0
+
+
 def test_the_worker_process_checks_this_machine(db: Database, storage: Storage,
                                                 tmp_path: Path) -> None:
     """The real check, without bubblewrap (as if it were not installed): the worker starts

@@ -86,6 +86,31 @@ def test_heats_are_paginated_and_filtered_by_racer(client: FlaskClient, session:
     assert len(_heats(page(client, f"/races/{race.id}?racer=r2"))) == 11
 
 
+def test_the_ratings_are_on_the_first_page_and_a_racers_heats_show_its_rating(
+        client: FlaskClient, session: Session, make: Factory) -> None:
+    """Every racer's rating heads the race's first page only; another page of heats links
+    to it, and a racer's heats show that racer's own rating line with their matchups."""
+    race, (a, b, c) = _race(session, make)
+    for n in range(1, 56):
+        raced_heat(session, [a, b] if n % 5 else [b, c], winner=0, round_no=n)
+    session.commit()
+    first = page(client, f"/races/{race.id}")
+    assert first.count('<table class="ratings">') == 1 and 'id="ratings-title"' in first
+    overview_link = f'<a href="/races/{race.id}#ratings-title">the race\'s first page</a>'
+    assert overview_link not in first
+    for other in (f"/races/{race.id}?page=2", f"/races/{race.id}?racer=r2"):
+        html = page(client, other)
+        assert '<table class="ratings">' not in html and overview_link in html, other
+    mine = page(client, f"/races/{race.id}?racer=r2")
+    line = re.search(r'<p class="racer-rating">(.*?)</p>', mine, re.S)
+    assert line is not None and "r2's rating</h2>" in mine
+    rank = next(r for r in h2h.rating_table(session, race) if r.racer == "r2")
+    assert f"Rank {rank.rank} · rating {rank.rating:.2f}" in line.group(1)
+    assert "11 heats, 0 wins · model follower v1 · " in line.group(1)
+    assert f'href="/races/{race.id}/racers/r2"' in line.group(1)
+    assert 'class="racer-rating"' not in page(client, f"/races/{race.id}?page=2")
+
+
 def test_bracket_links_replays_marks_winners_and_podium(client: FlaskClient, session: Session,
                                                          make: Factory) -> None:
     race, entries = _race(session, make, racers=4, knockout_size=4)

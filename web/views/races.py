@@ -203,18 +203,25 @@ def _head_to_head(race: Race, page: int, actions: dict[str, Any]) -> Markup:
         pagecache.do_not_keep()
     podium = heats.podium(s, race)
 
+    # The rating table and the bracket are the race's overview, on its first page; the other
+    # heat pages and a racer's heats link to it (a 200-racer table above every page of heats
+    # would be scrolled past on each), the racer's heats with the racer's own rating line.
+    overview = page == 1 and not racer
+
     def render() -> str:
         context = _info(race, actions)
-        ratings_html = pagecache.cached_html(
+        ratings_html = None if not overview else pagecache.cached_html(
             ("ratings", race.id), ratings, lambda: render_template(
                 "public/_ratings.html", ratings=ratings, race=race, links=context["links"]))
-        bracket_html = None if bracket is None else pagecache.cached_html(
+        bracket_html = None if bracket is None or not overview else pagecache.cached_html(
             ("bracket", race.id), bracket, lambda: _bracket_html(race, bracket),
             (race.status, race.knockout_size))
         return render_template(
             "public/_race_h2h.html", ratings=ratings, ratings_html=ratings_html,
-            bracket_html=bracket_html, podium=podium, heats=heat_page, racer=racer,
-            heat_items=_heat_items(rows), **context)
+            bracket_html=bracket_html, has_bracket=bracket is not None, overview=overview,
+            racer_rating=next((r for r in ratings if racer and r.racer == racer), None),
+            podium=podium, heats=heat_page, racer=racer, heat_items=_heat_items(rows),
+            **context)
 
     # the rows are the same object while the race's heat lists are unchanged; the rating
     # table and bracket are compared as the very objects the league's cache hands out

@@ -358,7 +358,7 @@ class _Runner:
         a policy that fails is retired from every heat it is still racing in."""
         cfg = self.config
         n = len(self.procs)
-        runs = []
+        runs: list[_HeatRun] = []
         for r in range(1, cfg.trials + 1):
             seed = trial_seed(cfg.seed, r)
             for rot in range(n):

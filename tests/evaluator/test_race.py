@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from evaluator import replay, trace
+from evaluator import replay, sandbox, trace
 from evaluator.metadata import parse_metadata
 from evaluator.observation import I_HEADING, I_OFFSET, OBS_DIM
 from evaluator.onnx_io import mlp_policy
@@ -24,6 +25,7 @@ from evaluator.results import DNF, FINISHED, POLICY_ERROR, TrialResult, rank_tri
 from evaluator.sandbox import SandboxOptions
 from evaluator.validate import ValidatedPolicy, validate_policy
 from evaluator.world import penalty_steps
+from tests.support.fake_children import CHILD_MAIN, write_child
 
 # A generous per-action budget: these tests check the rules, not the deadline, and must not
 # flake on a busy machine running them in parallel.
@@ -282,12 +284,10 @@ def _inference(session, cfg):
 
 
 def test_a_policy_failing_mid_race_is_retired_from_every_heat_at_once(
-        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, driver: ValidatedPolicy) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, driver: ValidatedPolicy) -> None:
     """A car (the model named "failing") whose answers turn to NaN after 60 observations (30
-    steps of two heats raced together) is retired from both heats at the same moment; the other car races both to
-    the finish and wins them."""
-    from evaluator import sandbox
-    from tests.support.fake_children import CHILD_MAIN, write_child
+    steps of two heats raced together) is retired from both heats at the same moment; the
+    other car races both to the finish and wins them."""
 
     src = sandbox.CHILD_SCRIPT.read_text()
     extra = FAILING_AFTER.replace("__ROWS__", "60")

@@ -134,13 +134,17 @@ def bench_inference(policy: ValidatedPolicy, calls: int) -> float:
 
 
 def bench_race(config: RaceConfig, policies: list[ValidatedPolicy], reps: int,
-               options: SandboxOptions | None = None) -> dict[str, Any]:
+               options: SandboxOptions | None = None,
+               pool: PolicyPool | None = None) -> dict[str, Any]:
     """Wall time of whole evaluations, and simulated steps per second with and without the
-    policy processes' start-up."""
+    policy processes' start-up; with a ``pool``, of warm processes (as a league worker
+    races: one evaluation first starts them, and is not counted)."""
     walls, loads, last = [], [], None
+    if pool is not None:
+        run_race(config, policies, options=options, pool=pool)
     for _ in range(reps):
         t = time.perf_counter()
-        last = run_race(config, policies, options=options)
+        last = run_race(config, policies, options=options, pool=pool)
         walls.append(time.perf_counter() - t)
         loads.append(max(last.sandbox["load_time_s"]))
     assert last is not None
@@ -274,6 +278,11 @@ def main() -> int:
     laps = 3 if args.quick else 10
     out["time_trial_long"] = bench_race(RaceConfig(track=TRACK, laps=laps, trials=3,
                                                    time_cap=600.0), [ace], max(reps // 2, 1))
+    _log("long time trial, warm policy process ...")
+    with PolicyPool() as pool:
+        out["time_trial_long_warm"] = bench_race(
+            RaceConfig(track=TRACK, laps=laps, trials=3, time_cap=600.0), [ace],
+            max(reps // 2, 1), pool=pool)
     _log("head-to-head ...")
     out["head_to_head"] = bench_race(RaceConfig(track=TRACK, format="head-to-head", laps=3,
                                                 trials=1 if args.quick else 2), [ace, pro],
@@ -293,6 +302,7 @@ def main() -> int:
     out["load_average_at_end"] = os.getloadavg()[0]
     out["summary"] = {
         "time_trial_steps_per_s": out["time_trial_long"]["car_steps_per_s"],
+        "time_trial_steps_per_s_warm": out["time_trial_long_warm"]["car_steps_per_s"],
         "time_trial_3x3_wall_s": out["time_trial_3x3"]["wall_s"]["median"],
         "head_to_head_heat_race_steps_per_s":
             out["head_to_head"]["race_steps_per_s_after_start"],

@@ -35,8 +35,8 @@ def test_evaluate_benchmark_quick_prints_json() -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
     summary = result["summary"]
-    for key in ("time_trial_steps_per_s", "time_trial_3x3_wall_s",
-                "head_to_head_heat_race_steps_per_s"):
+    for key in ("time_trial_steps_per_s", "time_trial_steps_per_s_warm",
+                "time_trial_3x3_wall_s", "head_to_head_heat_race_steps_per_s"):
         assert summary[key] > 0
     assert result["time_trial_3x3"]["status"] == "finished"
     assert result["time_trial_3x3"]["car_steps"] > 0

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from evaluator import _sim, car, channel
+from evaluator import _sim, car
 from evaluator.bots_race import bot_labels, drive_bots, start_with_bots
 from evaluator.drivers import PurePursuitDriver
 from evaluator.errors import PolicyFailed, TimeBudgetExceeded
@@ -187,15 +187,15 @@ def _spin_policy(opts: SandboxOptions, children: int) -> SandboxOptions:
     """Busy-wait only where it gives the core away or there is a core to spare.
 
     Both sides busy-wait briefly before sleeping, because waking a sleeping process costs
-    more than the inference. Over the shared buffer (:mod:`evaluator.channel`) every side's
-    busy wait yields the core between its looks, so the parent watches for answers even with
-    more processes than cores: a child sharing its core runs in its yields (a 2-car heat on
-    2 cores: 1.4 to 1.8 times the race steps per second of a parent that sleeps every step,
-    4 cars 1.3 to 1.8 times, with a CPU-bound process beside them too). Over the pipes the
-    parent's busy wait keeps its core, so with more processes than cores only the children
-    spin there.
+    more than the inference. Over the shared buffer (``SandboxOptions.shared_buffer``) each
+    side's busy wait yields the core between its looks, so the parent watches for answers
+    even with more processes than cores: a child sharing its core runs in its yields (a
+    2-car heat on 2 cores: 1.4 to 1.8 times the race steps per second of a parent that
+    sleeps every step, 4 cars 1.3 to 1.8 times, with a CPU-bound process beside them too).
+    Over the pipes the parent's busy wait keeps its core, so with more processes than cores
+    only the children spin there.
     """
-    if children + 1 > available_cores() and not (opts.shared_memory and channel.supported()):
+    if children + 1 > available_cores() and not opts.shared_buffer:
         return dataclasses.replace(opts, spin_s=0.0)
     return opts
 
@@ -402,7 +402,7 @@ class _Runner:
 
     def _race_heats(self, runs: list[_HeatRun]) -> None:
         """Step every unfinished heat once per loop until all are over."""
-        live = [run for run in runs if not self._over(run)]
+        live = [run for run in runs if not self._close_if_over(run)]
         while live:
             asked: dict[int, list[_HeatRun]] = {}
             for i in range(len(self.procs)):  # send to everyone first: they think in parallel
@@ -431,7 +431,7 @@ class _Runner:
             for run in live:
                 self._step_heat(run)
             self._tick(len(live))
-            live = [run for run in live if not self._over(run)]
+            live = [run for run in live if not self._close_if_over(run)]
 
     def _step_heat(self, run: _HeatRun) -> None:
         world, results = run.world, run.results
@@ -446,9 +446,9 @@ class _Runner:
                 _close(world, results[i], i, FINISHED, "")
                 run.racing.discard(i)
 
-    def _over(self, run: _HeatRun) -> bool:
-        """Whether a heat is over (no car racing, or the time cap reached); a heat found over
-        is closed: the cars still racing did not finish, and the cars get their positions."""
+    def _close_if_over(self, run: _HeatRun) -> bool:
+        """Whether a heat is over (no car racing, or the time cap reached), closing one that
+        is: the cars still racing did not finish, and the cars get their positions."""
         if run.racing and run.world.steps < self.cap_steps:
             return False
         world, results = run.world, run.results

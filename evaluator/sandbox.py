@@ -157,6 +157,12 @@ class SandboxOptions:
         kw.update(overrides)
         return cls(**kw)
 
+    @property
+    def shared_buffer(self) -> bool:
+        """Whether observations and actions travel in the shared buffer: asked for
+        (``shared_memory``) and supported on this machine (:func:`channel.supported`)."""
+        return self.shared_memory and channel.supported()
+
 
 @lru_cache(maxsize=1)
 def bwrap_works() -> bool:
@@ -390,7 +396,7 @@ class PolicyProcess:
             cmd = [shutil.which("bwrap") or "bwrap", *_bwrap_args(),
                    "--bind", self._home, self._home, *cmd]
         self._started = time.monotonic()
-        if opts.shared_memory and channel.supported():
+        if opts.shared_buffer:
             self._shm = channel.SharedBuffer(OBS_DIM, self.out_size)
         passed = (self._shm.fd,) if self._shm is not None else ()
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

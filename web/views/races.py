@@ -217,7 +217,7 @@ def _head_to_head(race: Race, page: int, actions: dict[str, Any]) -> Markup:
             ("bracket", race.id), bracket, lambda: _bracket_html(race, bracket),
             (race.status, race.knockout_size))
         return render_template(
-            "public/_race_h2h.html", ratings=ratings, ratings_html=ratings_html,
+            "public/_race_h2h.html", ratings_html=ratings_html,
             bracket_html=bracket_html, has_bracket=bracket is not None, overview=overview,
             racer_rating=next((r for r in ratings if racer and r.racer == racer), None),
             podium=podium, heats=heat_page, racer=racer, heat_items=_heat_items(rows),

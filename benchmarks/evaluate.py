@@ -32,19 +32,20 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from evaluator import version
+from evaluator import car, version
 from evaluator.conditions import PRESETS
 from evaluator.policy_pool import PolicyPool
-from evaluator.race import RaceResult, run_race
+from evaluator.race import RaceResult, run_race, trial_seed
 from evaluator.race_settings import RaceConfig
 from evaluator.sandbox import PolicyProcess, SandboxOptions, bwrap_works
 from evaluator.track_library import load_track
 from evaluator.validate import ValidatedPolicy, load_policy_file
-from evaluator.world import World
+from evaluator.world import World, spread_obstacles
 
 BOTS = Path(__file__).resolve().parents[1] / "evaluator" / "bots"
 TRACK = "royal-park"  # 61 m, the library track closest to 60 m
 TARGETS = {"time_trial_steps_per_s": 30000, "time_trial_3x3_wall_s": 0.5,
+           "time_trial_3x3_fraction_of_in_process_forked": 0.5,
            "head_to_head_heat_race_steps_per_s": 10000}
 REFERENCE = {"deepracer_realtime_steps_per_s": 15}
 
@@ -133,6 +134,57 @@ def bench_inference(policy: ValidatedPolicy, calls: int) -> float:
     return _median_call_us(lambda: sess.run_with_iobinding(io), calls)
 
 
+def bench_in_process(config: RaceConfig, policy: ValidatedPolicy, reps: int
+                     ) -> dict[str, Any]:
+    """The limit a time trial's evaluation is held against: the same worlds (built as a race
+    builds them, with each trial's seed) stepped with onnxruntime in this process, one
+    observation per call on bound buffers, no sandbox, no telemetry, no checks. Car-steps
+    per second, median of ``reps``; the run's car-steps are returned to be compared with the
+    sandboxed race's (the same model on the same worlds drives the same steps)."""
+    track = load_track(config.track)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(policy.data, opts, providers=["CPUExecutionProvider"])
+    x = np.zeros(policy.input_shape, dtype=np.float32)
+    y = np.zeros(policy.output_shape, dtype=np.float32)
+    flat_x, flat_y = x.reshape(-1), y.reshape(-1)
+    io = sess.io_binding()
+    io.bind_cpu_input(policy.input_name, x)
+    io.bind_output(policy.output_name, "cpu", 0, np.float32, list(y.shape), y.ctypes.data)
+    spec = policy.metadata.action_spec
+    cap = int(round(config.time_cap * car.CONTROL_HZ))
+
+    def once() -> tuple[float, int]:
+        steps = 0
+        t = time.perf_counter()
+        for trial in range(1, config.trials + 1):
+            seed = trial_seed(config.seed, trial)
+            rng = np.random.default_rng(seed)
+            world = World(track, 1, race=True, off_track_penalty=config.off_track_penalty,
+                          collision_penalty=config.collision_penalty, laps=config.laps,
+                          interact=True,
+                          obstacles=spread_obstacles(track, config.obstacles, rng))
+            world.set_conditions(config.conditions, config.conditions.draw(seed))
+            world.start_grid([0], rng=rng)
+            act = np.zeros((1, 2))
+            while not world.done(0) and world.steps < cap:
+                if not world.frozen(0):
+                    flat_x[:] = world.obs[0]
+                    sess.run_with_iobinding(io)
+                    if spec.kind == "continuous":
+                        act[0] = spec.map_unit(float(flat_y[0]), float(flat_y[1]))
+                    else:
+                        act[0] = spec.choices[int(np.argmax(flat_y))]
+                world.step(act)
+                steps += 1
+        return time.perf_counter() - t, steps
+
+    runs = [once() for _ in range(reps)]
+    wall = statistics.median(w for w, _ in runs)
+    return {"wall_s": wall, "car_steps": runs[0][1], "car_steps_per_s": runs[0][1] / wall}
+
+
 def bench_race(config: RaceConfig, policies: list[ValidatedPolicy], reps: int,
                options: SandboxOptions | None = None,
                pool: PolicyPool | None = None) -> dict[str, Any]:
@@ -165,11 +217,35 @@ def bench_race(config: RaceConfig, policies: list[ValidatedPolicy], reps: int,
     }
 
 
+def bench_limit(policy: ValidatedPolicy, reps: int) -> dict[str, Any]:
+    """A 3-lap, 3-trial time trial in this process (:func:`bench_in_process`) and through the
+    sandbox, in one run: with a policy process started for it (as ``paddock evaluate`` at
+    home), forked for it by a pool's fork server (a league worker's new model) and warm (a
+    model the worker raced before), each start included; each sandboxed figure's car-steps
+    per second as a fraction of the in-process limit."""
+    config = RaceConfig(track=TRACK, laps=3, trials=3)
+    limit = bench_in_process(config, policy, reps)
+    fresh = bench_race(config, [policy], reps)
+    with PolicyPool(max_processes=0) as pool:  # keeps none: each evaluation forks its own
+        forked = bench_race(config, [policy], reps, pool=pool)
+    with PolicyPool() as pool:
+        warm = bench_race(config, [policy], reps, pool=pool)
+    rate = limit["car_steps_per_s"]
+    figures = {"sandboxed_started": fresh, "sandboxed_forked": forked, "sandboxed_warm": warm}
+    out: dict[str, Any] = {"in_process": limit, **figures, "same_car_steps": all(
+        f["car_steps"] == limit["car_steps"] for f in figures.values())}
+    for name, figure in figures.items():
+        out["fraction_" + name.removeprefix("sandboxed_")] = figure["car_steps_per_s"] / rate
+    return out
+
+
 def bench_warm(config: RaceConfig, policies: list[ValidatedPolicy], runs: int
                ) -> dict[str, Any]:
     """``runs`` consecutive evaluations of the same policies, each with fresh policy
-    processes and then with warm ones from one pool (its first run starts them): median wall
-    seconds per evaluation, and how many times faster warm is."""
+    processes, then with processes forked for each by a pool's fork server (which keeps
+    none), then with warm ones from one pool (the first run of each pool starts its server
+    or its processes, and is not counted): median wall seconds per evaluation, and how many
+    times faster warm is than fresh."""
     def walls(pool: PolicyPool | None) -> tuple[list[float], list[list[bool]]]:
         times, warm = [], []
         for _ in range(runs):
@@ -180,14 +256,19 @@ def bench_warm(config: RaceConfig, policies: list[ValidatedPolicy], runs: int
         return times, warm
 
     fresh, _ = walls(None)
+    with PolicyPool(max_processes=0) as pool:
+        forked, _ = walls(pool)
     with PolicyPool() as pool:
         times, reused = walls(pool)
     assert all(all(w) for w in reused[1:]), reused  # the first run started the processes
     warm = times[1:]
-    fresh_s, warm_s = statistics.median(fresh), statistics.median(warm)
-    return {"runs": runs, "fresh_s": fresh_s, "warm_s": warm_s,
+    fresh_s, forked_s = statistics.median(fresh), statistics.median(forked[1:])
+    warm_s = statistics.median(warm)
+    return {"runs": runs, "fresh_s": fresh_s, "forked_s": forked_s, "warm_s": warm_s,
             "speedup": fresh_s / max(warm_s, 1e-9),
+            "forked_speedup": fresh_s / max(forked_s, 1e-9),
             "evaluations_per_hour_fresh": 3600.0 / fresh_s,
+            "evaluations_per_hour_forked": 3600.0 / max(forked_s, 1e-9),
             "evaluations_per_hour_warm": 3600.0 / max(warm_s, 1e-9)}
 
 
@@ -274,6 +355,8 @@ def main() -> int:
     out["inference_in_process_us"] = bench_inference(ace, calls)
     _log("time trial 3 laps x 3 trials ...")
     out["time_trial_3x3"] = bench_race(RaceConfig(track=TRACK, laps=3, trials=3), [ace], reps)
+    _log("time trial 3 laps x 3 trials of pro: in process, sandboxed fresh and warm ...")
+    out["in_process_limit"] = bench_limit(pro, reps)
     _log("long time trial (steady state) ...")
     laps = 3 if args.quick else 10
     out["time_trial_long"] = bench_race(RaceConfig(track=TRACK, laps=laps, trials=3,
@@ -304,6 +387,11 @@ def main() -> int:
         "time_trial_steps_per_s": out["time_trial_long"]["car_steps_per_s"],
         "time_trial_steps_per_s_warm": out["time_trial_long_warm"]["car_steps_per_s"],
         "time_trial_3x3_wall_s": out["time_trial_3x3"]["wall_s"]["median"],
+        "time_trial_3x3_fraction_of_in_process_started":
+            out["in_process_limit"]["fraction_started"],
+        "time_trial_3x3_fraction_of_in_process_forked":
+            out["in_process_limit"]["fraction_forked"],
+        "time_trial_3x3_fraction_of_in_process_warm": out["in_process_limit"]["fraction_warm"],
         "head_to_head_heat_race_steps_per_s":
             out["head_to_head"]["race_steps_per_s_after_start"],
         "head_to_head_race_steps_per_s_including_start": out["head_to_head"]["race_steps_per_s"],

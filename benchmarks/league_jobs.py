@@ -9,7 +9,10 @@ Run from the repository root with the project's venv::
 A fresh SQLite database and storage in a temporary directory, the ``local`` executor as an
 operator runs it (``python -m league.processes.worker --workers 2`` in its own process tree,
 idle-waiting for work) and the shipped demo bots, submitted through
-``league.rules.submissions.submit_entry``:
+``league.rules.submissions.submit_entry``. Every racer uploads a model of its own, as racers
+do: one of the four bots' networks under the racer's own name, so another sha256, and a
+worker meets it for the first time (a policy process forked or started for it, not a warm
+one; the pool keeps four per worker):
 
 * upload accepted → result on the leaderboard, one submission at a time;
 * time-trial evaluations per hour with every worker busy;
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -49,6 +53,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from evaluator import version
+from evaluator.onnx_io import pack
+from evaluator.validate import validate_policy
 from league.config import Settings
 from league.db import Base, make_engine, session_factory, transaction
 from league.models import (
@@ -145,9 +151,11 @@ class Bench:
         return race
 
     def submit(self, session: Session, race: Race, k: int) -> Entry:
-        """Enter the ``k``-th bot (cycling through the four) for a new racer."""
-        return submissions.submit_entry(session, self.storage, race, self.racer(session),
-                                        self.bots[k % len(self.bots)])
+        """Enter the ``k``-th bot's network (cycling through the four) for a new racer, as a
+        model of the racer's own (:func:`own_model`)."""
+        racer = self.racer(session)
+        return submissions.submit_entry(session, self.storage, race, racer,
+                                        own_model(self.bots[k % len(self.bots)], self.racers))
 
     def pending(self, job_ids: list[int]) -> int:
         """How many of ``job_ids`` are not final yet."""
@@ -159,6 +167,13 @@ class Bench:
     def check_pool(self) -> None:
         if self.pool.poll() is not None:
             raise RuntimeError(f"the worker pool exited with status {self.pool.returncode}")
+
+
+def own_model(bot: bytes, n: int) -> bytes:
+    """The bot's network under a name of racer ``n``'s: the same driving, another model
+    (sha256), as each racer's upload is."""
+    meta = validate_policy(bot).metadata
+    return pack(bot, dataclasses.replace(meta, name=f"{meta.name or 'bot'} {n}"))
 
 
 def _job_phases(session: Session, job_ids: list[int]) -> dict[str, list[float]]:

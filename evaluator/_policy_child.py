@@ -24,6 +24,12 @@ back, and a wake token on stdout when the parent sleeps. A request counted ``0xF
 means a frame waits on stdin (a reset, or a batch larger than the buffer, answered on stdout
 as above); an inference error is written on stdout as above, its count ``0xFFFFFFFF``.
 
+Run as ``_policy_child.py --fork-server FD`` it is a fork server (:mod:`evaluator.forkserver`):
+it does its imports once, then forks a child per request on the socket ``FD``; the child puts
+the pipes and buffer it was handed at descriptors 0, 1, 2 (and the buffer's number), closes
+every other one and goes on as a started child does from :func:`main` (nothing above has read
+a model or an observation). See :func:`serve_forks` for the messages.
+
 A warm process (:mod:`evaluator.policy_pool`) serves several evaluations of the same model.
 Between them the parent sends ``u32 0xFFFFFFFE`` (reset): the child drops its input and output
 buffers and binds new zeroed ones, runs the same warm-up inference a fresh child runs, and
@@ -33,15 +39,19 @@ input, the observation, so a recurrent network starts from its default state on 
 """
 
 import ctypes
+import fcntl
 import json
 import mmap
 import os
 import resource
 import select
+import signal
+import socket
 import struct
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -516,7 +526,135 @@ def _inference(session: Any, cfg: dict[str, Any]) -> Callable[[np.ndarray], np.n
 
     return plain
 
+# ---------------------------------------------------------------------------- fork server
+# Messages on the fork server's socket (SOCK_SEQPACKET, one message each): u32 kind, u32 pid,
+# i32 value. The worker sends FORK with the child's pipe ends (stdin's read end, stdout's and
+# stderr's write ends) and the shared buffer's descriptor attached, ``value`` the descriptor
+# number the buffer must have in the child (0: none). The server answers READY once (after
+# its imports), FAILED when it cannot fork, and EXITED (``pid`` as the server sees it,
+# ``value`` the exit code, negative for a signal) for every child it reaps. A new child
+# sends BORN with its own pid first thing: the kernel attaches its credentials, so the
+# worker reads the child's pid as seen from the worker.
+FORK, READY, BORN, EXITED, FAILED = 1, 2, 3, 4, 5
+MESSAGE = struct.Struct("<IIi")
+PR_SET_PDEATHSIG = 1
+HIGH_FD = 256  # received descriptors are moved above this before taking their places
+
+
+def serve_forks(fd: int) -> None:
+    """Run as the fork server on the socket ``fd``: fork a policy process per FORK message,
+    until the worker closes the socket.
+
+    The server runs this file's code only and never reads a model; it is single-threaded
+    (it says FAILED and stops otherwise, since forking a threaded process is unsafe). Each
+    child starts as a fresh process would from here (:func:`main`), with its imports done."""
+    sock = socket.socket(fileno=fd)
+    if len(os.listdir("/proc/self/task")) != 1:
+        sock.send(MESSAGE.pack(FAILED, 0, 0))
+        return
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.set_wakeup_fd(wake_w)
+    me = os.getpid()
+    sock.send(MESSAGE.pack(READY, me, 0))
+    while True:
+        ready, _, _ = select.select([sock.fileno(), wake_r], [], [])
+        if wake_r in ready:
+            _drain(wake_r)
+            _reap(sock)
+        if sock.fileno() not in ready:
+            continue
+        msg, fds, _, _ = socket.recv_fds(sock, MESSAGE.size, 4)
+        if len(msg) != MESSAGE.size:
+            return  # the worker closed the socket: the children die with this process
+        kind, _, shm_target = MESSAGE.unpack(msg)
+        if kind != FORK or len(fds) not in (3, 4):
+            for f in fds:
+                os.close(f)
+            sock.send(MESSAGE.pack(FAILED, 0, 0))
+            continue
+        try:
+            pid = os.fork()
+        except OSError:
+            pid = -1
+        if pid == 0:
+            _forked(sock, fds, shm_target, me)  # never returns
+        for f in fds:
+            os.close(f)
+        if pid < 0:
+            sock.send(MESSAGE.pack(FAILED, 0, 0))
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _reap(sock: socket.socket) -> None:
+    """Report every child that has ended."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        sock.send(MESSAGE.pack(EXITED, pid, os.waitstatus_to_exitcode(status)))
+
+
+def _forked(sock: socket.socket, fds: list[int], shm_target: int, server: int) -> None:
+    """The new child: a session of its own, dead with the server, its descriptors in place
+    and every other one closed; then the policy process's :func:`main`. Never returns."""
+    code = 1
+    try:
+        os.setsid()
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != server:
+            os._exit(1)  # the server died before the death signal was set
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        sock.send(MESSAGE.pack(BORN, os.getpid(), 0))
+        _adopt(sock, fds, [0, 1, 2] + ([shm_target] if shm_target else []))
+        main()
+        code = 0
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    except BaseException:  # noqa: BLE001 - the traceback is the parent's last words
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+def _adopt(sock: socket.socket, fds: list[int], targets: list[int]) -> None:
+    """Put ``fds`` at the numbers ``targets`` and close every other descriptor (the server's
+    socket and pipe among them)."""
+    high = [fcntl.fcntl(f, fcntl.F_DUPFD, HIGH_FD) for f in fds]
+    for moved, target in zip(high, targets, strict=True):
+        os.dup2(moved, target)
+    sock.detach()
+    keep = set(targets)
+    for name in os.listdir("/proc/self/fd"):
+        if int(name) not in keep:
+            try:
+                os.close(int(name))
+            except OSError:
+                pass
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--fork-server"]:
+        serve_forks(int(sys.argv[2]))
+        sys.exit(0)
     try:
         main()
     except (EOFError, BrokenPipeError, KeyboardInterrupt):

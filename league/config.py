@@ -125,6 +125,9 @@ class Settings:
     #: (``PADDOCK_SANDBOX_STRICT``; ``0`` or ``paddock worker --lenient-sandbox`` turns it off)
     sandbox_strict: bool = True
     sandbox_bwrap: bool = True  #: use bubblewrap when installed (PADDOCK_SANDBOX_BWRAP)
+    #: fork a worker's new policy processes from its fork server (``PADDOCK_SANDBOX_FORK``;
+    #: ``0``: start each on its own, as ``paddock evaluate`` does)
+    sandbox_fork: bool = True
     #: wall-clock limit of one evaluation in seconds (``PADDOCK_EVALUATION_TIMEOUT_S``); 0:
     #: derived from each race (:func:`evaluator.sandbox.evaluation_limit_s`)
     evaluation_timeout_s: float = 0.0
@@ -184,6 +187,7 @@ class Settings:
             lease_s=_positive_float(env, "PADDOCK_LEASE_S", 30.0),
             sandbox_strict=env.get("PADDOCK_SANDBOX_STRICT", "1") != "0",
             sandbox_bwrap=env.get("PADDOCK_SANDBOX_BWRAP", "1") != "0",
+            sandbox_fork=env.get("PADDOCK_SANDBOX_FORK", "1") != "0",
             evaluation_timeout_s=_seconds(env, "PADDOCK_EVALUATION_TIMEOUT_S", 0.0),
             inference_budget_s=_seconds(env, "PADDOCK_INFERENCE_BUDGET_S", 0.0),
             max_queued_per_racer=_count(env, "PADDOCK_MAX_QUEUED_PER_RACER",
@@ -207,6 +211,7 @@ class Settings:
         for (two workers on two cores ran 3.2 time trials a second spinning, 11.8 without).
         """
         opts = SandboxOptions(strict=self.sandbox_strict, use_bwrap=self.sandbox_bwrap,
+                              fork_server=self.sandbox_fork,
                               evaluation_timeout_s=self.evaluation_timeout_s,
                               inference_budget_s=self.inference_budget_s)
         if 2 * self.workers > available_cores():

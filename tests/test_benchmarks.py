@@ -43,6 +43,13 @@ def test_evaluate_benchmark_quick_prints_json() -> None:
     for figure in result["warm_vs_fresh"].values():  # consecutive evaluations, warm vs fresh
         assert figure["fresh_s"] > 0 and figure["warm_s"] > 0 and figure["speedup"] > 0
     assert summary["warm_time_trial_speedup"] > 0 and summary["warm_heat_speedup"] > 0
+    for figure in result["warm_vs_fresh"].values():
+        assert figure["forked_s"] > 0 and figure["forked_speedup"] > 0
+    limit = result["in_process_limit"]  # the same worlds, the same model: the same steps
+    assert limit["same_car_steps"] is True and limit["in_process"]["car_steps"] > 0
+    for how in ("started", "forked", "warm"):
+        assert 0 < summary[f"time_trial_3x3_fraction_of_in_process_{how}"] == \
+            limit[f"fraction_{how}"]
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk (the load tool) is not installed")

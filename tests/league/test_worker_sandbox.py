@@ -64,6 +64,12 @@ def test_settings_are_strict_unless_told_otherwise() -> None:
         Settings.from_env(env | {"PADDOCK_EVALUATION_TIMEOUT_S": "-1"})
 
 
+def test_workers_fork_their_policy_processes_unless_told_otherwise() -> None:
+    env = {"SECRET_KEY": "x", "DATABASE_URL": "sqlite://"}
+    assert Settings.from_env(env).sandbox().fork_server is True
+    assert Settings.from_env(env | {"PADDOCK_SANDBOX_FORK": "0"}).sandbox().fork_server is False
+
+
 @pytest.mark.usefixtures("worker_env")
 def test_a_worker_without_the_required_layers_refuses_to_start(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,16 +5,18 @@ of it Python importing numpy and onnxruntime, far more than a short evaluation i
 3-lap, 3-trial time trial is 0.03 s of racing). A league worker starts one for every new
 model. A :class:`ForkServer` is one process started as a policy process is (bubblewrap's
 namespaces and mounts, a clean environment, ``_policy_child.py``), which does its imports
-once and then forks a child for every policy process asked of it; the child then does what
-a freshly started one does from there: it reads its configuration, locks itself down
+once and then forks a child for every policy process asked of it (0.006 s a start); the
+child then does what a freshly started one does from there: it reads its configuration,
+locks itself down
 (resource limits, an unprivileged user, no new privileges, Landlock, seccomp), reports, and
 only then reads the model. :class:`~evaluator.sandbox.PolicyProcess` talks to it over the
 same pipes either way (``tests/evaluator/test_forkserver.py`` checks the layers, the
 results, the limits and the deaths are those of a fresh process).
 
-**What a child shares.** Nothing from another job: the server never reads a model or an
-observation, so a child starts from the server's memory as it was after the imports, and a
-new child is never forked from a used one. A child keeps only its three pipes and the
+**What a child shares.** Nothing from another job: the server never reads a job's model or
+an observation (only its own built-in one-node warm-up model, which runs onnxruntime's
+one-time set-up), so a child starts from the server's memory as it was after the imports,
+and a new child is never forked from a used one. A child keeps only its three pipes and the
 shared buffer's descriptor (every other one, the server's socket included, is closed before
 its configuration is read). Children of one server share its namespaces (as processes of
 the same worker shared the machine before): the seccomp filter they all install refuses

@@ -11,7 +11,7 @@ process. Without a pool (``paddock evaluate`` at home) each evaluation starts it
 
 **New processes are forked.** A pool starts a fork server (:mod:`evaluator.forkserver`) with
 its first new process, and every later new process (a model it has not raced yet, or one
-recycled) is forked from it with the imports already done: 0.008 s instead of 0.1 s of
+recycled) is forked from it with the imports already done: 0.006 s instead of 0.1 s of
 wall-clock time and 0.17 s of CPU, which dominated a league worker's time trials of new
 models. The server is closed with the pool and when the sandbox settings change; a dead one
 is replaced; one that cannot start leaves the pool starting processes the ordinary way, as

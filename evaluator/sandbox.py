@@ -40,7 +40,7 @@ the next result is the one a fresh process gives. The limits set inside the chil
 space, CPU seconds) are for its whole life; the pool recycles a process before they could
 make a difference (:func:`evaluation_cpu_s`). Its new processes are forked from a fork
 server (:func:`start_fork_server`, :mod:`evaluator.forkserver`) that has done the imports,
-0.008 s instead of 0.1: each is the same child from its configuration on, with the same
+0.006 s instead of 0.1: each is the same child from its configuration on, with the same
 layers, seen from here in the same way.
 """
 

@@ -7,26 +7,28 @@ model. A :class:`ForkServer` is one process started as a policy process is (bubb
 namespaces and mounts, a clean environment, ``_policy_child.py``), which does its imports
 once and then forks a child for every policy process asked of it (0.006 s a start); the
 child then does what a freshly started one does from there: it reads its configuration,
-locks itself down
-(resource limits, an unprivileged user, no new privileges, Landlock, seccomp), reports, and
-only then reads the model. :class:`~evaluator.sandbox.PolicyProcess` talks to it over the
-same pipes either way (``tests/evaluator/test_forkserver.py`` checks the layers, the
-results, the limits and the deaths are those of a fresh process).
+locks itself down (resource limits, an unprivileged user, no new privileges, Landlock,
+seccomp), reports, and only then reads the model. :class:`~evaluator.sandbox.PolicyProcess`
+talks to it over the same pipes either way (``tests/evaluator/test_forkserver.py`` checks
+the layers, the results, the descriptors and the deaths are those of a started process).
 
 **What a child shares.** Nothing from another job: the server never reads a job's model or
 an observation (only its own built-in one-node warm-up model, which runs onnxruntime's
 one-time set-up), so a child starts from the server's memory as it was after the imports,
 and a new child is never forked from a used one. A child keeps only its three pipes and the
 shared buffer's descriptor (every other one, the server's socket included, is closed before
-its configuration is read). Children of one server share its namespaces (as processes of
-the same worker shared the machine before): the seccomp filter they all install refuses
-signals, ``ptrace`` and reads of another process's memory, and the file system.
+its configuration is read). Children of one server share its namespaces, where started
+processes had a set each: what keeps them apart is what keeps any policy from its
+neighbours, the filter each installs before it reads its model (seccomp refuses signals to
+other processes, ``ptrace``, reads of another process's memory and every file, ``/proc``
+included; Landlock refuses the file system too).
 
 **Lifetime.** A :class:`~evaluator.policy_pool.PolicyPool` starts its server with its first
 new process and closes it with the pool, or when the sandbox settings change; children die
 with the server (``PR_SET_PDEATHSIG``), and the server with its worker (bubblewrap's
 ``--die-with-parent``; a server outside bubblewrap ends when its socket closes). A server
-that dies or cannot start is replaced by starting processes the ordinary way.
+that died is replaced by a new one; when none can start, the pool's processes start the
+ordinary way until the sandbox settings change.
 """
 
 from __future__ import annotations

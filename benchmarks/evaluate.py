@@ -120,8 +120,10 @@ def bench_round_trips(policy: ValidatedPolicy, calls: int, batch: int,
     return {name: statistics.median(ts) * 1e6 for name, ts in times.items()}
 
 
-def bench_inference(policy: ValidatedPolicy, calls: int) -> float:
-    """Median microseconds of one in-process onnxruntime call on bound buffers (the floor)."""
+def _bound_session(policy: ValidatedPolicy) -> tuple[Callable[[], None], np.ndarray,
+                                                     np.ndarray]:
+    """``policy`` in this process, one thread, its input and output bound to two buffers:
+    the call running it, and the flat input and output."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
@@ -131,7 +133,13 @@ def bench_inference(policy: ValidatedPolicy, calls: int) -> float:
     io = sess.io_binding()
     io.bind_cpu_input(policy.input_name, x)
     io.bind_output(policy.output_name, "cpu", 0, np.float32, list(y.shape), y.ctypes.data)
-    return _median_call_us(lambda: sess.run_with_iobinding(io), calls)
+    return lambda: sess.run_with_iobinding(io), x.reshape(-1), y.reshape(-1)
+
+
+def bench_inference(policy: ValidatedPolicy, calls: int) -> float:
+    """Median microseconds of one in-process onnxruntime call on bound buffers (the floor)."""
+    run, _, _ = _bound_session(policy)
+    return _median_call_us(run, calls)
 
 
 def bench_in_process(config: RaceConfig, policy: ValidatedPolicy, reps: int
@@ -142,16 +150,7 @@ def bench_in_process(config: RaceConfig, policy: ValidatedPolicy, reps: int
     per second, median of ``reps``; the run's car-steps are returned to be compared with the
     sandboxed race's (the same model on the same worlds drives the same steps)."""
     track = load_track(config.track)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(policy.data, opts, providers=["CPUExecutionProvider"])
-    x = np.zeros(policy.input_shape, dtype=np.float32)
-    y = np.zeros(policy.output_shape, dtype=np.float32)
-    flat_x, flat_y = x.reshape(-1), y.reshape(-1)
-    io = sess.io_binding()
-    io.bind_cpu_input(policy.input_name, x)
-    io.bind_output(policy.output_name, "cpu", 0, np.float32, list(y.shape), y.ctypes.data)
+    run, flat_x, flat_y = _bound_session(policy)
     spec = policy.metadata.action_spec
     cap = int(round(config.time_cap * car.CONTROL_HZ))
 
@@ -171,7 +170,7 @@ def bench_in_process(config: RaceConfig, policy: ValidatedPolicy, reps: int
             while not world.done(0) and world.steps < cap:
                 if not world.frozen(0):
                     flat_x[:] = world.obs[0]
-                    sess.run_with_iobinding(io)
+                    run()
                     if spec.kind == "continuous":
                         act[0] = spec.map_unit(float(flat_y[0]), float(flat_y[1]))
                     else:

@@ -292,6 +292,8 @@ def _lock_down(cfg: dict[str, Any]) -> dict[str, Any]:
     seccomp = _load_seccomp()
     layers: dict[str, Any] = {"rlimits": _limits(cfg)}
     layers["user"] = _drop_user()
+    if _fork_server_pid:  # changing the user cleared the death signal: set it again
+        _die_with(_fork_server_pid)
     layers["no_new_privs"] = _no_new_privs(libc)
     layers["landlock"] = _landlock(libc) if layers["no_new_privs"] else False
     layers["seccomp"] = _seccomp(seccomp) if layers["no_new_privs"] else False
@@ -540,6 +542,7 @@ FORK, READY, BORN, EXITED, FAILED = 1, 2, 3, 4, 5
 MESSAGE = struct.Struct("<IIi")
 PR_SET_PDEATHSIG = 1
 HIGH_FD = 256  # received descriptors are moved above this before taking their places
+_fork_server_pid = 0  # a forked child: its fork server's pid (0: a started child)
 # A one-node ONNX model (y = Identity(x), float32 [1, 1], opset 17): the fork server loads it
 # once so that onnxruntime's one-time set-up (about 2.5 ms) is done before any child forks.
 WARM_UP_MODEL = (b'\x08\x08\x12\x00:B\n\x10\n\x01x\x12\x01y"\x08Identity\x12\x04warmZ\x13'
@@ -624,9 +627,9 @@ def _forked(sock: socket.socket, fds: list[int], shm_target: int, server: int) -
     code = 1
     try:
         os.setsid()
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != server:
-            os._exit(1)  # the server died before the death signal was set
+        global _fork_server_pid
+        _fork_server_pid = server
+        _die_with(server)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         sock.send(MESSAGE.pack(BORN, os.getpid(), 0))
@@ -644,6 +647,14 @@ def _forked(sock: socket.socket, fds: list[int], shm_target: int, server: int) -
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def _die_with(server: int) -> None:
+    """Be killed when the fork server dies (``PR_SET_PDEATHSIG``, which the kernel clears
+    when the process changes its user); exit now when it already has."""
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != server:
+        os._exit(1)
 
 
 def _adopt(sock: socket.socket, fds: list[int], targets: list[int]) -> None:

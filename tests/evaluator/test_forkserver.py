@@ -5,8 +5,11 @@ processes starting the ordinary way."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -155,16 +158,18 @@ def test_a_crash_before_the_lockdown_reports_the_last_words(
     assert "exit status 1" in reason and "no lockdown here" in reason, reason
 
 
-def test_children_die_with_their_server_and_the_pool_starts_another() -> None:
+@pytest.mark.parametrize("use_bwrap", BWRAP, ids=IDS)
+def test_children_die_with_their_server_and_the_pool_starts_another(use_bwrap: bool) -> None:
+    opts = options(use_bwrap)
     with PolicyPool() as pool:
-        first = run_race(TRIAL, [follower()], pool=pool)
+        first = run_race(TRIAL, [follower()], options=opts, pool=pool)
         server = pool._server
         assert server is not None and server.alive
         (_, idle), = pool._idle
         child = idle._child_pid
         server.close()
         assert gone(child)
-        again = run_race(TRIAL, [follower()], pool=pool)  # the idle process is dead: a new one
+        again = run_race(TRIAL, [follower()], options=opts, pool=pool)  # a new process
         assert pool._server is not None and pool._server is not server
         assert pool._server.alive
     assert everything(again) == everything(first)
@@ -192,3 +197,40 @@ def test_a_server_that_cannot_start_leaves_processes_starting_on_their_own(
         assert pool._server is None and pool.started == 2
     assert len(tries) == 1  # tried once under these settings, not on every process
     assert all(everything(r) == everything(fresh) for r in results)
+
+
+KILLED_WORKER = """
+import json, sys, time
+from evaluator.policy_pool import PolicyPool
+from evaluator.race import run_race
+from evaluator.race_settings import RaceConfig
+from evaluator.sandbox import SandboxOptions, _innermost
+from evaluator.validate import validate_policy
+from tests.support.dbfixtures import policy_bytes
+
+pool = PolicyPool()
+run_race(RaceConfig(track="oval", laps=1, trials=1), [validate_policy(policy_bytes(2.0))],
+         options=SandboxOptions(use_bwrap=sys.argv[1] == "1"), pool=pool)
+(_, idle), = pool._idle
+print(json.dumps([_innermost(pool._server._proc.pid), idle._child_pid]), flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("use_bwrap", BWRAP, ids=IDS)
+def test_a_killed_worker_takes_its_server_and_children_with_it(use_bwrap: bool) -> None:
+    options(use_bwrap)
+    root = Path(__file__).resolve().parents[2]
+    worker = subprocess.Popen([sys.executable, "-c", KILLED_WORKER, "1" if use_bwrap else "0"],
+                              cwd=root, stdout=subprocess.PIPE, text=True)
+    assert worker.stdout is not None
+    try:
+        server, child = json.loads(worker.stdout.readline())
+        assert not gone(server, 0.2) and not gone(child, 0.2)
+        worker.kill()
+        worker.wait()
+        assert gone(server) and gone(child)
+    finally:
+        worker.kill()
+        worker.wait()
+        worker.stdout.close()

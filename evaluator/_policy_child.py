@@ -530,14 +530,14 @@ def _inference(session: Any, cfg: dict[str, Any]) -> Callable[[np.ndarray], np.n
     return plain
 
 # ---------------------------------------------------------------------------- fork server
-# Messages on the fork server's socket (SOCK_SEQPACKET, one message each): u32 kind, u32 pid,
-# i32 value. The worker sends FORK with the child's pipe ends (stdin's read end, stdout's and
-# stderr's write ends) and the shared buffer's descriptor attached, ``value`` the descriptor
-# number the buffer must have in the child (0: none). The server answers READY once (after
-# its imports), FAILED when it cannot fork, and EXITED (``pid`` as the server sees it,
-# ``value`` the exit code, negative for a signal) for every child it reaps. A new child
-# sends BORN with its own pid first thing: the kernel attaches its credentials, so the
-# worker reads the child's pid as seen from the worker.
+# Messages on the fork server's socket (SOCK_SEQPACKET, one message each): u32 kind, u32
+# number, i32 value. The worker sends FORK with the fork's number and the child's pipe ends
+# (stdin's read end, stdout's and stderr's write ends) and the shared buffer's descriptor
+# attached, ``value`` the descriptor number the buffer must have in the child (0: none). The
+# server answers READY once (after its imports), FAILED when it cannot fork, and EXITED (the
+# fork's number, ``value`` the exit code, negative for a signal) for every child it reaps. A
+# new child sends BORN with its fork's number first thing: the kernel attaches its
+# credentials, so the worker reads the child's pid as seen from the worker.
 FORK, READY, BORN, EXITED, FAILED = 1, 2, 3, 4, 5
 MESSAGE = struct.Struct("<IIi")
 PR_SET_PDEATHSIG = 1
@@ -572,18 +572,19 @@ def serve_forks(fd: int) -> None:
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake_w)
     me = os.getpid()
-    sock.send(MESSAGE.pack(READY, me, 0))
+    numbers: dict[int, int] = {}  # child's pid -> its fork's number
+    sock.send(MESSAGE.pack(READY, 0, 0))
     while True:
         ready, _, _ = select.select([sock.fileno(), wake_r], [], [])
         if wake_r in ready:
             _drain(wake_r)
-            _reap(sock)
+            _reap(sock, numbers)
         if sock.fileno() not in ready:
             continue
         msg, fds, _, _ = socket.recv_fds(sock, MESSAGE.size, 4)
         if len(msg) != MESSAGE.size:
             return  # the worker closed the socket: the children die with this process
-        kind, _, shm_target = MESSAGE.unpack(msg)
+        kind, number, shm_target = MESSAGE.unpack(msg)
         if kind != FORK or len(fds) not in (3, 4):
             for f in fds:
                 os.close(f)
@@ -594,11 +595,13 @@ def serve_forks(fd: int) -> None:
         except OSError:
             pid = -1
         if pid == 0:
-            _forked(sock, fds, shm_target, me)  # never returns
+            _forked(sock, fds, shm_target, me, number)  # never returns
         for f in fds:
             os.close(f)
         if pid < 0:
-            sock.send(MESSAGE.pack(FAILED, 0, 0))
+            sock.send(MESSAGE.pack(FAILED, number, 0))
+        else:
+            numbers[pid] = number
 
 
 def _drain(fd: int) -> None:
@@ -609,8 +612,8 @@ def _drain(fd: int) -> None:
         pass
 
 
-def _reap(sock: socket.socket) -> None:
-    """Report every child that has ended."""
+def _reap(sock: socket.socket, numbers: dict[int, int]) -> None:
+    """Report every child that has ended, by its fork's number."""
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -618,10 +621,12 @@ def _reap(sock: socket.socket) -> None:
             return
         if pid == 0:
             return
-        sock.send(MESSAGE.pack(EXITED, pid, os.waitstatus_to_exitcode(status)))
+        code = os.waitstatus_to_exitcode(status)
+        sock.send(MESSAGE.pack(EXITED, numbers.pop(pid, 0), code))
 
 
-def _forked(sock: socket.socket, fds: list[int], shm_target: int, server: int) -> None:
+def _forked(sock: socket.socket, fds: list[int], shm_target: int, server: int,
+            number: int) -> None:
     """The new child: a session of its own, dead with the server, its descriptors in place
     and every other one closed; then the policy process's :func:`main`. Never returns."""
     code = 1
@@ -632,7 +637,7 @@ def _forked(sock: socket.socket, fds: list[int], shm_target: int, server: int) -
         _die_with(server)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        sock.send(MESSAGE.pack(BORN, os.getpid(), 0))
+        sock.send(MESSAGE.pack(BORN, number, 0))
         _adopt(sock, fds, [0, 1, 2] + ([shm_target] if shm_target else []))
         main()
         code = 0

@@ -21,7 +21,15 @@ its configuration is read). Children of one server share its namespaces, where s
 processes had a set each: what keeps them apart is what keeps any policy from its
 neighbours, the filter each installs before it reads its model (seccomp refuses signals to
 other processes, ``ptrace``, reads of another process's memory and every file, ``/proc``
-included; Landlock refuses the file system too).
+included; Landlock refuses the file system too). So a server is used only when its first
+child, a probe, is seen with that filter (:func:`evaluator.sandbox.start_fork_server`).
+
+**Retirement.** Every child is a copy of its server, down to the stack canary and the
+address layout, which a policy that crashes onnxruntime on purpose could probe one upload
+at a time. A server forks no more (:attr:`ForkServer.usable`) once a child has crashed
+(:data:`CRASH_SIGNALS`), a fork has failed, or it has forked :data:`MAX_FORKS` children or
+served :data:`MAX_AGE_S`; the pool starts another, and closes the retired one when its last
+child has ended. Children are told apart by the fork's number, not their pid, which wraps.
 
 **Lifetime.** A :class:`~evaluator.policy_pool.PolicyPool` starts its server with its first
 new process and closes it with the pool, or when the sandbox settings change; children die
@@ -33,6 +41,8 @@ ordinary way until the sandbox settings change.
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import select
 import shutil
@@ -46,14 +56,23 @@ from typing import IO
 
 from evaluator.errors import PolicyFailed
 
+log = logging.getLogger(__name__)
+
 # The message format and kinds are _policy_child's (the server's side); repeated here because
-# the parent never imports that file.
+# the parent never imports that file. A message's number is the fork's, given by this side.
 FORK, READY, BORN, EXITED, FAILED = 1, 2, 3, 4, 5
 MESSAGE = struct.Struct("<IIi")
 CREDENTIALS = struct.Struct("3i")  # pid, uid, gid of the sender, as this process sees them
-#: the exit code of a child whose end the server did not report (the server itself died)
-UNKNOWN_EXIT = 255
 START_TIMEOUT_S = 30.0
+FORK_TIMEOUT_S = 5.0  #: a fork answered later than this retires the server
+#: a server forks this many children at most, and serves this long at most, before another
+#: takes over: every child is a copy of it, down to the stack canary and the address layout
+MAX_FORKS = 500
+MAX_AGE_S = 3600.0
+#: a child that dies of one of these crashed: its server forks no more (a crash may have been
+#: a probe of the layout every sibling shares)
+CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGABRT,
+                           signal.SIGFPE, signal.SIGSYS})
 
 
 class ForkServer:
@@ -67,7 +86,13 @@ class ForkServer:
         :class:`PolicyFailed` when it does not come up within ``timeout_s``."""
         self.namespaces = namespaces
         self.home = home
-        self._exits: dict[int, int] = {}  # child's pid as the server sees it -> exit code
+        self.forks = 0  #: children forked so far
+        #: why the server forks no more ("" while it does): it is closed once its last child
+        #: has ended (:meth:`idle`), since its children die with it
+        self.retired = ""
+        self._started = time.monotonic()
+        self._exits: dict[int, int] = {}  # fork number -> exit code, until asked for
+        self._live: set[int] = set()  # fork numbers of the children not reported ended
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         mine.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self._sock = mine
@@ -93,70 +118,110 @@ class ForkServer:
     @property
     def alive(self) -> bool:
         """Whether the server is running."""
-        return self._proc.poll() is None and self._sock.fileno() >= 0
+        return self._sock.fileno() >= 0 and self._proc.poll() is None
 
-    def fork(self, stdin_r: int, stdout_w: int, stderr_w: int, shared_fd: int | None,
-             timeout_s: float) -> ForkedChild:
+    @property
+    def usable(self) -> bool:
+        """Whether the server may fork another child: running, not retired, within
+        :data:`MAX_FORKS` and :data:`MAX_AGE_S` (the ends it has reported are read first,
+        so a crash retires it before the next fork)."""
+        self._drain()
+        if not self.retired and self.forks >= MAX_FORKS:
+            self.retire(f"{self.forks} children forked")
+        if not self.retired and time.monotonic() - self._started > MAX_AGE_S:
+            self.retire("an hour old")
+        return self.alive and not self.retired
+
+    def retire(self, why: str) -> None:
+        """Fork no more; the children forked so far go on."""
+        if not self.retired:
+            log.info("fork server: retired: %s", why)
+            self.retired = why
+
+    def idle(self) -> bool:
+        """Whether every child has ended (or the server has)."""
+        self._drain()
+        return not self._live or not self.alive
+
+    def fork(self, stdin_r: int, stdout_w: int, stderr_w: int,
+             shared_fd: int | None) -> ForkedChild:
         """A new child whose stdin, stdout and stderr are these pipe ends, with the shared
         buffer (when given) at the same descriptor number as here. The caller keeps (and
-        closes) its copies of the descriptors it passed."""
+        closes) its copies of the descriptors it passed. A failure retires the server (its
+        other children go on) and raises :class:`PolicyFailed`."""
         fds = [stdin_r, stdout_w, stderr_w] + ([shared_fd] if shared_fd is not None else [])
-        deadline = time.monotonic() + timeout_s
+        self.forks += 1
+        number = self.forks
         try:
-            socket.send_fds(self._sock, [MESSAGE.pack(FORK, 0, shared_fd or 0)], fds)
-            kind, pid, host_pid, _ = self._message(deadline, BORN)
+            socket.send_fds(self._sock, [MESSAGE.pack(FORK, number, shared_fd or 0)], fds)
+            kind, got, pid, _ = self._message(time.monotonic() + FORK_TIMEOUT_S, BORN, number)
+            if kind != BORN or pid <= 0:
+                raise PolicyFailed("it could not fork")
+            self._live.add(number)
+            return ForkedChild(self, number, pid)
         except (OSError, PolicyFailed) as err:
-            self.close()
-            raise PolicyFailed(f"the fork server failed: {err}") from err
-        if kind != BORN or host_pid <= 0:
-            raise PolicyFailed("the fork server could not fork a policy process")
-        return ForkedChild(self, pid, host_pid)
+            why = err.reason if isinstance(err, PolicyFailed) else str(err)
+            self.retire(f"a fork failed: {why}")
+            raise PolicyFailed(f"the fork server failed: {why}") from err
 
-    def _message(self, deadline: float, want: int) -> tuple[int, int, int, int]:
-        """The next message of kind ``want`` or FAILED, recording exits on the way: (kind,
-        pid as the server sees it, pid as seen here from the credentials, value)."""
+    def _message(self, deadline: float, want: int, number: int = 0
+                 ) -> tuple[int, int, int, int]:
+        """The next message of kind ``want`` (for fork ``number``, when given) or FAILED,
+        recording ends on the way: (kind, fork number, pid as seen here from the
+        credentials, value)."""
         while True:
             got = self._receive(max(deadline - time.monotonic(), 0.0))
             if got is None:
                 if not self.alive:
                     raise PolicyFailed("the fork server died")
                 raise PolicyFailed("the fork server did not answer in time")
-            if got[0] in (want, FAILED):
+            if got[0] == FAILED or (got[0] == want and got[1] in (number, 0)):
                 return got
 
+    def _drain(self) -> None:
+        """Read every message waiting (the ends of children)."""
+        try:
+            while self._sock.fileno() >= 0 and self._receive(0.0) is not None:
+                pass
+        except OSError:
+            pass
+
     def _receive(self, timeout_s: float) -> tuple[int, int, int, int] | None:
-        """One message within ``timeout_s`` (exits recorded), or None."""
+        """One message within ``timeout_s`` (ends recorded), or None."""
         ready, _, _ = select.select([self._sock], [], [], timeout_s)
         if not ready:
             return None
         data, ancillary, _, _ = self._sock.recvmsg(MESSAGE.size,
                                                    socket.CMSG_SPACE(CREDENTIALS.size))
-        if len(data) != MESSAGE.size:
+        if len(data) != MESSAGE.size:  # the server has gone
             self._proc.poll()
             return None
-        kind, pid, value = MESSAGE.unpack(data)
-        host_pid = 0
+        kind, number, value = MESSAGE.unpack(data)
+        pid = 0
         for level, typ, payload in ancillary:
             if level == socket.SOL_SOCKET and typ == socket.SCM_CREDENTIALS:
-                host_pid = CREDENTIALS.unpack(payload[:CREDENTIALS.size])[0]
+                pid = CREDENTIALS.unpack(payload[:CREDENTIALS.size])[0]
         if kind == EXITED:
-            self._exits[pid] = value
-        return kind, pid, host_pid, value
+            self._exits[number] = value
+            self._live.discard(number)
+            if value < 0 and -value in CRASH_SIGNALS:
+                self.retire(f"a child crashed ({signal.Signals(-value).name})")
+        return kind, number, pid, value
 
-    def exit_code(self, pid: int, timeout_s: float) -> int:
-        """The exit code of the child the server knows as ``pid``, once the server has
-        reported it (:data:`UNKNOWN_EXIT` when it does not within ``timeout_s``)."""
+    def exit_code(self, number: int, timeout_s: float) -> int | None:
+        """The exit code of fork ``number`` once the server has reported it; None when it
+        does not within ``timeout_s`` (the server itself has ended)."""
         deadline = time.monotonic() + timeout_s
-        while pid not in self._exits:
+        while number not in self._exits:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._sock.fileno() < 0:
-                return UNKNOWN_EXIT
+                return None
             try:
-                if self._receive(remaining) is None and not self.alive:
-                    return UNKNOWN_EXIT
+                if self._receive(min(remaining, 0.05)) is None and not self.alive:
+                    return None
             except OSError:
-                return UNKNOWN_EXIT
-        return self._exits.pop(pid)
+                return None
+        return self._exits.pop(number)
 
     def close(self) -> None:
         """Stop the server (its children die with it)."""
@@ -180,21 +245,29 @@ class ForkServer:
 
 class ForkedChild:
     """A child of a fork server, as :class:`subprocess.Popen` shows a child: its pid (as
-    seen here), its end (``poll``, ``wait``, ``returncode``: negative for a signal), and the
-    parent's ends of its pipes (``stdin``, ``stdout``, ``stderr``), set by the caller."""
+    seen here), its end (``poll``, ``wait``, ``returncode``: negative for a signal; a child
+    whose end the server did not report died with the server, by SIGKILL, and is
+    :attr:`lost`), and the parent's ends of its pipes (``stdin``, ``stdout``, ``stderr``),
+    set by the caller. It is signalled through a pidfd (:meth:`kill`): the server, not this
+    process, reaps it."""
 
-    def __init__(self, server: ForkServer, server_pid: int, pid: int) -> None:
+    def __init__(self, server: ForkServer, number: int, pid: int) -> None:
         self.pid = pid
         self.returncode: int | None = None
+        self.lost = False  #: its end went unreported: the server had ended
         self.stdin: IO[bytes] | None = None
         self.stdout: IO[bytes] | None = None
         self.stderr: IO[bytes] | None = None
         self._server = server
-        self._server_pid = server_pid
+        self._number = number
+        self._pidfd: int | None = None
         try:
-            self._pidfd: int | None = os.pidfd_open(pid)
-        except OSError:  # already gone (and reaped): its code comes from the server
-            self._pidfd = None
+            self._pidfd = os.pidfd_open(pid)
+        except OSError as err:
+            if err.errno != errno.ESRCH:  # no pidfd here: the child cannot be watched
+                os.kill(pid, signal.SIGKILL)
+                raise PolicyFailed(f"cannot watch a forked child: {err}") from err
+            # ESRCH: it has already ended and been reaped; its code comes from the server
 
     def _ended(self, timeout_s: float) -> bool:
         if self._pidfd is None:
@@ -204,7 +277,9 @@ class ForkedChild:
 
     def _settle(self) -> int:
         if self.returncode is None:
-            self.returncode = self._server.exit_code(self._server_pid, 2.0)
+            code = self._server.exit_code(self._number, 2.0)
+            self.lost = code is None
+            self.returncode = -signal.SIGKILL if code is None else code
             if self._pidfd is not None:
                 os.close(self._pidfd)
                 self._pidfd = None
@@ -223,3 +298,10 @@ class ForkedChild:
             raise subprocess.TimeoutExpired(str(self.pid), timeout or 0.0)
         return self._settle()
 
+    def kill(self) -> None:
+        """SIGKILL the child, if it has not ended."""
+        if self._pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

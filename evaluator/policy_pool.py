@@ -14,8 +14,12 @@ its first new process, and every later new process (a model it has not raced yet
 recycled) is forked from it with the imports already done: 0.006 s instead of 0.1 s of
 wall-clock time and 0.17 s of CPU, which dominated a league worker's time trials of new
 models. The server is closed with the pool and when the sandbox settings change; a dead one
-is replaced; one that cannot start leaves the pool starting processes the ordinary way, as
-does ``SandboxOptions(fork_server=False)`` (``PADDOCK_SANDBOX_FORK=0`` for a worker).
+is replaced, and so is one that may fork no more (a fork failed, a child crashed, or it
+forked 500 children or served an hour: every child is a copy of it, down to its stack
+canary and address layout), which is closed once its last child has ended. One that cannot
+start, or whose children would run without seccomp, leaves the pool starting processes the
+ordinary way, as does ``SandboxOptions(fork_server=False)`` (``PADDOCK_SANDBOX_FORK=0``
+for a worker).
 
 **The same result as a fresh process.** A reused process is reset first
 (:meth:`~evaluator.sandbox.PolicyProcess.reset`): the per-evaluation figures (actions,
@@ -88,6 +92,7 @@ class PolicyPool:
         self.max_rss_bytes = max_rss_bytes
         self.max_actions = max_actions
         self._server: ForkServer | None = None
+        self._retired: list[ForkServer] = []  # fork no more; closed once their children end
         self._server_failed = False  # it could not start under the current settings
         self._idle: list[tuple[tuple[Any, ...], PolicyProcess]] = []
         self._child_options: SandboxOptions | None = None
@@ -135,15 +140,24 @@ class PolicyPool:
         return proc
 
     def _fork_server(self, options: SandboxOptions) -> ForkServer | None:
-        """The running fork server, started (again) when there is none; None when the pool
-        does not fork or the server cannot start under these settings."""
+        """The fork server to fork a new process from, another one started when there is
+        none or it may fork no more (retired: a failed fork or a crashed child, or past its
+        forks or its age, :attr:`ForkServer.usable`); None when the pool does not fork or no
+        server can start under these settings. A retired server is closed once its last
+        child has ended (its children die with it)."""
+        for old in [s for s in self._retired if s.idle()]:
+            self._retired.remove(old)
+            old.close()
         if not options.fork_server or self._server_failed:
             return None
-        if self._server is not None and self._server.alive:
+        if self._server is not None and self._server.usable:
             return self._server
         if self._server is not None:
-            log.warning("policy pool: the fork server died; starting another")
-            self._server.close()
+            if self._server.alive:
+                self._retired.append(self._server)
+            else:
+                log.warning("policy pool: the fork server died; starting another")
+                self._server.close()
             self._server = None
         try:
             self._server = start_fork_server(options)
@@ -195,9 +209,10 @@ class PolicyPool:
         idle, self._idle = self._idle, []
         for _, proc in idle:
             proc.close()
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        servers = self._retired + ([self._server] if self._server is not None else [])
+        self._server, self._retired = None, []
+        for server in servers:
+            server.close()
 
     def __enter__(self) -> PolicyPool:
         return self

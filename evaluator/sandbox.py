@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import select
@@ -74,6 +75,8 @@ from evaluator.forkserver import ForkedChild, ForkServer
 from evaluator.observation import OBS_DIM
 from evaluator.race_settings import RaceConfig
 from evaluator.validate import ValidatedPolicy
+
+log = logging.getLogger(__name__)
 
 CHILD_SCRIPT = Path(__file__).with_name("_policy_child.py")
 ERROR_FRAME = 0xFFFFFFFF
@@ -243,16 +246,20 @@ def describe_missing(missing: list[str]) -> str:
                      for name in missing)
 
 
-def probe_layers(options: SandboxOptions | None = None) -> dict[str, Any]:
+def probe_layers(options: SandboxOptions | None = None,
+                 fork_server: ForkServer | None = None) -> dict[str, Any]:
     """The layers a policy process gets on this machine: a shipped bot is started (never
-    strictly) and observed, as a worker checks before it takes any job."""
+    strictly; forked by ``fork_server`` when given) and observed, as a worker checks before it
+    takes any job."""
     from importlib import resources  # noqa: PLC0415 - only the probe needs the bot
 
     from evaluator.validate import validate_policy  # noqa: PLC0415
 
     data = resources.files("evaluator").joinpath("bots", "rookie.onnx").read_bytes()
     opts = dataclasses.replace(options or SandboxOptions(), strict=False)
-    with PolicyProcess(validate_policy(data), opts) as proc:
+    with PolicyProcess(validate_policy(data), opts, fork_server=fork_server) as proc:
+        if fork_server is not None and not isinstance(proc._proc, ForkedChild):
+            raise PolicyFailed("the fork server did not fork the probe")
         return dict(proc.layers)
 
 
@@ -361,15 +368,30 @@ def _command(options: SandboxOptions, home: str) -> tuple[list[str], bool]:
 def start_fork_server(options: SandboxOptions) -> ForkServer:
     """A fork server (:mod:`evaluator.forkserver`) whose children are policy processes
     under ``options``' bubblewrap setting; the rest of the options reach each child in its
-    configuration, as they reach a freshly started one. Raises :class:`PolicyFailed` when
-    it cannot start."""
+    configuration, as they reach a freshly started one.
+
+    Its first child is a probe (a shipped bot, :func:`probe_layers`): children of one server
+    share its namespaces, and what keeps them apart is the seccomp filter each installs, so
+    a server whose children would run without it (``no_new_privs`` and ``seccomp`` not seen
+    from here) is not used. Raises :class:`PolicyFailed` when it cannot start or is not used.
+    """
     home = tempfile.mkdtemp(prefix="paddock-forks-")
     cmd, namespaces = _command(options, home)
     try:
-        return ForkServer(cmd, _clean_env(home), namespaces=namespaces, home=home)
+        server = ForkServer(cmd, _clean_env(home), namespaces=namespaces, home=home)
     except (OSError, PolicyFailed) as err:
         shutil.rmtree(home, ignore_errors=True)
         raise PolicyFailed(f"the fork server could not start: {err}") from err
+    try:
+        layers = probe_layers(options, server)
+    except (PolicyFailed, SandboxUnavailable) as err:
+        server.close()
+        raise PolicyFailed(f"the fork server's probe failed: {err}") from err
+    if not (layers.get("no_new_privs") and layers.get("seccomp")):
+        server.close()
+        raise PolicyFailed("the fork server is not used: its children would run without "
+                           "seccomp, which keeps them apart")
+    return server
 
 
 class PolicyProcess:
@@ -428,13 +450,15 @@ class PolicyProcess:
         if opts.shared_buffer:
             self._shm = channel.SharedBuffer(OBS_DIM, self.out_size)
         server = self._fork_server
-        if server is not None and server.alive:
+        if server is not None and server.usable:
             try:
                 self._proc = self._fork(server)
                 self._namespaces = server.namespaces
                 self._bwrap_exit = False
-            except PolicyFailed:  # the server failed: start this one from scratch
+            except PolicyFailed as err:  # the server is retired: start this one from scratch
+                log.warning("policy process: %s; starting it on its own", err.reason)
                 self._proc = None
+                self._started = time.monotonic()
         if self._proc is None:
             cmd, self._namespaces = _command(opts, self._home)
             self._bwrap_exit = self._namespaces  # bubblewrap reports a signal as a status
@@ -468,8 +492,7 @@ class PolicyProcess:
         stderr_r, stderr_w = os.pipe()
         theirs = (stdin_r, stdout_w, stderr_w)
         try:
-            child = server.fork(*theirs, self._shm.fd if self._shm is not None else None,
-                                self.options.load_timeout_s)
+            child = server.fork(*theirs, self._shm.fd if self._shm is not None else None)
         except BaseException:
             for fd in (*theirs, stdin_w, stdout_r, stderr_r):
                 os.close(fd)
@@ -650,10 +673,13 @@ class PolicyProcess:
         proc = self._proc
         if proc is None:
             return
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if isinstance(proc, ForkedChild):
+            proc.kill()  # through its pidfd: its fork server, not this process, reaps it
+        else:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         proc.wait()
 
     def __enter__(self) -> PolicyProcess:
@@ -936,6 +962,8 @@ class PolicyProcess:
         except subprocess.TimeoutExpired:
             code = None
         self._kill()
+        if isinstance(proc, ForkedChild) and proc.lost:
+            return f"the policy process died while {doing} (its fork server had ended)"
         if code is not None and self._bwrap_exit and code > EXIT_SIGNAL_BASE:
             code = EXIT_SIGNAL_BASE - code  # bubblewrap passes a signal death on as a status
         if code is not None and code < 0:

@@ -554,10 +554,10 @@ def serve_forks(fd: int) -> None:
     """Run as the fork server on the socket ``fd``: fork a policy process per FORK message,
     until the worker closes the socket.
 
-    The server runs this file's code only and never reads a model (but its own one-node
-    warm-up, :data:`WARM_UP_MODEL`); it is single-threaded
-    (it says FAILED and stops otherwise, since forking a threaded process is unsafe). Each
-    child starts as a fresh process would from here (:func:`main`), with its imports done."""
+    The server runs this file's code only and never reads a job's model (only its own
+    one-node warm-up, :data:`WARM_UP_MODEL`); it is single-threaded (it says FAILED and stops
+    otherwise, since forking a threaded process is unsafe). Each child starts as a fresh
+    process would from here (:func:`main`), with its imports done."""
     sock = socket.socket(fileno=fd)
     session = _session(WARM_UP_MODEL)
     session.run(None, {"x": np.zeros((1, 1), dtype=np.float32)})
@@ -585,7 +585,7 @@ def serve_forks(fd: int) -> None:
         if len(msg) != MESSAGE.size:
             return  # the worker closed the socket: the children die with this process
         kind, number, shm_target = MESSAGE.unpack(msg)
-        if kind != FORK or len(fds) not in (3, 4):
+        if kind != FORK or len(fds) != (4 if shm_target else 3):
             for f in fds:
                 os.close(f)
             sock.send(MESSAGE.pack(FAILED, 0, 0))

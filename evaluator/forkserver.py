@@ -154,7 +154,7 @@ class ForkServer:
         number = self.forks
         try:
             socket.send_fds(self._sock, [MESSAGE.pack(FORK, number, shared_fd or 0)], fds)
-            kind, got, pid, _ = self._message(time.monotonic() + FORK_TIMEOUT_S, BORN, number)
+            kind, _, pid, _ = self._message(time.monotonic() + FORK_TIMEOUT_S, BORN, number)
             if kind != BORN or pid <= 0:
                 raise PolicyFailed("it could not fork")
             self._live.add(number)

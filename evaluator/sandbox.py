@@ -421,7 +421,8 @@ class PolicyProcess:
         self._sent_at = 0.0
         self._answered_at: float | None = None  # set by await_answers
         self._proc: subprocess.Popen[bytes] | ForkedChild | None = None
-        self._home = tempfile.mkdtemp(prefix="paddock-policy-")
+        #: the throwaway home of a child started on its own (a forked one has its server's)
+        self._home: str | None = None
         self._poll = select.poll()
         self._wpoll = select.poll()
         self._pending = 0
@@ -460,6 +461,7 @@ class PolicyProcess:
                 self._proc = None
                 self._started = time.monotonic()
         if self._proc is None:
+            self._home = tempfile.mkdtemp(prefix="paddock-policy-")
             cmd, self._namespaces = _command(opts, self._home)
             self._bwrap_exit = self._namespaces  # bubblewrap reports a signal as a status
             passed = (self._shm.fd,) if self._shm is not None else ()
@@ -667,7 +669,8 @@ class PolicyProcess:
             self._proc = None
         self._close_schedstat()
         self._drop_shared()
-        shutil.rmtree(self._home, ignore_errors=True)
+        if self._home is not None:
+            shutil.rmtree(self._home, ignore_errors=True)
 
     def _kill(self) -> None:
         proc = self._proc

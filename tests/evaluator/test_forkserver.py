@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -222,7 +223,8 @@ pool = PolicyPool()
 run_race(RaceConfig(track="oval", laps=1, trials=1), [validate_policy(policy_bytes(2.0))],
          options=SandboxOptions(use_bwrap=sys.argv[1] == "1"), pool=pool)
 (_, idle), = pool._idle
-print(json.dumps([_innermost(pool._server._proc.pid), idle._child_pid]), flush=True)
+print(json.dumps([_innermost(pool._server._proc.pid), idle._child_pid, pool._server.home]),
+      flush=True)
 time.sleep(120)
 """
 
@@ -234,8 +236,9 @@ def test_a_killed_worker_takes_its_server_and_children_with_it(use_bwrap: bool) 
     worker = subprocess.Popen([sys.executable, "-c", KILLED_WORKER, "1" if use_bwrap else "0"],
                               cwd=root, stdout=subprocess.PIPE, text=True)
     assert worker.stdout is not None
+    home = ""
     try:
-        server, child = json.loads(worker.stdout.readline())
+        server, child, home = json.loads(worker.stdout.readline())
         assert not gone(server, 0.2) and not gone(child, 0.2)
         worker.kill()
         worker.wait()
@@ -244,6 +247,8 @@ def test_a_killed_worker_takes_its_server_and_children_with_it(use_bwrap: bool) 
         worker.kill()
         worker.wait()
         worker.stdout.close()
+        if home:
+            shutil.rmtree(home, ignore_errors=True)  # a killed worker cannot remove it
 
 
 def test_a_server_whose_children_would_lack_seccomp_is_not_used(
